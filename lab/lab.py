@@ -1,0 +1,500 @@
+#!/usr/bin/env python3
+"""ktriage crash lab: real kernel crashes under QEMU (TCG), with console logs and vmcores.
+
+    python3 lab/lab.py build            # build what is missing (kernel, crashmod, initramfs)
+    python3 lab/lab.py run SCENARIO...  # (re)run scenarios, keep console log + vmcore
+    python3 lab/lab.py all              # build + run every scenario that has no artifacts yet
+    python3 lab/lab.py list             # what the cache holds
+    python3 lab/lab.py fixtures         # copy console logs into tests/fixtures/lab/
+
+Everything large lives in the cache, outside the git tree:
+    ${KTRIAGE_LAB_CACHE:-$HOME/.cache/ktriage-lab}
+keyed by the linux-source package version and a hash of lab/kernel.config (kernel), and by a hash
+of the crashmod source / init scripts (runs). `lab.json` in the cache root names the current set
+so tests can find it (see tests/lab/conftest.py).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+LAB = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(LAB)
+CACHE = os.environ.get("KTRIAGE_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ktriage-lab")
+NPROC = os.cpu_count() or 2
+
+APT_PACKAGES = ("qemu-system-x86 busybox-static kexec-tools makedumpfile cpio kmod flex bison bc "
+                "libelf-dev libssl-dev build-essential e2fsprogs xz-utils zstd").split()
+
+
+def log(msg: str) -> None:
+    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, cwd=None, env=None, check=True, quiet=False, **kw):
+    if isinstance(cmd, str):
+        args = ["bash", "-ec", cmd]
+    else:
+        args = list(cmd)
+    if not quiet:
+        log(("$ " + cmd) if isinstance(cmd, str) else "$ " + " ".join(args))
+    return subprocess.run(args, cwd=cwd, env=env, check=check, **kw)
+
+
+def sha(*paths: str, extra: str = "") -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            h.update(os.path.basename(p).encode() + b"\0" + f.read())
+    h.update(extra.encode())
+    return h.hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- host tools
+
+def ensure_host_tools() -> None:
+    need = {"qemu-system-x86_64": "qemu-system-x86", "kexec": "kexec-tools", "makedumpfile": "makedumpfile",
+            "cpio": "cpio", "flex": "flex", "bison": "bison", "bc": "bc", "mkfs.ext4": "e2fsprogs",
+            "debugfs": "e2fsprogs", "zstd": "zstd", "gcc": "build-essential"}
+    missing = [pkg for tool, pkg in need.items() if not shutil.which(tool) and not os.path.exists("/sbin/" + tool)]
+    if not os.path.exists("/bin/busybox") and not os.path.exists("/usr/bin/busybox"):
+        missing.append("busybox-static")
+    if not os.path.exists("/usr/include/libelf.h"):
+        missing.append("libelf-dev")
+    if not os.path.exists("/usr/include/openssl/ssl.h"):
+        missing.append("libssl-dev")
+    if missing:
+        log(f"installing host packages (missing: {sorted(set(missing))})")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        sh(["apt-get", "update", "-qq"], env=env)
+        sh(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], env=env)
+
+
+def busybox_path() -> str:
+    for p in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(p):
+            return p
+    raise SystemExit("busybox-static not installed")
+
+
+# --------------------------------------------------------------------------- kernel
+
+def source_deb() -> str:
+    dl = os.path.join(CACHE, "dl")
+    os.makedirs(dl, exist_ok=True)
+    debs = sorted(glob.glob(os.path.join(dl, "linux-source-6.1_*_all.deb")))
+    if not debs:
+        log("downloading linux-source-6.1 (139 MB)")
+        sh(["apt-get", "download", "linux-source-6.1"], cwd=dl, stderr=subprocess.DEVNULL)
+        debs = sorted(glob.glob(os.path.join(dl, "linux-source-6.1_*_all.deb")))
+    return debs[-1]
+
+
+def kernel_key() -> tuple[str, str]:
+    deb = source_deb()
+    ver = os.path.basename(deb).split("_")[1]
+    return deb, f"{ver}-{sha(os.path.join(LAB, 'kernel.config'))}"
+
+
+def kernel_dir() -> str:
+    return os.path.join(CACHE, "kernel", kernel_key()[1])
+
+
+def parse_fragment(path: str) -> dict[str, str]:
+    want = {}
+    for line in open(path):
+        line = line.strip()
+        m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
+        if m:
+            want[m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"^# (CONFIG_\w+) is not set$", line)
+        if m:
+            want[m.group(1)] = "n"
+    return want
+
+
+def build_kernel() -> str:
+    deb, key = kernel_key()
+    kdir = os.path.join(CACHE, "kernel", key)
+    tree = os.path.join(kdir, "linux")
+    stamp = os.path.join(kdir, "BUILT")
+    if os.path.exists(stamp):
+        log(f"kernel {key}: cached ({tree})")
+        return tree
+    t0 = time.time()
+    os.makedirs(kdir, exist_ok=True)
+    if not os.path.exists(os.path.join(tree, "Makefile")):
+        log(f"kernel {key}: unpacking {os.path.basename(deb)}")
+        tmp = os.path.join(kdir, "deb")
+        shutil.rmtree(tmp, ignore_errors=True)
+        sh(["dpkg", "-x", deb, tmp])
+        tarball = glob.glob(os.path.join(tmp, "usr/src/linux-source-*.tar.xz"))[0]
+        sh(["tar", "-xf", tarball, "-C", kdir])
+        shutil.rmtree(tmp)
+        src = glob.glob(os.path.join(kdir, "linux-source-*"))[0]
+        os.rename(src, tree)
+    frag = os.path.join(LAB, "kernel.config")
+    mk = ["make", "-C", tree, "ARCH=x86_64", f"-j{NPROC}"]
+    sh(mk + ["tinyconfig"], stdout=subprocess.DEVNULL)
+    sh([os.path.join(tree, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree,
+        os.path.join(tree, ".config"), frag], cwd=tree, stdout=subprocess.DEVNULL)
+    sh(mk + ["olddefconfig"], stdout=subprocess.DEVNULL)
+    have = {}
+    for line in open(os.path.join(tree, ".config")):
+        m = re.match(r"^(CONFIG_\w+)=(.*)$", line.strip())
+        if m:
+            have[m.group(1)] = m.group(2)
+    bad = [(k, v, have.get(k, "n")) for k, v in parse_fragment(frag).items() if have.get(k, "n") != v]
+    if bad:
+        raise SystemExit("kernel config did not take: " + ", ".join(f"{k}={v} (got {g})" for k, v, g in bad))
+    log(f"kernel {key}: building (about 10 min on 2 cores)")
+    with open(os.path.join(kdir, "build.log"), "w") as out:
+        r = subprocess.run(mk + ["all"], stdout=out, stderr=subprocess.STDOUT)
+    if r.returncode:
+        sh(["tail", "-40", os.path.join(kdir, "build.log")], check=False)
+        raise SystemExit("kernel build failed")
+    dt = time.time() - t0
+    with open(stamp, "w") as f:
+        json.dump({"key": key, "build_seconds": round(dt)}, f)
+    log(f"kernel {key}: built in {dt:.0f} s")
+    return tree
+
+
+# --------------------------------------------------------------------------- crashmod + initramfs
+
+BUILD_INPUTS = [os.path.join(LAB, p) for p in ("crashmod/crashmod.c", "crashmod/Kbuild", "init.sh", "udpsend.c")]
+
+
+def build_key() -> str:
+    return f"{kernel_key()[1]}-{sha(*BUILD_INPUTS)}"
+
+
+def build_dir() -> str:
+    return os.path.join(CACHE, "build", build_key())
+
+
+def ldd_libs(binary: str) -> list[str]:
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    libs = []
+    for line in out.splitlines():
+        m = re.search(r"(/\S+)\s+\(0x", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+def make_cpio(root: str, out: str) -> None:
+    sh(f"cd {root} && find . -print0 | cpio --null -o -H newc --quiet | gzip -6 > {out}", quiet=True)
+
+
+def build_userspace(tree: str) -> str:
+    bdir = build_dir()
+    stamp = os.path.join(bdir, "BUILT")
+    if os.path.exists(stamp):
+        log(f"crashmod + initramfs {os.path.basename(bdir)}: cached")
+        return bdir
+    t0 = time.time()
+    shutil.rmtree(bdir, ignore_errors=True)
+    os.makedirs(bdir)
+    # crashmod, out of tree, against the lab kernel (full DWARF like the kernel)
+    mdir = os.path.join(bdir, "crashmod")
+    shutil.copytree(os.path.join(LAB, "crashmod"), mdir)
+    sh(["make", "-C", tree, "ARCH=x86_64", f"M={mdir}", "modules"], stdout=subprocess.DEVNULL)
+    shutil.copy(os.path.join(mdir, "crashmod.ko"), os.path.join(bdir, "crashmod.ko"))
+    sh(["gcc", "-O2", "-static", "-o", os.path.join(bdir, "udpsend"), os.path.join(LAB, "udpsend.c")])
+    # capture initramfs: busybox + makedumpfile (+ its shared libraries)
+    cap = os.path.join(bdir, "capture-root")
+    main_root = os.path.join(bdir, "initrd-root")
+    for root in (cap, main_root):
+        for d in ("bin", "sbin", "proc", "sys", "dev", "mnt", "lib/modules", "boot", "usr/bin", "usr/sbin"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        shutil.copy(busybox_path(), os.path.join(root, "bin/busybox"))
+        shutil.copy(os.path.join(LAB, "init.sh"), os.path.join(root, "init"))
+        os.chmod(os.path.join(root, "init"), 0o755)
+
+    def add_binary(root: str, name: str) -> None:
+        path = shutil.which(name) or f"/usr/sbin/{name}"
+        shutil.copy(path, os.path.join(root, "bin", name))
+        for lib in ldd_libs(path):
+            dst = os.path.join(root, lib.lstrip("/"))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(lib, dst)
+
+    add_binary(cap, "makedumpfile")
+    make_cpio(cap, os.path.join(bdir, "capture.cpio.gz"))
+    # first-kernel initramfs: busybox, kexec, crashmod.ko, udpsend, and the capture kernel + initramfs
+    add_binary(main_root, "kexec")
+    shutil.copy(os.path.join(bdir, "crashmod.ko"), os.path.join(main_root, "lib/modules/crashmod.ko"))
+    shutil.copy(os.path.join(bdir, "udpsend"), os.path.join(main_root, "bin/udpsend"))
+    shutil.copy(os.path.join(tree, "arch/x86/boot/bzImage"), os.path.join(main_root, "boot/bzImage"))
+    shutil.copy(os.path.join(bdir, "capture.cpio.gz"), os.path.join(main_root, "boot/capture.cpio.gz"))
+    make_cpio(main_root, os.path.join(bdir, "initrd.cpio.gz"))
+    shutil.rmtree(cap)
+    shutil.rmtree(main_root)
+    with open(stamp, "w") as f:
+        json.dump({"key": os.path.basename(bdir), "build_seconds": round(time.time() - t0)}, f)
+    log(f"crashmod + initramfs built in {time.time() - t0:.0f} s")
+    return bdir
+
+
+# --------------------------------------------------------------------------- scenarios
+
+BOOT_ARGS = ("console=ttyS0 loglevel=7 oops=panic slab_nomerge crashkernel=128M "
+             "qemu_fw_cfg.ioport=12@0x510:0:1:4")
+
+# name -> extra kernel args, whether to also take a QEMU ELF dump (second boot without kdump),
+# and the console line that proves the scenario happened.
+SCENARIOS: dict[str, dict] = {
+    "null-member": {"args": "", "qemu_elf": True,
+                    "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
+    "null-member-timer": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
+    "null-member-work": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
+    "netfilter-udp": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a38"},
+    "uaf-poison": {"args": "", "expect": r"general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b"},
+    "list-corruption": {"args": "", "expect": r"list_del corruption"},
+    "oob-small-object": {"args": "", "expect": r"general protection fault, probably for non-canonical address"},
+    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+                  "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
+    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
+    "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
+    "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
+    "panic": {"args": "", "qemu_elf": True, "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
+}
+
+QEMU_BASE = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,la57=off", "-m", "512", "-smp", "2",
+             "-display", "none", "-no-reboot", "-monitor", "none", "-device", "vmcoreinfo"]
+
+
+def spec_hash(name: str) -> str:
+    return hashlib.sha256(json.dumps([BOOT_ARGS, QEMU_BASE, SCENARIOS[name]], sort_keys=True).encode()).hexdigest()[:12]
+
+
+def runs_dir() -> str:
+    return os.path.join(CACHE, "runs", build_key())
+
+
+def qmp(sock_path: str, *commands: dict, timeout: float = 120) -> list:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    f = s.makefile("rwb")
+    json.loads(f.readline())
+    out = []
+    for cmd in ({"execute": "qmp_capabilities"},) + commands:
+        f.write(json.dumps(cmd).encode() + b"\n")
+        f.flush()
+        while True:
+            line = f.readline()
+            if not line:
+                return out
+            msg = json.loads(line)
+            if "return" in msg or "error" in msg:
+                out.append(msg)
+                break
+    s.close()
+    return out
+
+
+def wait_for(path: str, pattern: str, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    rx = re.compile(pattern.encode())
+    while time.time() < deadline:
+        try:
+            with open(path, "rb") as f:
+                if rx.search(f.read()):
+                    return True
+        except FileNotFoundError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
+    spec = SCENARIOS[name]
+    sdir = os.path.join(runs_dir(), name)
+    shutil.rmtree(sdir, ignore_errors=True)
+    os.makedirs(sdir)
+    bz = os.path.join(tree, "arch/x86/boot/bzImage")
+    initrd = os.path.join(bdir, "initrd.cpio.gz")
+    append = f"{BOOT_ARGS} panic=5 {spec['args']} lab.kdump=1 lab.action={name}".replace("  ", " ")
+    disk = os.path.join(sdir, "disk.img")
+    sh(["truncate", "-s", "256M", disk], quiet=True)
+    sh(["mkfs.ext4", "-q", "-F", "-L", "vmcore", disk], quiet=True)
+    console = os.path.join(sdir, "console.log")
+    meta = {"scenario": name, "spec": spec_hash(name), "cmdline": append, "build": os.path.basename(bdir)}
+    log(f"{name}: booting (kdump)")
+    t0 = time.time()
+    cmd = QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", append,
+                       "-drive", f"file={disk},format=raw,if=virtio", "-serial", f"file:{console}"]
+    try:
+        subprocess.run(cmd, timeout=timeout, check=False)
+        meta["timed_out"] = False
+    except subprocess.TimeoutExpired:
+        meta["timed_out"] = True
+    meta["kdump_seconds"] = round(time.time() - t0, 1)
+    vmcore = os.path.join(sdir, "vmcore")
+    subprocess.run(["debugfs", "-R", f"dump /vmcore {vmcore}", disk], capture_output=True)
+    subprocess.run(["debugfs", "-R", f"dump /makedumpfile.log {os.path.join(sdir, 'makedumpfile.log')}", disk],
+                   capture_output=True)
+    os.unlink(disk)
+    text = open(console, "rb").read().decode("utf-8", "replace")
+    m = re.search(spec["expect"], text)
+    meta["key_line"] = m.group(0) if m else None
+    meta["vmcore"] = os.path.exists(vmcore) and os.path.getsize(vmcore) > 0
+    meta["vmcore_bytes"] = os.path.getsize(vmcore) if meta["vmcore"] else 0
+    if meta["vmcore"]:
+        with open(vmcore, "rb") as f:
+            meta["vmcore_format"] = "kdump-compressed (makedumpfile -c -d 31)" if f.read(8) == b"KDUMP   " else "unknown"
+    if spec.get("qemu_elf"):
+        meta.update(run_qemu_elf(name, sdir, bz, initrd, spec, timeout))
+    meta["ok"] = bool(meta["key_line"] and meta["vmcore"] and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
+    with open(os.path.join(sdir, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    log(f"{name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['kdump_seconds']} s; "
+        f"key line: {meta['key_line']!r}; vmcore {meta['vmcore_bytes']} bytes")
+    return meta
+
+
+def run_qemu_elf(name: str, sdir: str, bz: str, initrd: str, spec: dict, timeout: float) -> dict:
+    """Second boot without kdump: wait for the panic, then QMP dump-guest-memory (ELF, no paging)."""
+    console = os.path.join(sdir, "console.qemu-elf.log")
+    sock = os.path.join(sdir, "qmp.sock")
+    pidfile = os.path.join(sdir, "qemu.pid")
+    append = f"{BOOT_ARGS} panic=0 {spec['args']} lab.kdump=0 lab.action={name}".replace("  ", " ")
+    log(f"{name}: booting (QEMU ELF dump)")
+    t0 = time.time()
+    cmd = QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", append, "-serial", f"file:{console}",
+                       "-qmp", f"unix:{sock},server=on,wait=off", "-daemonize", "-pidfile", pidfile]
+    sh(cmd, quiet=True)
+    out = {"qemu_elf": None}
+    try:
+        if wait_for(console, r"---\[ end Kernel panic", timeout):
+            time.sleep(1)
+            elf = os.path.join(sdir, "vmcore.qemu.elf")
+            qmp(sock, {"execute": "dump-guest-memory", "arguments": {"paging": False, "protocol": f"file:{elf}"}})
+            if os.path.exists(elf):
+                out["qemu_elf"] = "vmcore.qemu.elf"
+                out["qemu_elf_bytes"] = os.path.getsize(elf)
+        qmp(sock, {"execute": "quit"})
+    except Exception as e:  # noqa: BLE001
+        log(f"{name}: QMP failed: {e}")
+    finally:
+        try:
+            pid = int(open(pidfile).read())
+            time.sleep(1)
+            os.kill(pid, 9)
+        except (OSError, ValueError):
+            pass
+    out["qemu_elf_seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def scenario_done(name: str) -> bool:
+    p = os.path.join(runs_dir(), name, "meta.json")
+    if not os.path.exists(p):
+        return False
+    meta = json.load(open(p))
+    return meta.get("ok") and meta.get("spec") == spec_hash(name)
+
+
+def write_manifest(tree: str, bdir: str) -> str:
+    scen = {}
+    for name in SCENARIOS:
+        p = os.path.join(runs_dir(), name, "meta.json")
+        if os.path.exists(p):
+            meta = json.load(open(p))
+            d = os.path.dirname(p)
+            scen[name] = dict(meta, dir=d, console_log=os.path.join(d, "console.log"),
+                              vmcore=os.path.join(d, "vmcore") if meta.get("vmcore") else None,
+                              qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None)
+    kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
+    manifest = {"kernel_key": kernel_key()[1], "build_key": os.path.basename(bdir),
+                "kernel_build_seconds": kstamp.get("build_seconds"),
+                "vmlinux": os.path.join(tree, "vmlinux"), "bzImage": os.path.join(tree, "arch/x86/boot/bzImage"),
+                "crashmod_ko": os.path.join(bdir, "crashmod.ko"), "scenarios": scen}
+    path = os.path.join(CACHE, "lab.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def cmd_list() -> None:
+    print(f"cache: {CACHE}")
+    for sub in ("kernel", "build", "runs"):
+        for d in sorted(glob.glob(os.path.join(CACHE, sub, "*"))):
+            print(f"  {sub}/{os.path.basename(d)}")
+    try:
+        print(f"current build: {build_key()}")
+    except SystemExit:
+        return
+    for name in SCENARIOS:
+        p = os.path.join(runs_dir(), name, "meta.json")
+        if os.path.exists(p):
+            m = json.load(open(p))
+            state = "ok" if scenario_done(name) else ("stale" if m.get("ok") else "FAILED")
+            print(f"  {name:18} {state:6} {m.get('kdump_seconds')}s vmcore={m.get('vmcore_bytes')}"
+                  f" qemu_elf={m.get('qemu_elf_bytes', '-')}  {m.get('key_line')}")
+        else:
+            print(f"  {name:18} missing")
+
+
+def cmd_fixtures() -> None:
+    dst = os.path.join(REPO, "tests", "fixtures", "lab")
+    os.makedirs(dst, exist_ok=True)
+    for name in SCENARIOS:
+        src = os.path.join(runs_dir(), name, "console.log")
+        if scenario_done(name):
+            shutil.copy(src, os.path.join(dst, f"{name}.console.log"))
+            log(f"fixture {name}.console.log")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cmd", choices=["build", "run", "all", "list", "fixtures", "kernel"])
+    ap.add_argument("scenarios", nargs="*", help="scenario names for run (default: all)")
+    ap.add_argument("--force", action="store_true", help="rerun scenarios even if cached")
+    a = ap.parse_args()
+    if a.cmd == "list":
+        return cmd_list()
+    if a.cmd == "fixtures":
+        return cmd_fixtures()
+    t0 = time.time()
+    ensure_host_tools()
+    tree = build_kernel()
+    if a.cmd == "kernel":
+        return
+    bdir = build_userspace(tree)
+    if a.cmd in ("run", "all"):
+        names = a.scenarios or list(SCENARIOS)
+        for n in names:
+            if n not in SCENARIOS:
+                raise SystemExit(f"unknown scenario {n}; known: {', '.join(SCENARIOS)}")
+        failed = []
+        for n in names:
+            if not a.force and a.cmd == "all" and scenario_done(n):
+                log(f"{n}: cached")
+                continue
+            if not run_scenario(n, tree, bdir)["ok"]:
+                failed.append(n)
+        path = write_manifest(tree, bdir)
+        log(f"manifest {path}; total {time.time() - t0:.0f} s")
+        if failed:
+            raise SystemExit(f"scenarios failed: {', '.join(failed)}")
+    else:
+        write_manifest(tree, bdir)
+        log(f"done in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The `ktriage` command.
+
+Exit status (documented in the README):
+  0  every input was read (with or without crashes in it)
+  2  usage error
+  3  at least one input could not be read (missing, binary, unsupported, corrupt); others were reported
+  70 internal error (a bug in ktriage: please report it with --debug output)
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from ktriage import __version__
+
+EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_INTERNAL = 0, 2, 3, 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ktriage")
+def main() -> None:
+    """Linux kernel crash triage: what failed, the evidence, the known bug and the fix."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
+@click.option("--kb", "kb_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Extra directory of known-bug rules (repeatable).")
+@click.option("--no-analysis", is_flag=True, help="Only parse crashes; run no analyzers.")
+@click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple[str, ...], no_analysis: bool,
+            color: bool | None, debug: bool) -> None:
+    """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
+    from ktriage.pipeline import Options, analyze_paths
+
+    try:
+        report = analyze_paths(list(paths), Options(kb_dirs=list(kb_dirs), analyze=not no_analysis))
+        if fmt == "json":
+            from ktriage.render.json_out import render
+            text = render(report)
+        elif fmt == "markdown":
+            from ktriage.render.markdown import render
+            text = render(report)
+        else:
+            from ktriage.render.text import render as render_text
+            text = render_text(report, color=False if output else color)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        click.echo(f"ktriage: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
+        sys.exit(EXIT_INTERNAL)
+    try:
+        if output:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)
+    except OSError as e:
+        click.echo(f"ktriage: cannot write report: {e}", err=True)
+        sys.exit(EXIT_INPUT)
+    failed = [i for i in report.inputs if i.status != "ok"]
+    for i in failed:
+        click.echo(f"ktriage: {i.error}", err=True)
+    sys.exit(EXIT_INPUT if failed else EXIT_OK)
+
+
+def _register_subcommands() -> None:
+    """Subsystems bring their own command groups (e.g. `ktriage kb ...`)."""
+    try:
+        from ktriage.kb.cli import kb
+    except ImportError:
+        return
+    main.add_command(kb)
+
+
+_register_subcommands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""Loading and validating known-bug rules (one YAML file per bug, format in FORMAT.md).
+
+Rules come from, in order of precedence (a later source overrides an earlier one with the same id):
+  1. the packaged rules, `ktriage/kb/bugs/*.yaml` (package data, read with importlib.resources)
+  2. `kb_dirs = [...]` in `$XDG_CONFIG_HOME/ktriage/config.toml` (default `~/.config/ktriage/config.toml`)
+  3. `KTRIAGE_KB_PATH` (colon-separated directories)
+  4. `--kb DIR` options, in the order given
+A bad rule file never raises: it becomes a one-line error naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import jsonschema
+import yaml
+
+from ktriage.kb.versions import KVer, parse_kver
+
+RULE_SUFFIXES = (".yaml", ".yml", ".toml")
+ENV_PATH = "KTRIAGE_KB_PATH"
+
+
+class RuleError(Exception):
+    """One problem with one rule file, printable on one line."""
+
+    def __init__(self, path: str, message: str, field: str | None = None):
+        self.path, self.field, self.message = path, field, message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f" field {self.field}:" if self.field else ""
+        return f"{self.path}:{where} {self.message}"
+
+
+@dataclass
+class FrameSpec:
+    function: str
+    module: str | None = None
+
+    def __str__(self) -> str:
+        return self.function + (f" [{self.module}]" if self.module else "")
+
+
+@dataclass
+class Rule:
+    """A validated rule: the YAML data as written plus the compiled signature."""
+
+    id: str
+    data: dict[str, Any]
+    path: str
+    origin: str  # "packaged" or the directory it came from
+    kinds: tuple[str, ...] = ()
+    guilty: tuple[str, ...] = ()
+    frames: tuple[FrameSpec, ...] = ()
+    any_frames: tuple[str, ...] = ()
+    events: tuple[re.Pattern[str], ...] = ()
+    title_re: re.Pattern[str] | None = None
+    introduced: KVer | None = None
+    fixed: KVer | None = None
+    overrides: str | None = None  # path of the rule this one replaced
+
+    @property
+    def title(self) -> str:
+        return str(self.data.get("title", ""))
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", ""))
+
+    @property
+    def fix(self) -> dict[str, Any]:
+        return self.data.get("fix") or {}
+
+    def section(self, name: str) -> list[Any]:
+        return list(self.data.get(name) or [])
+
+
+@dataclass
+class RuleSet:
+    rules: dict[str, Rule] = field(default_factory=dict)
+    errors: list[RuleError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dirs: list[tuple[str, str]] = field(default_factory=list)  # (origin label, path)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(sorted(self.rules.values(), key=lambda r: r.id))
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def get(self, rule_id: str) -> Rule | None:
+        return self.rules.get(rule_id)
+
+
+# --------------------------------------------------------------------------------- schema
+
+_SCHEMA: dict[str, Any] | None = None
+
+
+def schema() -> dict[str, Any]:
+    global _SCHEMA
+    if _SCHEMA is None:
+        text = resources.files("ktriage").joinpath("schema/kb-rule-1.json").read_text(encoding="utf-8")
+        _SCHEMA = json.loads(text)
+    return _SCHEMA
+
+
+def _field_path(path: Iterable[Any]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _describe(err: jsonschema.ValidationError) -> tuple[str, str]:
+    """(field, message) for a schema error, choosing the most specific cause of oneOf/anyOf failures."""
+    if err.context:
+        deepest = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+        if len(deepest.absolute_path) > len(err.absolute_path) or err.validator in ("oneOf",):
+            if err.validator == "oneOf" and deepest.validator == "type" and len(err.context) > 1:
+                others = [e for e in err.context if e.validator != "type"]
+                if others:
+                    deepest = others[0]
+            err = deepest
+    fld = _field_path(err.absolute_path)
+    inst = err.instance
+    if err.validator == "pattern":
+        msg = f"{inst!r} is not valid (expected pattern {err.validator_value})"
+    elif err.validator == "enum":
+        allowed = ", ".join(map(str, err.validator_value))
+        if len(allowed) > 120:
+            allowed = allowed[:117] + "..."
+        msg = f"{inst!r} is not one of: {allowed}"
+    elif err.validator == "additionalProperties":
+        msg = err.message.replace("Additional properties are not allowed", "unknown key(s)")
+    elif err.validator == "type" and isinstance(inst, (int, float)) and not isinstance(inst, bool):
+        msg = f"{inst!r} is a number, expected {err.validator_value} (quote it in YAML: \"{inst}\")"
+    else:
+        msg = err.message
+    if len(msg) > 240:
+        msg = msg[:237] + "..."
+    return fld, msg
+
+
+def validate_data(data: Any, path: str) -> list[RuleError]:
+    """Every schema problem of one parsed rule file, then the checks a schema cannot express."""
+    if not isinstance(data, dict):
+        return [RuleError(path, f"expected a mapping at the top level, got {type(data).__name__}")]
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        fld, msg = _describe(err)
+        errors.append(RuleError(path, msg, fld))
+    if errors:
+        return errors
+    sig = data.get("signature") or {}
+    for i, rx in enumerate(sig.get("related_events") or []):
+        try:
+            re.compile(rx)
+        except re.error as e:
+            errors.append(RuleError(path, f"bad regex {rx!r}: {e}", f"signature.related_events[{i}]"))
+    if sig.get("title_regex"):
+        try:
+            re.compile(sig["title_regex"])
+        except re.error as e:
+            errors.append(RuleError(path, f"bad regex {sig['title_regex']!r}: {e}", "signature.title_regex"))
+    k = sig.get("kernel") or {}
+    intro, fixed = parse_kver(k.get("introduced")), parse_kver(k.get("fixed"))
+    if intro and fixed and intro >= fixed:
+        errors.append(RuleError(path, f"introduced {k['introduced']} is not before fixed {k['fixed']}",
+                                "signature.kernel"))
+    fix = data.get("fix") or {}
+    ml = parse_kver(fix.get("mainline"))
+    if ml and fixed and ml.branch != fixed.branch:
+        errors.append(RuleError(path, f"fix.mainline {fix['mainline']} differs from signature.kernel.fixed "
+                                      f"{k['fixed']}", "fix.mainline"))
+    mainline = parse_kver(fix.get("mainline")) or fixed
+    branches: dict[tuple[int, int], str] = {}
+    for i, s in enumerate(fix.get("stable") or []):
+        v = parse_kver(s)
+        if v is None:
+            continue
+        if v.branch in branches:
+            errors.append(RuleError(path, f"two stable releases for {v.major}.{v.minor}.y: "
+                                          f"{branches[v.branch]} and {s}", f"fix.stable[{i}]"))
+        branches[v.branch] = s
+        if mainline and v.branch >= mainline.branch:
+            errors.append(RuleError(path, f"stable {s} is not older than mainline {mainline}: list only "
+                                          f"backports to older branches", f"fix.stable[{i}]"))
+    return errors
+
+
+def _compile(data: dict[str, Any], path: str, origin: str) -> Rule:
+    from ktriage.logs.frames import normalize
+
+    sig = data.get("signature") or {}
+    k = sig.get("kernel") or {}
+    return Rule(
+        id=data["id"], data=data, path=path, origin=origin,
+        kinds=tuple(sig.get("kinds") or ()),
+        guilty=tuple(normalize(g) for g in sig.get("guilty") or ()),
+        frames=tuple(FrameSpec(normalize(f["function"]), f.get("module")) for f in sig.get("frames") or ()),
+        any_frames=tuple(normalize(g) for g in sig.get("any_frames") or ()),
+        events=tuple(re.compile(rx) for rx in sig.get("related_events") or ()),
+        title_re=re.compile(sig["title_regex"]) if sig.get("title_regex") else None,
+        introduced=parse_kver(k.get("introduced")),
+        fixed=parse_kver(k.get("fixed")),
+    )
+
+
+def parse_rule_text(text: str, path: str) -> Any:
+    """YAML (or TOML for *.toml) text -> data; raises RuleError with the line of a syntax error."""
+    if path.endswith(".toml"):
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise RuleError(path, "TOML rules need Python 3.11+ (tomllib)") from None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise RuleError(path, f"TOML syntax error: {e}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise RuleError(where, f"YAML syntax error: {problem}") from None
+
+
+def load_rule_file(text: str, path: str, origin: str) -> tuple[Rule | None, list[RuleError]]:
+    try:
+        data = parse_rule_text(text, path)
+    except RuleError as e:
+        return None, [e]
+    errors = validate_data(data, path)
+    if errors:
+        return None, errors
+    return _compile(data, path, origin), []
+
+
+# ---------------------------------------------------------------------------------- sources
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "ktriage" / "config.toml"
+
+
+def configured_dirs(notes: list[str] | None = None) -> list[tuple[str, str]]:
+    """(origin, dir) from the config file and KTRIAGE_KB_PATH, lowest precedence first."""
+    out: list[tuple[str, str]] = []
+    cfg = config_path()
+    if cfg.is_file():
+        try:
+            import tomllib
+        except ImportError:
+            tomllib = None  # type: ignore[assignment]
+        if tomllib is None:
+            if notes is not None:
+                notes.append(f"{cfg}: not read (TOML needs Python 3.11+)")
+        else:
+            try:
+                conf = tomllib.loads(cfg.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                if notes is not None:
+                    notes.append(f"{cfg}: not read: {e}")
+                conf = {}
+            dirs = conf.get("kb_dirs", [])
+            if isinstance(dirs, str):
+                dirs = [dirs]
+            if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+                if notes is not None:
+                    notes.append(f"{cfg}: field kb_dirs: expected a list of directory names")
+                dirs = []
+            out += [(str(cfg), os.path.expanduser(d)) for d in dirs]
+    env = os.environ.get(ENV_PATH, "")
+    out += [(ENV_PATH, os.path.expanduser(d)) for d in env.split(":") if d]
+    return out
+
+
+def packaged_rule_files() -> list[tuple[str, str]]:
+    """(display path, text) of every packaged rule."""
+    out = []
+    try:
+        bugs = resources.files("ktriage.kb").joinpath("bugs")
+        entries = sorted(bugs.iterdir(), key=lambda p: p.name) if bugs.is_dir() else []
+    except (OSError, ModuleNotFoundError):
+        entries = []
+    for entry in entries:
+        if entry.name.endswith(RULE_SUFFIXES) and not entry.name.startswith("."):
+            try:
+                text = entry.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                text = f"\0unreadable: {e}"
+            out.append((_display(entry), text))
+    return out
+
+
+def _display(entry: Any) -> str:
+    p = str(entry)
+    i = p.rfind("ktriage/kb/bugs/")
+    return p[i:] if i >= 0 else p
+
+
+def dir_rule_files(d: str) -> list[tuple[str, str]]:
+    out = []
+    for p in sorted(Path(d).iterdir()):
+        if p.is_file() and p.suffix in RULE_SUFFIXES and not p.name.startswith("."):
+            try:
+                text = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                text = f"\0unreadable: {e}"
+            out.append((str(p), text))
+    return out
+
+
+def _add_file(rs: RuleSet, path: str, text: str, origin: str) -> None:
+    if text.startswith("\0unreadable: "):
+        rs.errors.append(RuleError(path, "cannot read: " + text[len("\0unreadable: "):]))
+        return
+    rule, errors = load_rule_file(text, path, origin)
+    rs.errors += errors
+    if rule is None:
+        return
+    old = rs.rules.get(rule.id)
+    if old is not None:
+        if old.origin == origin:
+            rs.errors.append(RuleError(path, f"duplicate id {rule.id!r} (also in {old.path})", "id"))
+            return
+        rule.overrides = old.path
+    rs.rules[rule.id] = rule
+
+
+def load_rules(extra_dirs: Iterable[str] = (), *, packaged: bool = True, configured: bool = True) -> RuleSet:
+    """The packaged rules plus user directories (config file, KTRIAGE_KB_PATH, then `extra_dirs`)."""
+    rs = RuleSet()
+    if packaged:
+        rs.dirs.append(("packaged", "ktriage/kb/bugs"))
+        for path, text in packaged_rule_files():
+            _add_file(rs, path, text, "packaged")
+    dirs = configured_dirs(rs.notes) if configured else []
+    dirs += [("--kb", d) for d in extra_dirs]
+    for label, d in dirs:
+        if not os.path.isdir(d):
+            rs.errors.append(RuleError(d, f"knowledge-base directory not found (from {label})"))
+            continue
+        rs.dirs.append((label, d))
+        try:
+            files = dir_rule_files(d)
+        except OSError as e:
+            rs.errors.append(RuleError(d, f"cannot list directory: {e}"))
+            continue
+        for path, text in files:
+            _add_file(rs, path, text, d)
+    return rs
+
+
+def _fingerprint(extra_dirs: tuple[str, ...]) -> tuple[Any, ...]:
+    """What the cached rule set depends on: dirs, env, config, and every user file's mtime."""
+    parts: list[Any] = [extra_dirs, os.environ.get(ENV_PATH, ""), str(config_path())]
+    cfg = config_path()
+    try:
+        parts.append(cfg.stat().st_mtime_ns)
+    except OSError:
+        parts.append(None)
+    for _, d in configured_dirs() + [("", d) for d in extra_dirs]:
+        try:
+            parts.append(tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(Path(d).iterdir())))
+        except OSError:
+            parts.append((d, None))
+    return tuple(parts)
+
+
+_CACHE: dict[tuple[Any, ...], RuleSet] = {}
+
+
+def cached_rules(extra_dirs: Iterable[str] = ()) -> RuleSet:
+    """load_rules, memoized for one run (analyze calls the matcher once per crash)."""
+    key = _fingerprint(tuple(extra_dirs))
+    rs = _CACHE.get(key)
+    if rs is None:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        rs = _CACHE[key] = load_rules(list(extra_dirs))
+    return rs

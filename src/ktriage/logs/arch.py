@@ -1,0 +1,218 @@
+"""Per-architecture knowledge of oops text: how to tell the architecture, read the register
+dump, the faulting IP line and the fault address.
+
+Register names are kept exactly as the oops prints them (`RAX`, `R8`, `CR2`, `x19`, `pc`,
+`lr`, `GPR03`...), because findings quote them back to a person who has the log open.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from ktriage.logs.frames import parse_location
+from ktriage.model import Location
+
+# --- architecture ------------------------------------------------------------------------------
+
+_ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("x86_64", re.compile(r"\bRIP: [0-9a-f]{4}:|\bRAX: [0-9a-f]{16}|\bRSP: [0-9a-f]{4}:|\bR13: [0-9a-f]{16}|"
+                          r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_")),
+    ("arm64", re.compile(r"\bx29: [0-9a-f]{16}|\bpstate: [0-9a-f]{8}|\bESR = 0x|\bel0t?_64_sync|"
+                         r"\bel1h?_64_sync|\.aarch64\b|\b__arm64_sys_|\bpc : [\w.]+\+0x")),
+    ("ppc64", re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00:|\bMSR:\s+[0-9a-f]{16}|\.ppc64")),
+    ("s390x", re.compile(r"\bKrnl PSW\b|\bKrnl GPRS:|\.s390x\b")),
+    ("riscv64", re.compile(r"\bepc : [0-9a-f]{16}|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
+    ("i386", re.compile(r"\bEIP: [0-9a-f]{4}:|\bEIP: \w+\+0x|\bEAX: [0-9a-f]{8}\b|\.i686\b")),
+    ("arm", re.compile(r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7")),
+    ("mips", re.compile(r"\bepc\s+: [0-9a-f]{8,16}|\$ 0\s+:")),
+)
+
+
+def detect_arch(lines: Sequence[str]) -> str | None:
+    text = "\n".join(lines)
+    for arch, rx in _ARCH_HINTS:
+        if rx.search(text):
+            return arch
+    return None
+
+
+# --- registers ---------------------------------------------------------------------------------
+
+_X86_REG = re.compile(
+    r"\b(R[A-Z0-9]{1,3}|E[A-Z]{2}|ORIG_RAX|EFLAGS|RFLAGS|CR[0-4]|DR[0-7]|knlGS|[CDEFGS]S)\s?:\s*"
+    r"(?:[0-9a-f]{4}:)?([0-9a-f]{4,16})\b"
+)
+_ARM64_REG = re.compile(r"\b(x\d{1,2}|sp|pc|lr|pstate)\s*:\s*([0-9a-f]{8,16})\b")
+_ARM_REG = re.compile(r"\b(r\d{1,2}|sp|ip|fp|pc|lr|psr)\s*:\s*\[?<?([0-9a-f]{8})>?\]?")
+_GPR = re.compile(r"^GPR(\d\d):((?:\s+[0-9a-f]{8,16})+)")
+_S390 = re.compile(r"^\s*(?:Krnl GPRS:)?((?:\s*[0-9a-f]{16}){4})\s*$")
+_GENERIC_REG = re.compile(r"\b([a-z][a-z0-9]{0,5})\s*:\s*([0-9a-f]{8,16})\b")
+
+
+def parse_registers(lines: Sequence[str], arch: str | None) -> dict[str, int]:
+    regs: dict[str, int] = {}
+    if arch in ("x86_64", "i386"):
+        for line in lines:
+            s = line.strip()
+            if s.startswith(("RIP:", "EIP:", "IP:")):
+                m = re.search(r"\[<([0-9a-f]+)>\]", s)
+                if m:
+                    regs.setdefault("RIP" if arch == "x86_64" else "EIP", int(m.group(1), 16))
+                continue
+            if not re.match(r"^(?:R[A-Z0-9]{1,3}|E[A-Z]{2}|ORIG_RAX|FS|CS|DS|ES|CR\d|DR\d|EFLAGS|RFLAGS|ESP)\s?:", s):
+                continue
+            for m in _X86_REG.finditer(s):
+                name = "R8" if m.group(1) == "R8" else m.group(1)
+                regs.setdefault(name, int(m.group(2), 16))
+            # "RSP: 0018:ffff893c4f527810" puts SS before the value
+            m = re.search(r"\bRSP: ([0-9a-f]{4}):([0-9a-f]{16})", s)
+            if m:
+                regs["RSP"] = int(m.group(2), 16)
+                regs.setdefault("SS", int(m.group(1), 16))
+    elif arch == "arm64":
+        for line in lines:
+            s = line.strip()
+            if s.startswith(("pc :", "lr :")):
+                continue
+            for m in _ARM64_REG.finditer(s):
+                regs.setdefault(m.group(1), int(m.group(2), 16))
+    elif arch == "arm":
+        for line in lines:
+            for m in _ARM_REG.finditer(line):
+                regs.setdefault(m.group(1), int(m.group(2), 16))
+    elif arch == "ppc64":
+        for line in lines:
+            m = _GPR.match(line.strip())
+            if m:
+                base = int(m.group(1))
+                for i, v in enumerate(m.group(2).split()):
+                    regs[f"r{base + i}"] = int(v, 16)
+            for m2 in re.finditer(r"\b(NIP|LR|CTR|MSR|XER|CCR|CR|DAR|DSISR|TRAP)\s*[:\[]\s*([0-9a-f]{8,16})", line):
+                regs.setdefault(m2.group(1), int(m2.group(2), 16))
+    elif arch == "s390x":
+        gprs: list[int] = []
+        inside = False
+        for line in lines:
+            if "Krnl GPRS:" in line:
+                inside = True
+            if inside:
+                m = _S390.match(line)
+                if m:
+                    gprs += [int(v, 16) for v in m.group(1).split()]
+                else:
+                    inside = "Krnl GPRS:" in line and not m
+            m = re.search(r"Krnl PSW : ([0-9a-f]{16}) ([0-9a-f]{16})", line)
+            if m:
+                regs["PSW.mask"], regs["PSW.addr"] = int(m.group(1), 16), int(m.group(2), 16)
+        for i, v in enumerate(gprs[:16]):
+            regs[f"r{i}"] = v
+    else:
+        for line in lines:
+            for m in _GENERIC_REG.finditer(line):
+                regs.setdefault(m.group(1), int(m.group(2), 16))
+    return regs
+
+
+# --- faulting IP -------------------------------------------------------------------------------
+
+_IP_LINES = (
+    re.compile(r"^\s*RIP: [0-9a-f]{4}:(.*)$"),  # x86_64 4.x+ "RIP: 0010:func+0x2d/0x110 [mod]"
+    re.compile(r"^\s*RIP:\s+\[<[0-9a-f]+>\](.*)$"),
+    re.compile(r"^\s*RIP: (?!0033)(\S.*\+0x.*)$"),
+    re.compile(r"^\s*N?IP:\s*(\[<[0-9a-f]+>\].*)$"),  # 2.6.32 "IP: [<ffffffff81475718>] nf_queue+0x98/0x230"
+    re.compile(r"^\s*EIP: [0-9a-f]{4}:(.*)$"),
+    re.compile(r"^\s*EIP: (\S.*\+0x.*)$"),
+    re.compile(r"^\s*pc : (.*)$"),  # arm64
+    re.compile(r"^\s*PC is at (.*)$"),  # arm, older arm64
+    re.compile(r"^\s*NIP \[[0-9a-f]+\] (.*)$"),  # ppc64
+    re.compile(r"^\s*epc : (.*)$"),  # riscv
+    re.compile(r"^\s*Krnl PSW : [0-9a-f]+ [0-9a-f]+ \((.*)\)"),  # s390x
+)
+
+
+def parse_ip(lines: Sequence[str]) -> Location | None:
+    """The faulting instruction pointer, from the first IP-style line that names a function."""
+    for line in lines:
+        for rx in _IP_LINES:
+            m = rx.match(line)
+            if not m:
+                continue
+            rest = m.group(1)
+            loc = parse_location(rest)
+            if loc:
+                if loc.address is None:
+                    a = re.search(r"\[<([0-9a-f]+)>\]", line)
+                    if a:
+                        loc = Location(loc.symbol, loc.offset, loc.size, loc.module, int(a.group(1), 16))
+                return loc
+            a = re.search(r"(?:0x|\[<)([0-9a-f]{1,16})", rest)
+            if a and ("(null)" in rest or re.fullmatch(r"\s*0x[0-9a-f]+\s*", rest) or "[<" in rest):
+                return Location(address=int(a.group(1), 16))
+    return None
+
+
+# --- fault address and access ------------------------------------------------------------------
+
+_FAULT_ADDR = (
+    re.compile(r"NULL pointer dereference at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"NULL pointer dereference at \(null\)"),
+    re.compile(r"(?:NULL pointer dereference|page fault for address|paging request at|access to user memory at)"
+               r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"non-canonical address (?:0x)?([0-9a-f]+)"),
+    re.compile(r"\b(?:Read|Write) of size \d+ at addr (?:0x)?([0-9a-f]+)"),
+    re.compile(r"\b(?:read|write) at 0x([0-9a-f]+) \("),  # KFENCE
+    re.compile(r"Faulting instruction address: 0x[0-9a-f]+\s*$"),  # ppc, address in DAR
+    re.compile(r"\bFAR = 0x([0-9a-f]+)"),
+    re.compile(r"\bbadaddr: ([0-9a-f]{16})"),
+    re.compile(r"Unhandled fault: .* at 0x([0-9a-f]+)"),
+    re.compile(r"Failing address: ([0-9a-f]+) TEID"),
+)
+
+
+def parse_fault_address(lines: Sequence[str], regs: dict[str, int]) -> int | None:
+    for line in lines:
+        for rx in _FAULT_ADDR:
+            m = rx.search(line)
+            if m:
+                if not m.groups():
+                    if "(null)" in line:
+                        return 0
+                    continue
+                return int(m.group(1), 16)
+    return None
+
+
+_PF_ACCESS = re.compile(r"#PF: supervisor (read|write|instruction fetch) access")
+_OOPS_CODE = re.compile(r"\bOops: (?:[a-z ]+: )?([0-9a-f]{4}) \[#\d+\]")
+
+
+def parse_access(lines: Sequence[str], arch: str | None) -> tuple[str | None, int | None]:
+    """read/write/exec as the oops states it, and the x86 page-fault error code."""
+    access: str | None = None
+    code: int | None = None
+    for line in lines:
+        m = _PF_ACCESS.search(line)
+        if m:
+            access = {"read": "read", "write": "write", "instruction fetch": "exec"}[m.group(1)]
+        m = re.search(r"#PF: error_code\(0x([0-9a-f]+)\)", line)
+        if m:
+            code = int(m.group(1), 16)
+        m = _OOPS_CODE.search(line)
+        if m and code is None and arch in ("x86_64", "i386", None) and "general protection" not in line:
+            code = int(m.group(1), 16)
+        m = re.search(r"\b(Read|Write) of size \d+", line)
+        if m and access is None:
+            access = m.group(1).lower()
+        if arch == "arm64":
+            m = re.search(r"\bWnR = ([01])", line)
+            if m:
+                access = "write" if m.group(1) == "1" else "read"
+            if "execute from non-executable memory" in line:
+                access = "exec"
+        if "kernel tried to execute NX-protected page" in line:
+            access = "exec"
+    if access is None and code is not None and arch in ("x86_64", "i386", None):
+        access = "exec" if code & 0x10 else "write" if code & 0x2 else "read"
+    return access, code

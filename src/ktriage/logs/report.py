@@ -1,0 +1,412 @@
+"""From the lines of one crash report to a Crash: every field the text holds.
+
+The scanner decides where a report starts and ends; this module only reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Sequence
+
+from ktriage.kernel_info import decode_taint, guess_distro
+from ktriage.logs import arch as archmod
+from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
+from ktriage.logs.frames import SECTION_MARKERS, normalize, parse_frame
+from ktriage.logs.guilty import FRAME_LINE, STACK_START, STACKS, extract_frame, strip_prefixes
+from ktriage.logs.records import Record
+from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, SourceSpan, Task, Taint
+
+# Keywords that start a stack listing, and those that start a *secondary* one (KASAN's
+# allocation/free stacks, lockdep's chains) whose frames are not the crashing stack.
+_STACK_START = re.compile(r"^\s*(?:Call Trace:|Call trace:|Backtrace:|backtrace:|Call Trace\s*$|"
+                          r"Exception stack|\[ *<[0-9a-f]+> *\] \S+\+0x)")
+_SECONDARY = re.compile(r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
+                        r"Second to last potentially related|The buggy address belongs|Memory state around|"
+                        r"allocated by task \d+|freed by task \d+|other info that might help|"
+                        r"the existing dependency chain|stack backtrace:|Uninit was (?:created|stored)|"
+                        r"Local variable .* created at|\s*Possible unsafe locking scenario|"
+                        r"NMI backtrace for cpu|Sending NMI from CPU|Showing all locks held|"
+                        r"Kernel panic - not syncing|Bytes b4 |Object [0-9a-f]+: |Redzone [0-9a-f]+: |"
+                        r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b))")
+_TASK_LINE = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: \S+)?\s+"
+                        r"(Not tainted|Tainted: [A-Z ]*?)\s*(?:-{4,}\s+[A-Z]?\s*)?"
+                        r"(\d+\.\d+[^\s]*)?(?:\s+(#.*))?$")
+_OLD_TASK_LINE = re.compile(r"^Pid: (\d+), comm: (\S+)\s+(Not tainted|Tainted: [A-Z ]*?)\s+"
+                            r"(?:-{4,}\s+)?(\d+\.\d+\S*)\s+(#\S+)?\s*(.*)$")
+_HUNG_TASK = re.compile(r"INFO: task (.+):(\d+) blocked")
+_RELEASE = re.compile(r"\bLinux version (\d+\.\d+\S*) .*?(#\d+.*)?$")
+_HARDWARE = re.compile(r"^Hardware name: (.*)$")
+_MODULES = re.compile(r"^Modules linked in:(.*)$")
+_PANIC = re.compile(r"Kernel panic - not syncing: (.*?)\s*(?:\]---)?$")
+_CODE = re.compile(r"^\s*Code: (.*)$")
+_RELATED = re.compile(
+    r"Attempt to release TCP socket in state \d+|refcount_t: |list_(?:add|del) corruption|"
+    r"page allocation failure|Out of memory: Kill|Killed process|BUG: Bad page|unregister_netdevice: waiting|"
+    r"WARNING: CPU: |WARNING: at |------------\[ cut here \]|hrtimer: interrupt took|"
+    r"NETDEV WATCHDOG|Transmit timed? ?out|link is not ready|blk_update_request: I/O error|"
+    r"EXT4-fs error|XFS \(.*\): (?:Corruption|metadata I/O error)|nfs: server .* not responding|"
+    r"rcu_sched|Machine check events logged|\[Hardware Error\]|EDAC .* error|"
+    r"Memory failure: |mce: |segfault at|traps: .* general protection|nf_conntrack: table full"
+)
+_ENTRY_FRAMES = re.compile(r"entry_SYSCALL|ret_from_fork|kthread|start_secondary|cpu_startup_entry|"
+                           r"secondary_startup|system_call_fastpath|el0t?_64_sync|el0_svc|do_idle|"
+                           r"cpu_idle|rest_init|start_kernel|x86_64_start|ret_from_kernel_thread|"
+                           r"syscall_exit_work|worker_thread|smpboot_thread_fn|__do_softirq|"
+                           r"do_softirq|irq_exit|ret_from_intr|apic_timer_interrupt|common_interrupt")
+
+# The kind of a report only the catch-all entry matched, by its keyword.
+_FALLBACK_KIND = {"WARNING": "warning", "BUG": "bug", "INFO": "unknown"}
+
+_SOFTIRQ_FRAMES = re.compile(r"^(?:__do_softirq|handle_softirqs|do_softirq|run_ksoftirqd|net_rx_action|"
+                             r"run_timer_softirq|tasklet_action|call_timer_fn|__run_timers|blk_done_softirq)")
+_HARDIRQ_FRAMES = re.compile(r"^(?:handle_irq|do_IRQ|common_interrupt|__handle_irq_event_percpu|"
+                             r"handle_irq_event|gic_handle_irq|el1_irq|__sysvec_|sysvec_|"
+                             r"handle_edge_irq|handle_fasteoi_irq|generic_handle_irq)")
+_NMI_FRAMES = re.compile(r"^(?:do_nmi|default_do_nmi|nmi_handle|exc_nmi|asm_exc_nmi)")
+
+
+def parse_frames(lines: Sequence[str]) -> list[Frame]:
+    """The crashing stack: frames of the first stack listing, up to a secondary listing."""
+    frames: list[Frame] = []
+    section = "task"
+    started = False
+    for line in lines:
+        s = line.strip()
+        if started and _SECONDARY.match(s):
+            break
+        for marker, sect in SECTION_MARKERS.items():
+            if s.startswith(marker):
+                section = sect
+                s = s[len(marker):].strip()
+        if s.startswith("--- interrupt:"):
+            section = "task"
+        if s.startswith("Exception stack("):
+            section = "exception"
+        f = parse_frame(s, section) if s else None
+        if f:
+            frames.append(f)
+            started = True
+        elif _STACK_START.match(s):
+            started = True
+    return frames
+
+
+def _context(frames: Sequence[Frame], comm: str | None, pid: int | None) -> str:
+    """Where the CPU was: the first interrupt-entry frame below the crash tells."""
+    for f in frames:
+        if not f.reliable or not f.symbol:
+            continue
+        n = normalize(f.symbol)
+        if _NMI_FRAMES.match(n) or f.section == "nmi":
+            return "nmi"
+        if _SOFTIRQ_FRAMES.match(n):
+            return "softirq"
+        if _HARDIRQ_FRAMES.match(n):
+            return "hardirq"
+    if pid == 0 or (comm or "").startswith("swapper"):
+        return "idle"
+    if comm or pid is not None:
+        return "process"
+    return "unknown"
+
+
+def _modules(lines: Sequence[str]) -> tuple[str, ...]:
+    for i, line in enumerate(lines):
+        m = _MODULES.match(line.strip())
+        if m:
+            text = m.group(1)
+            for cont in lines[i + 1:i + 20]:
+                if cont.startswith(" ") and not re.match(r"\s*(CPU|Pid|Hardware|RIP|pc|---|\[)", cont) \
+                        and re.fullmatch(r"[\s\w\-\[\]()+,]+", cont):
+                    text += " " + cont
+                else:
+                    break
+            mods = re.findall(r"([\w\-]+)(?:\([A-Z+\-]+\))?", text)
+            return tuple(m for m in mods if m not in ("last", "unloaded"))
+    return ()
+
+
+def _code(lines: Sequence[str], arch: str | None) -> CodeBytes | None:
+    for line in lines:
+        m = _CODE.match(line)
+        if not m:
+            continue
+        try:
+            from ktriage.insn.codeline import parse_code_line  # filled by the insn package
+        except ImportError:
+            return CodeBytes(b"", None, arch or "unknown", complete=False, raw=m.group(1),
+                             note="Code: decoder not available")
+        return parse_code_line(m.group(1), arch or "x86_64")
+    return None
+
+
+def select_format(fmt: Format, lines: Sequence[str]) -> tuple[Format, re.Match[str], re.Match[str] | None]:
+    """The first entry, from the one the scanner matched on, whose header matches the first line
+    and whose `report` pattern (when it has one) matches the report: a report that lacks the
+    text a title needs falls through to a less specific entry (in the end, the catch-all)."""
+    text = "\n".join(lines)
+    start = FORMATS.index(fmt) if fmt in FORMATS else 0
+    for f in FORMATS[start:] + FORMATS[:start]:
+        m = f.header.search(lines[0])
+        if not m:
+            continue
+        rm = f.report.search(text) if f.report is not None else None
+        if f.report is not None and rm is None:
+            continue
+        if f.fallback:
+            later = _later_header(lines, m.group(1).split(":", 1)[0], text)
+            if later:
+                return later
+        return f, m, rm
+    m = fmt.header.search(lines[0])
+    assert m is not None
+    return fmt, m, None
+
+
+def _later_header(lines: Sequence[str], keyword: str, text: str
+                  ) -> tuple[Format, re.Match[str], re.Match[str] | None] | None:
+    """A header line cut short (`INFO: t`) is often printed again whole a few lines later:
+    the first known entry of the same keyword further down the report names it."""
+    for line in lines[1:_LATER_HEADER_LINES]:
+        if keyword + ":" not in line:
+            continue
+        for f in FORMATS:
+            if f.fallback:
+                continue
+            m = f.header.search(line)
+            if m and m.group(0).startswith(keyword):
+                rm = f.report.search(text) if f.report is not None else None
+                if f.report is None or rm is not None:
+                    return f, m, rm
+    return None
+
+
+_LATER_HEADER_LINES = 30
+
+
+def _stack_lines(lines: Sequence[str]) -> list[str]:
+    """Report lines for the guilty-frame walk: unreliable ppc frames never count."""
+    return [ln for ln in lines if not ln.rstrip().endswith("(unreliable)")]
+
+
+def _guilty(fmt: Format, groups: dict[str, str], lines: Sequence[str]) -> tuple[str | None, bool]:
+    """(guilty function, stack polluted by fault injection) by the format's stack walk."""
+    spec = STACKS.get(fmt.stack)
+    if spec is None:
+        return None, False
+    head = groups.get("h_func") if fmt.stack in ("header", "header_trace") else None
+    return extract_frame(_stack_lines(lines), spec, head, fmt.skip)
+
+
+def sanitize_title(title: str) -> str:
+    """Replace what varies between runs of one bug (addresses, offsets, numbers) by placeholders."""
+    for rx, rep in TITLE_REPLACEMENTS:
+        prev = None
+        while prev != title:
+            prev = title
+            title = rx.sub(rep, title)
+    return title
+
+
+def _title(fmt: Format, groups: dict[str, str], func: str | None) -> tuple[str, bool]:
+    """Fill the format's title; a missing function marks the report corrupted."""
+    title = fmt.title
+    missing = False
+    for k, v in groups.items():
+        if k.startswith("r") and re.fullmatch(r"[\w.$]+", v):
+            v = strip_prefixes(normalize(v))
+        title = title.replace("{" + k + "}", v)
+    if "{func}" in title:
+        if func:
+            title = title.replace("{func}", func)
+        else:
+            title = title.replace("{func}", "corrupted")
+            missing = True
+    if re.search(r"\{[hr]\d\}", title):
+        title = re.sub(r"\{[hr]\d\}", "corrupted", title)
+        missing = True
+    return sanitize_title(title.strip()), missing
+
+
+_TS_IN_TITLE = re.compile(r"\[ *\d+\.\d+\]")
+
+
+def stack_corruption(lines: Sequence[str]) -> str | None:
+    """Why a report that should carry a stack does not (None: it does).
+
+    Each stack keyword (`Call Trace:`, `Allocated by task`, `backtrace:`...) must be followed,
+    within 15 lines and before the next keyword, by at least one frame; and one keyword must be there.
+    """
+    has_stack = False
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        m = STACK_START.search(line)
+        if not m or m.re.pattern in seen:
+            continue
+        key = m.group(0)
+        if key in seen:
+            continue
+        seen.add(key)
+        after = lines[i + 1:]
+        if len(after) < 3:
+            return "the call trace is cut off"
+        ok = False
+        for nxt in after[:15]:
+            if STACK_START.search(nxt):
+                break
+            if "(stack is not available)" in nxt or any(rx.match(nxt) for rx in FRAME_LINE):
+                ok = True
+                break
+        if not ok:
+            return "no frames in a stack trace"
+        has_stack = True
+    return None if has_stack else "no stack trace in the report"
+
+
+def _bucket(kind: str, title: str, guilty: str | None, frames: Sequence[Frame]) -> str:
+    """Same bug on another machine/boot/build -> same id: only names, never addresses or offsets."""
+    parts = [kind, re.sub(r"\b0x[0-9a-f]+\b|\b\d+\b", "N", title)]
+    if kind in ("null-deref", "paging-request", "gpf", "bug", "invalid-opcode", "kasan", "kfence", "ubsan",
+                "list-corruption", "refcount", "divide-error", "warning", "stack-protector", "usercopy"):
+        names = [normalize(f.symbol) for f in frames if f.symbol and f.reliable]
+        if guilty and guilty in names:
+            names = names[names.index(guilty) + 1:]
+        parts += names[:2]
+    return "kt1-" + hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], path: str,
+                before: Sequence[Record] = (), cut: bool = False, source_format: str = "log") -> Crash:
+    """One report's records (header first) -> Crash. `before` holds earlier records of the same log."""
+    lines = [r.text for r in region]
+    arch = archmod.detect_arch(lines)
+    regs = archmod.parse_registers(lines, arch)
+    ip = archmod.parse_ip(lines)
+    frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
+
+    fmt, header, rmatch = select_format(fmt, lines)
+    groups: dict[str, str] = {f"h{i}": g or "" for i, g in enumerate(header.groups(), 1)}
+    if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace"):
+        funcs = [g for g in header.groups() if g and re.fullmatch(r"[A-Za-z_$.][\w.$]*", g) and "." not in g[1:]
+                 and not g.endswith((".c", ".h"))]
+        if funcs:
+            groups["h_func"] = funcs[-1]
+    if rmatch is not None:
+        groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
+
+    guilty, polluted = _guilty(fmt, groups, lines)
+    if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
+        guilty = strip_prefixes(normalize(groups["r1"]))
+    title, missing = _title(fmt, groups, guilty)
+    if guilty is None and fmt.frame_from_title:
+        m = re.search(r" in ([A-Za-z_][\w.]*)", title)
+        guilty = strip_prefixes(normalize(m.group(1))) if m else None
+    if guilty is None and "h_func" in groups and fmt.stack == "none":
+        guilty = normalize(groups["h_func"])
+
+    comm = pid = cpu = None
+    release = build = hardware = None
+    taint_flags = ""
+    for line in lines + [r.text for r in before[-60:]]:
+        m = _TASK_LINE.search(line)
+        if m and comm is None:
+            cpu, pid, comm = int(m.group(1)), int(m.group(2)), m.group(3).strip()
+            taint_flags = "" if m.group(4) == "Not tainted" else m.group(4)[len("Tainted: "):].strip()
+            release, build = m.group(5), m.group(6)
+            continue
+        m = _OLD_TASK_LINE.match(line.strip())
+        if m and comm is None:
+            pid, comm = int(m.group(1)), m.group(2)
+            taint_flags = "" if m.group(3) == "Not tainted" else m.group(3)[len("Tainted: "):].strip()
+            release, build, hardware = m.group(4), m.group(5), (m.group(6) or None)
+            continue
+        m = _HARDWARE.match(line.strip())
+        if m and hardware is None:
+            hardware = m.group(1).strip()
+    if fmt.kind == "hung-task":
+        m = _HUNG_TASK.search(lines[0])
+        if m:
+            comm, pid = m.group(1), int(m.group(2))
+    if release is None:
+        for r in reversed(before):
+            m = _RELEASE.search(r.text)
+            if m:
+                release, build = m.group(1), build or m.group(2)
+                break
+    if arch is None and release:
+        for a, key in (("x86_64", "x86_64"), ("arm64", "aarch64"), ("ppc64", "ppc64"), ("s390x", "s390x")):
+            if key in release:
+                arch = a
+    if cpu is None:
+        m = re.search(r"\bCPU:? ?#?(\d+)\b", "\n".join(lines[:40]))
+        if m:
+            cpu = int(m.group(1))
+
+    fault = archmod.parse_fault_address(lines, regs)
+    if fault is None and fmt.kind in ("null-deref", "paging-request") and "CR2" in regs:
+        fault = regs["CR2"]
+    access, errcode = archmod.parse_access(lines, arch)
+
+    panic = None
+    for line in lines:
+        m = _PANIC.search(line)
+        if m:
+            panic = m.group(1)
+            break
+
+    kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1):].split(":", 1)[0], "unknown")
+    joined = "\n".join(lines[:80])
+    if kind in ("warning", "bug", "gpf", "paging-request") and re.search(r"list_(?:add|del)\w* corruption", joined):
+        kind = "list-corruption"
+    if kind == "warning" and re.search(r"refcount_t: ", joined):
+        kind = "refcount"
+
+    related_recs = [r for r in before if _RELATED.search(r.text)]
+    head_prefix = region[0].text[:header.start()] if header.string == region[0].text else ""
+    rm = _RELATED.search(head_prefix)
+    if rm:
+        related_recs.append(Record(region[0].lineno, head_prefix[rm.start():].strip(" “”\"'。,，;"), region[0].ts))
+    related = tuple(Event("log", r.text.strip(), r.lineno) for r in related_recs[-10:])
+
+    corrupted, reason = fmt.corrupted, "the report format is known to be incomplete" if fmt.corrupted else None
+    if not corrupted and _TS_IN_TITLE.search(title):
+        corrupted, reason = True, "a timestamp is merged into the title"
+    if missing and not corrupted:
+        corrupted, reason = True, "no function could be read for the title"
+    if polluted and not corrupted:
+        corrupted, reason = True, "fault injection output is mixed into the stack"
+    if not corrupted and not fmt.no_stack and not fmt.fallback:
+        why = stack_corruption(lines)
+        if why:
+            corrupted, reason = True, why
+    if cut and not corrupted:
+        last = [f for f in frames if f.reliable]
+        if not frames or (last and not _ENTRY_FRAMES.search(last[-1].symbol or "")):
+            corrupted, reason = True, "the log ends inside the report"
+
+    return Crash(
+        kind=kind,
+        title=title,
+        source=SourceSpan(path, region[0].lineno, region[-1].lineno, source_format),
+        guilty_frame=guilty,
+        fault_address=fault,
+        access=access,
+        error_code=errcode,
+        ip=ip,
+        kernel=Kernel(release, build, guess_distro(release, build), hardware),
+        arch=arch,
+        task=Task(comm, pid, cpu),
+        context=_context(frames, comm, pid),
+        taint=Taint(taint_flags, decode_taint(taint_flags.replace(" ", ""))),
+        modules=_modules(lines),
+        registers=regs,
+        code=_code(lines, arch),
+        frames=tuple(frames),
+        panic=panic,
+        related_events=related,
+        corrupted=corrupted,
+        corrupted_reason=reason,
+        bucket=_bucket(kind, title, guilty, frames),
+        lines=tuple(lines),
+    )

@@ -1,0 +1,232 @@
+"""Where a log line becomes a Crash: find report headers, collect each report, build Crashes.
+
+Streaming and bounded: the scanner keeps a ring of recent records (for context such as the
+kernel release or a warning printed just before the oops) and at most one open report.
+`scan_binary` adds a fast path for huge logs: a chunk with no trigger word is only counted,
+never split into lines, so a 2 GB syslog is read at close to disk speed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import BinaryIO, Iterable, Iterator
+
+from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, Format
+from ktriage.logs.records import Record, records
+from ktriage.logs.report import build_crash
+from ktriage.model import Crash
+
+_TRIGGER_STR = re.compile(TRIGGER.pattern.decode())
+MAX_REPORT_LINES = 600
+CONTEXT_LINES = 300
+_BOOT = re.compile(r"^Linux version \d")
+_ABSORB_LINES = 12
+# Without timestamps, a report ends where the text stops looking like an oops (mail, blog, notes).
+_OOPSY = re.compile(r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
+                    r"^\s*<|^\s*\[|^\s*$|---|Code:|Comm:|Stack:|Kernel|Oops|BUG|RIP|pc :|lr :|"
+                    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}")
+_PROSE_LINES = 4
+_FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped report  # a second header this early in a report belongs to it (list_del -> kernel BUG)
+
+
+def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
+    if not _TRIGGER_STR.search(text) or IGNORE.search(text):
+        return None
+    for fmt in FORMATS:
+        m = fmt.header.search(text)
+        if m:
+            return fmt, m
+    return None
+
+
+class Scanner:
+    """Feed Records in order; collect Crashes as their reports close."""
+
+    def __init__(self, path: str, source_format: str = "log") -> None:
+        self.path = path
+        self.source_format = source_format
+        self.before: deque[Record] = deque(maxlen=CONTEXT_LINES)
+        self.release_line: Record | None = None
+        self.region: list[Record] | None = None
+        self.fmt: Format | None = None
+        self.match: re.Match[str] | None = None
+        self.caller: str | None = None
+        self.has_frames = False
+        self.done: list[Crash] = []
+        self.since_close = 10**9
+        self.prose = 0
+        self.foreign = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.region is None
+
+    def _context(self) -> list[Record]:
+        ctx = list(self.before)
+        if self.release_line and (not ctx or self.release_line.lineno < ctx[0].lineno):
+            ctx.insert(0, self.release_line)
+        return ctx
+
+    def _close(self, cut: bool = False) -> None:
+        assert self.region is not None and self.fmt is not None and self.match is not None
+        crash = build_crash(self.region, self.fmt, self.match, self.path, self._context(), cut=cut,
+                            source_format=self.source_format)
+        self.done.append(crash)
+        self.region = None
+        self.since_close = 0
+
+    def _open(self, rec: Record, fmt: Format, m: re.Match[str]) -> None:
+        self.prose = 0
+        self.foreign = 0
+        self.region, self.fmt, self.match, self.caller, self.has_frames = [rec], fmt, m, rec.caller, False
+
+    def _attach_panic(self, rec: Record) -> bool:
+        """A `Kernel panic - not syncing` right after a closed report is that report's ending."""
+        if not self.done or self.since_close > 60 or "Kernel panic" not in rec.text:
+            return False
+        last = self.done[-1]
+        if last.panic is None:
+            text = rec.text.split("Kernel panic - not syncing: ", 1)[-1].rstrip(" ]-")
+            self.done[-1] = last.replace(panic=text, source=type(last.source)(
+                last.source.path, last.source.first_line, rec.lineno, last.source.format))
+        return True
+
+    def feed(self, rec: Record) -> None:
+        if rec.origin != "kernel":
+            return
+        if _BOOT.match(rec.text):
+            if self.region is not None:
+                self._close(cut=True)
+            self.before.clear()
+            self.release_line = rec
+        hit = match_header(rec.text)
+        if self.region is None:
+            self.since_close += 1
+            if hit:
+                fmt, m = hit
+                if not fmt.starts_report and self._attach_panic(rec):
+                    return
+                self._open(rec, fmt, m)
+                return
+            self.before.append(rec)
+            return
+        # a report is open
+        if rec.caller and self.caller and rec.caller != self.caller and rec.caller[0] == self.caller[0]:
+            return  # another task's/CPU's line interleaved on the console
+        if rec.ts is None and self.region[0].ts is not None and not hit:
+            # a timestamped log interleaved with other text (a test harness, a shell on the same
+            # console): skip it, and end the report only when the kernel's lines do not come back
+            self.foreign += 1
+            if self.foreign >= _FOREIGN_LINES:
+                self._close()
+            self.before.append(rec)
+            return
+        self.foreign = 0
+        if hit and hit[0].starts_report and not (len(self.region) < _ABSORB_LINES and not self.has_frames):
+            self._close()
+            self._open(rec, *hit)
+            return
+        self.region.append(rec)
+        if "+0x" in rec.text:
+            self.has_frames = True
+        if rec.ts is None:
+            self.prose = 0 if _OOPSY.search(rec.text) else self.prose + 1
+            if self.prose >= _PROSE_LINES:
+                del self.region[-self.prose:]
+                self._close()
+                return
+        if END_MARKERS.search(rec.text) or len(self.region) >= MAX_REPORT_LINES:
+            self._close()
+
+    def finish(self) -> list[Crash]:
+        if self.region is not None:
+            self._close(cut=True)
+        return self.done
+
+    def take(self) -> list[Crash]:
+        out, self.done = self.done, []
+        return out
+
+
+def scan_records(recs: Iterable[Record], path: str = "-", source_format: str = "log") -> list[Crash]:
+    sc = Scanner(path, source_format)
+    for r in recs:
+        sc.feed(r)
+    return sc.finish()
+
+
+def parse_log_text(text: str, path: str = "-") -> list[Crash]:
+    """Every crash in a kernel log given as one string."""
+    return scan_records(records(enumerate(_split_lines(text), 1)), path)
+
+
+def _split_lines(text: str) -> list[str]:
+    """Split on LF only: a lone CR is console noise, not a line break (keeps line numbers true)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+CHUNK = 4 << 20
+
+
+def scan_binary(f: BinaryIO, path: str, source_format: str = "log",
+                line_filter=None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+    """Scan a (possibly huge) binary stream; yields crashes as they close.
+
+    `line_filter` optionally maps each decoded line to the kernel text (journal JSON/export).
+    """
+    sc = Scanner(path, source_format)
+    lineno = 0
+    tail = b""
+    while True:
+        data = f.read(CHUNK)
+        if not data:
+            break
+        data = tail + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            tail = data
+            continue
+        chunk, tail = data[:cut + 1], data[cut + 1:]
+        lineno = yield from _scan_chunk(sc, chunk, lineno, line_filter)
+    if tail:
+        lineno = yield from _scan_chunk(sc, tail + b"\n", lineno, line_filter)
+    yield from sc.finish()
+
+
+def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+    if sc.idle and line_filter is None and not TRIGGER.search(chunk):
+        boot = chunk.rfind(b"Linux version ")
+        n = chunk.count(b"\n")
+        if boot >= 0:
+            start = chunk.rfind(b"\n", 0, boot) + 1
+            end = chunk.find(b"\n", boot)
+            rec_line = lineno + chunk.count(b"\n", 0, start) + 1
+            for r in records([(rec_line, chunk[start:end].decode("utf-8", "replace"))]):
+                sc.feed(r)
+        # keep the last lines as context for a report in the next chunk
+        start = len(chunk)
+        for _ in range(CONTEXT_LINES + 1):
+            start = chunk.rfind(b"\n", 0, start - 1) if start > 0 else -1
+            if start < 0:
+                break
+        start = max(start + 1, 0)
+        first = lineno + chunk.count(b"\n", 0, start) + 1
+        pairs = enumerate(_split_lines(chunk[start:].decode("utf-8", "replace")), first)
+        for r in records(pairs):
+            if r.origin == "kernel" and not _BOOT.match(r.text):
+                sc.before.append(r)
+        return lineno + n
+    text = chunk.decode("utf-8", "replace")
+    lines = _split_lines(text)
+    pairs: Iterable[tuple[int, str]] = enumerate(lines, lineno + 1)
+    if line_filter is not None:
+        pairs = ((n, t) for n, t in ((n, line_filter(l)) for n, l in pairs) if t is not None)
+    for r in records(pairs):
+        sc.feed(r)
+        if sc.done:
+            yield from sc.take()
+    return lineno + len(lines)

@@ -1,0 +1,94 @@
+"""Where inputs become a Report: read each input with the right source, analyze each Crash.
+
+    input --(logs/, crashout/, vmcore/)--> Crash --(analyzers/)--> Findings --(kb/)--> known bugs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ktriage.analyzers import AnalysisContext, run_analyzers
+from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
+from ktriage.logs import scan_binary
+from ktriage.model import Crash, CrashReport, InputRecord, Report
+
+MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse absurd sizes
+
+
+@dataclass
+class Options:
+    kb_dirs: list[str] = field(default_factory=list)
+    analyze: bool = True
+    max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
+
+
+def read_crashes(inp: Input, stream, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+    """Dispatch one opened input to its source."""
+    rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
+    if inp.kind == "empty":
+        rec.notes.append("empty input")
+        return
+    if inp.kind in ("log",):
+        yield from scan_binary(stream, inp.path, "log")
+    elif inp.kind == "journal-json":
+        yield from scan_binary(stream, inp.path, "journal", line_filter=journal_json_line)
+    elif inp.kind == "journal-export":
+        yield from scan_binary(stream, inp.path, "journal", line_filter=journal_export_filter())
+    elif inp.kind == "crash-output":
+        data = stream.read(MAX_CRASH_OUTPUT + 1)
+        if len(data) > MAX_CRASH_OUTPUT:
+            raise InputError(f"{inp.path}: crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB")
+        from ktriage.crashout import parse_crash_output
+
+        yield from parse_crash_output(data.decode("utf-8", "replace"), inp.path)
+    elif inp.kind == "vmcore":
+        raise InputError(f"{inp.path}: a kernel dump (vmcore); vmcore analysis is not available in this "
+                         f"version - extract its log with `makedumpfile --dump-dmesg {inp.path} dmesg.txt` "
+                         f"and analyze that")
+    elif inp.kind == "elf":
+        raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
+    else:
+        raise InputError(f"{inp.path}: binary data, not a kernel log, crash output or vmcore")
+
+
+def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
+    cr = CrashReport(crash)
+    if opts.analyze:
+        ctx = AnalysisContext(crash)
+        cr.skipped = run_analyzers(ctx)
+        cr.findings = ctx.findings
+        try:
+            from ktriage.kb import match_crash
+        except ImportError:
+            pass
+        else:
+            cr.known_bugs = match_crash(crash, cr.findings, opts.kb_dirs)
+    return cr
+
+
+def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
+    opts = opts or Options()
+    report = Report()
+    for path in expand(paths):
+        rec = InputRecord(path)
+        report.inputs.append(rec)
+        try:
+            inp, stream = open_input(path)
+            try:
+                for crash in read_crashes(inp, stream, rec):
+                    rec.crashes += 1
+                    if rec.crashes > opts.max_crashes:
+                        continue
+                    report.crashes.append(analyze_crash(crash, opts))
+            finally:
+                if path != "-":
+                    stream.close()
+            if rec.crashes > opts.max_crashes:
+                rec.notes.append(f"{rec.crashes} crashes found; only the first {opts.max_crashes} are reported")
+        except InputError as e:
+            rec.status, rec.error = "error", str(e)
+        except (OSError, EOFError, ValueError) as e:  # decompression errors surface while reading
+            rec.status = "partial" if rec.crashes else "error"
+            rec.error = f"{path}: could not be read to the end: {e}"
+    return report
