@@ -216,7 +216,7 @@ def build_userspace(tree: str) -> str:
     cap = os.path.join(bdir, "capture-root")
     main_root = os.path.join(bdir, "initrd-root")
     for root in (cap, main_root):
-        for d in ("bin", "sbin", "proc", "sys", "dev", "mnt", "lib/modules", "boot", "usr/bin", "usr/sbin"):
+        for d in ("bin", "sbin", "proc", "sys", "dev", "mnt", "tmp", "root", "lib/modules", "boot", "usr/bin", "usr/sbin"):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         shutil.copy(busybox_path(), os.path.join(root, "bin/busybox"))
         shutil.copy(os.path.join(LAB, "init.sh"), os.path.join(root, "init"))
@@ -486,7 +486,9 @@ def main() -> None:
                 log(f"{n}: cached")
                 continue
             if not run_scenario(n, tree, bdir)["ok"]:
-                failed.append(n)
+                log(f"{n}: retrying once")
+                if not run_scenario(n, tree, bdir)["ok"]:
+                    failed.append(n)
         path = write_manifest(tree, bdir)
         log(f"manifest {path}; total {time.time() - t0:.0f} s")
         if failed:

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import zstandard
 
-from conftest import REPO, corpus_log, seed
+from realdata import REPO, corpus_log, seed
 
 SCHEMA = json.loads((REPO / "src/ktriage/schema/report-1.json").read_text())
 EXAMPLE = REPO / "examples" / "centos7-nf_conntrack-dmesg.txt"

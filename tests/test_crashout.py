@@ -182,12 +182,13 @@ def test_seed_000_flattened_bt() -> None:
     assert c.context == "process"
     # l.7 `mod -s` object paths: /usr/lib/debug/usr/lib/modules/3.10.0-1160.el7.x86_64/...
     assert c.kernel.release == "3.10.0-1160.el7.x86_64" and c.kernel.distro == "el7"
-    # l.9 `crash> dis nf_ct_deliver_cached_events` (flattened); l.41 and l.48 listings without a prompt
+    # l.9 `crash> dis nf_ct_deliver_cached_events` (flattened); l.11, 17, 41, 45, 48 listings or single
+    # instructions quoted without a prompt ("1 0xffffffffc086077d <nf_ct_deliver_cached_events+45>: ...")
     dis = [e for e in c.related_events if e.kind == "crash-dis"]
-    assert [e.line for e in dis] == [9, 11, 41, 48]
+    assert [e.line for e in dis] == [9, 11, 17, 41, 45, 48]
     assert "0xffffffffc086077d <nf_ct_deliver_cached_events+45>: mov 0xa30(%rax),%rdx" in dis[0].text
     assert dis[0].text.splitlines()[0] == "crash> dis nf_ct_deliver_cached_events"
-    assert dis[2].text.splitlines()[-1] == "0xffffffff9fc9623b <nf_reinject+347>: callq 0xffffffff9fc94da0 <nf_iterate>"
+    assert dis[3].text.splitlines()[-1] == "0xffffffff9fc9623b <nf_reinject+347>: callq 0xffffffff9fc94da0 <nf_iterate>"
 
 
 def test_seed_000_log_section_merges_with_bt() -> None:
@@ -219,15 +220,16 @@ def test_arm64_sys_header_and_repeated_bt() -> None:
     # l.15 PANIC: "Kernel panic - not syncing: kernel stack overflow"
     assert c.panic == "Kernel panic - not syncing: kernel stack overflow"
     assert c.kind == "stack-guard"
-    # l.16-19 PID: 1969 COMMAND: "irq/139-0-0024" TASK: ffffffcc1a230000 CPU: 0 ; bt header l.28 agrees
+    # l.16-19 PID: 1969 COMMAND: "irq/139-0-0024" TASK: ffffffcc1a230000 CPU: 0 ; bt header l.29 agrees
     assert (c.task.comm, c.task.pid, c.task.cpu) == ("irq/139-0-0024", 1969, 0)
     # l.11 RELEASE: 4.14.156+ ; l.13 MACHINE: aarch64  (unknown Mhz)
     assert c.kernel.release == "4.14.156+" and c.arch == "arm64"
     assert c.kernel.hardware == "aarch64 (unknown Mhz)"
-    # l.23-24: the first bt failed ("Segmentation fault"); the second (l.28-34) has 6 frames
+    # l.23-24: the first bt failed ("Segmentation fault"); the second (l.29-35) has 6 frames
     assert [f.symbol for f in c.frames] == ["__delay", "__const_udelay", "msm_trigger_wdog_bite", "do_vm_restart",
                                             "machine_restart", "emergency_restart"]
-    assert c.frames[0].address == 0xFFFFFF8008C80774  # l.29
+    assert c.frames[0].address == 0xFFFFFF8008C80774  # l.30
     # the paste stops in the restart path: no exception frame, no panic(): flagged, nothing blamed
     assert c.ip is None and c.guilty_frame is None and c.corrupted
-    assert (c.source.first_line, c.source.last_line) == (3, 34)
+    # l.3 KERNEL: .. l.35 #5 emergency_restart
+    assert (c.source.first_line, c.source.last_line) == (3, 35)

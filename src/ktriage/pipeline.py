@@ -39,9 +39,7 @@ def read_crashes(inp: Input, stream, rec: InputRecord) -> Iterator[Crash]:  # ty
         data = stream.read(MAX_CRASH_OUTPUT + 1)
         if len(data) > MAX_CRASH_OUTPUT:
             raise InputError(f"{inp.path}: crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB")
-        from ktriage.crashout import parse_crash_output
-
-        yield from parse_crash_output(data.decode("utf-8", "replace"), inp.path)
+        yield from _crash_output_and_log(data.decode("utf-8", "replace"), inp.path)
     elif inp.kind == "vmcore":
         raise InputError(f"{inp.path}: a kernel dump (vmcore); vmcore analysis is not available in this "
                          f"version - extract its log with `makedumpfile --dump-dmesg {inp.path} dmesg.txt` "
@@ -50,6 +48,23 @@ def read_crashes(inp: Input, stream, rec: InputRecord) -> Iterator[Crash]:  # ty
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:
         raise InputError(f"{inp.path}: binary data, not a kernel log, crash output or vmcore")
+
+
+def _crash_output_and_log(text: str, path: str) -> Iterator[Crash]:
+    """A `crash` session transcript often also quotes the dmesg oops: read both, keep each crash once.
+
+    The dmesg oops is the richer record (Code:, module of the IP, exact fault address), so it wins
+    when both describe the same faulting function.
+    """
+    from ktriage.crashout import parse_crash_output
+    from ktriage.logs import parse_log_text
+
+    from_log = parse_log_text(text, path)
+    seen = {c.ip.symbol for c in from_log if c.ip and c.ip.symbol}
+    yield from from_log
+    for c in parse_crash_output(text, path):
+        if not (c.ip and c.ip.symbol in seen):
+            yield c
 
 
 def analyze_crash(crash: Crash, opts: Options) -> CrashReport:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ktriage.kb.rules import Rule
-from ktriage.kb.versions import KVer, RunningKernel, debvercmp, parse_kver, rpm_evr_cmp, split_nvr
+from ktriage.kb.versions import KVer, RunningKernel, debvercmp, may_be_next_cycle, parse_kver, rpm_evr_cmp, split_nvr
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
 
@@ -60,14 +60,19 @@ def _cmp_key(cmp: Callable[[str, str], int]) -> Any:
     return functools.cmp_to_key(cmp)
 
 
-def upstream_verdict(rule: Rule, v: KVer, what: str = "") -> Verdict:
-    """A vanilla/stable release against the upstream fix."""
+def upstream_verdict(rule: Rule, v: KVer, what: str = "", snapshot: bool = False) -> Verdict:
+    """A vanilla/stable release against the upstream fix.
+
+    Versions name release cycles: "introduced 6.6" means the 6.6 cycle, so 6.6-rc7 has the bug; "fixed in
+    5.19" does not say which 5.19-rc got it, so a 5.19-rc kernel is "unknown". A git snapshot (`snapshot`)
+    of a final release may hold commits of the next merge window."""
     fix = rule.fix
     mainline = parse_kver(fix.get("mainline")) or rule.fixed
     intro = rule.introduced or parse_kver(fix.get("fixes_release"))
     stables = {k.branch: k for k in (parse_kver(s) for s in fix.get("stable") or []) if k}
     name = what or str(v)
-    if intro is not None and v < intro:
+    intro_start = KVer(intro.major, intro.minor, 0, 1) if intro and not intro.is_rc and not intro.patch else intro
+    if intro_start is not None and v < intro_start and not (snapshot and may_be_next_cycle(v, intro_start)):
         return Verdict(UNKNOWN, f"{name} predates the bug (introduced in {intro}): probably another bug",
                        "upstream", affected=False)
     if mainline is None:
@@ -75,6 +80,9 @@ def upstream_verdict(rule: Rule, v: KVer, what: str = "") -> Verdict:
     if v.is_rc and not mainline.is_rc and v.branch == mainline.branch:
         return Verdict(UNKNOWN, f"the fix is in {mainline}; which {mainline}-rc first had it is not recorded",
                        "upstream")
+    if snapshot and may_be_next_cycle(v, mainline):
+        return Verdict(UNKNOWN, f"{name} is a git snapshot after {v}, possibly inside the {mainline.major}."
+                                f"{mainline.minor} merge window where the fix landed", "upstream")
     if v >= mainline:
         return Verdict(YES, f"{name} >= {mainline}, the first mainline release with the fix", "upstream")
     s = stables.get(v.branch)
@@ -177,7 +185,7 @@ def fixed_verdict(rule: Rule, kernel: Any) -> Verdict:
     if rk.family == "ubuntu":
         return _ubuntu(rule, rk, [e for e in entries if e.get("distro") == "ubuntu"])
     if rk.family == "upstream" and rk.upstream is not None:
-        return upstream_verdict(rule, rk.upstream, rk.release)
+        return upstream_verdict(rule, rk.upstream, rk.release, rk.snapshot)
     who = f"a {rk.distro} vendor kernel" if rk.distro else "a vendor kernel"
     return Verdict(UNKNOWN, f"{rk.release} is {who}; vendors backport fixes, so its base version does not decide "
                             f"it and the rule has no entry for it", "none")

@@ -127,8 +127,10 @@ class Match:
     def probe_command(self) -> str | None:
         bt = (self.probe or {}).get("bpftrace")
         if bt:
-            one = " ".join(line.strip() for line in str(bt).strip().splitlines() if line.strip())
-            if len(one) <= 220:
+            lines = [ln.strip() for ln in str(bt).strip().splitlines()]
+            lines = [ln for ln in lines if ln and not ln.startswith("//")]
+            one = " ".join(lines)
+            if len(one) <= 220 and "//" not in one and "/*" not in one:
                 return "bpftrace -e '" + one.replace("'", "'\\''") + "'"
             return f"bpftrace probe: see `ktriage kb show {self.rule_id}`"
         if (self.probe or {}).get("systemtap"):
@@ -309,17 +311,23 @@ def _is_similar_enough(m: Match, rule: Rule, crash: Crash) -> bool:
         return False
     if rule.frames:
         got = ordered_frames(rule.frames, crash_stack(crash))
-        if got == len(rule.frames) or (got >= 2 and got / len(rule.frames) >= 0.5):
+        if got >= 2 and got / len(rule.frames) >= 0.5:  # one shared caller (ixgbe_poll) is not enough
             return True
     return any(p.startswith("guilty ") for p in m.matched)
 
 
-def match_rules(crash: Crash, rules: Iterable[Rule]) -> tuple[list[Match], list[Match]]:
+def match_rules(crash: Crash, rules: Iterable[Rule],
+                errors: list[KBNote] | None = None) -> tuple[list[Match], list[Match]]:
     """(full matches, similar ones), each sorted by score, best first."""
     stack = crash_stack(crash)
     full, similar = [], []
+    errors = [] if errors is None else errors
     for rule in rules:
-        m = evaluate(rule, crash, stack)
+        try:
+            m = evaluate(rule, crash, stack)
+        except Exception as e:  # a rule is user data: one bad rule must not stop the analysis
+            errors.append(KBNote(f"known-bug rule {rule.path} could not be evaluated: {type(e).__name__}: {e}"))
+            continue
         if not m.similar:
             full.append(m)
         elif _is_similar_enough(m, rule, crash):
@@ -331,10 +339,13 @@ def match_rules(crash: Crash, rules: Iterable[Rule]) -> tuple[list[Match], list[
 def match_crash(crash: Crash, findings: Sequence[Any] = (), kb_dirs: Iterable[str] = (),
                 rules: RuleSet | None = None) -> list[Any]:
     """Known bugs for a crash: full matches (best first), then near misses flagged `similar=True`,
-    then one KBNote per rule file that failed to load (so the run goes on and says why)."""
+    then one KBNote per rule file that failed to load (so the run goes on and says why).
+
+    `findings` is accepted for rules keyed on analyzer findings; the version-1 format does not use them."""
     rs = rules if rules is not None else cached_rules(tuple(kb_dirs or ()))
-    full, similar = match_rules(crash, rs)
-    out: list[Any] = [*full, *similar]
+    errors: list[KBNote] = []
+    full, similar = match_rules(crash, rs, errors)
+    out: list[Any] = [*full, *similar, *errors]
     out += [KBNote(f"known-bug rule not loaded: {e}") for e in rs.errors]
     out += [KBNote(n) for n in rs.notes]
     return out

@@ -249,6 +249,8 @@ def kvercmp(a: str, b: str) -> int:
 # localversion markers of vendor kernels whose base version says little about their fixes
 _VENDOR_MARKERS = re.compile(r"(?:^|[-.+_])(?:el\d+|fc\d+|amzn\d+|uek|android\d*|default|azure|aws|gcp|oracle|"
                              r"generic|lowlatency|amd64|arm64|cloud|rt|pve|qcom|raspi|tegra|vendor)(?:[-.+_]|$)")
+_DISTRO_ABI = re.compile(r"^-\d+(?:\.\d+)*-[A-Za-z]")  # 5.10.0-1057-oem, 5.7.0-3-MANJARO: a packager's build
+_GIT_DESCRIBE = re.compile(r"^-\d+-g[0-9a-f]{7,}")  # 6.0.0-rc4-00133-g64ae13ed4784: upstream git
 _DEB_BUILD = re.compile(r"\bDebian (\d[\w.+~:-]*)")
 _UBU_BUILD = re.compile(r"#(\d+)(?:~[\w.]+)?-Ubuntu\b")
 _UBU_RELEASE = re.compile(r"^(\d+\.\d+\.\d+)-(\d+)(?:\.\d+)?-[a-z]")
@@ -264,6 +266,7 @@ class RunningKernel:
     upstream: KVer | None = None  # the upstream base (for distro kernels: only the base)
     package: str | None = None  # Debian/Ubuntu package version when the build string gives it
     ubuntu_abi: tuple[str, int] | None = None  # ("5.15.0", 91) from 5.15.0-91-generic
+    snapshot: bool = False  # a git build between releases (6.15.0-10402-g4cb6c8af8591, -next-, +, -dirty)
 
 
 def running_kernel(release: str | None, build: str | None = None, distro: str | None = None) -> RunningKernel | None:
@@ -291,6 +294,17 @@ def running_kernel(release: str | None, build: str | None = None, distro: str | 
     if base is None:
         return RunningKernel(release, "unknown")
     rest = release[_UPSTREAM.match(release).end():]  # type: ignore[union-attr]
-    if _VENDOR_MARKERS.search(rest):
+    if _VENDOR_MARKERS.search(rest) or (_DISTRO_ABI.match(rest) and not _GIT_DESCRIBE.match(rest)):
         return RunningKernel(release, "vendor", None, base)
-    return RunningKernel(release, "upstream", None, base)
+    return RunningKernel(release, "upstream", None, base, snapshot=bool(_SNAPSHOT.search(rest)))
+
+
+_SNAPSHOT = re.compile(r"-\d+-g[0-9a-f]{7,}|-g[0-9a-f]{7,}|-next-\d{8}|\+|-dirty")
+
+
+def may_be_next_cycle(v: KVer, target: KVer) -> bool:
+    """Whether a git snapshot taken after release `v` may already hold commits of `target`'s cycle
+    (6.15.0-10402-g... is in the 6.16 merge window: before 6.16-rc1 by number, but not by content)."""
+    if v.is_rc or v.patch:
+        return False
+    return target.branch in ((v.major, v.minor + 1), (v.major + 1, 0))

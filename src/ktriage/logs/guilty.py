@@ -255,7 +255,6 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
                 frames = []
             seen_trace = True
             nxt = parts[p + 1] if p + 1 < len(parts) else None
-            jumped = False
             while i < n:
                 ln = lines[i]
                 i += 1
@@ -269,13 +268,11 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
                     if m:
                         add([g for g in m.groups() if g])
                         p += 1
-                        jumped = True
                         break
                 fr = _frame_of(ln)
                 if fr:
                     add(fr)
             p += 1
-            del jumped
             continue
         while i < n:
             ln = lines[i]

@@ -35,6 +35,7 @@ _SYSLOG = re.compile(
 )
 _LEVEL = re.compile(r"^<(\d{1,3})>")
 _DMESG_T = re.compile(r"^\[(?=[^\]]*\d\d:\d\d:\d\d)[^\]]{8,40}\]\s?")
+_INDENTED_TS = re.compile(r"^\s+(?:<\d{1,3}>)?\[\s*\d+\.\d+\]")
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
 _CALLER = re.compile(r"^\[\s*([TC]\d+)\]")
 # "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
@@ -66,12 +67,18 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     origin = "kernel"
     if text.lstrip().startswith(">"):
         text = _QUOTE.sub("", text)
+    if text.startswith("[") and not _TS.match(text):
+        m = _DMESG_T.match(text)  # before syslog: "[Sun Nov 22 04:21:52 2026] " holds a time too
+        if m:
+            text = text[m.end():]
     m = _SYSLOG.match(text)
     if m:
         prog = m.group("prog")
         text = m.group("msg")
         if prog != "kernel":
             origin = "other"
+    if text[:1] in (" ", "\t") and _INDENTED_TS.match(text):
+        text = text.lstrip()  # a log indented in a mail or a web page
     m = _LEVEL.match(text)
     if m:
         text = text[m.end():]

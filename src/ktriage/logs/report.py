@@ -49,12 +49,6 @@ _RELATED = re.compile(
     r"rcu_sched|Machine check events logged|\[Hardware Error\]|EDAC .* error|"
     r"Memory failure: |mce: |segfault at|traps: .* general protection|nf_conntrack: table full"
 )
-_ENTRY_FRAMES = re.compile(r"entry_SYSCALL|ret_from_fork|kthread|start_secondary|cpu_startup_entry|"
-                           r"secondary_startup|system_call_fastpath|el0t?_64_sync|el0_svc|do_idle|"
-                           r"cpu_idle|rest_init|start_kernel|x86_64_start|ret_from_kernel_thread|"
-                           r"syscall_exit_work|worker_thread|smpboot_thread_fn|__do_softirq|"
-                           r"do_softirq|irq_exit|ret_from_intr|apic_timer_interrupt|common_interrupt")
-
 # The kind of a report only the catch-all entry matched, by its keyword.
 _FALLBACK_KIND = {"WARNING": "warning", "BUG": "bug", "INFO": "unknown"}
 
@@ -380,10 +374,10 @@ def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], pa
         why = stack_corruption(lines)
         if why:
             corrupted, reason = True, why
-    if cut and not corrupted:
-        last = [f for f in frames if f.reliable]
-        if not frames or (last and not _ENTRY_FRAMES.search(last[-1].symbol or "")):
-            corrupted, reason = True, "the log ends inside the report"
+    # A log that ends inside the call trace still names the crash (the top frames came first);
+    # one that ends before any frame does not.
+    if cut and not corrupted and not fmt.no_stack and fmt.stack != "none" and not any(f.reliable for f in frames):
+        corrupted, reason = True, "the log ends inside the report, before its call trace"
 
     return Crash(
         kind=kind,

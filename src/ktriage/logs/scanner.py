@@ -197,36 +197,69 @@ def scan_binary(f: BinaryIO, path: str, source_format: str = "log",
     yield from sc.finish()
 
 
+def _fast_trigger():  # type: ignore[no-untyped-def]
+    """The chunk prefilter: RE2 runs the trigger alternation as a DFA, ~20x faster than `re`."""
+    try:
+        import re2  # google-re2
+
+        return re2.compile(TRIGGER.pattern)
+    except Exception:  # pragma: no cover - fall back to the standard engine
+        return TRIGGER
+
+
+_FAST = _fast_trigger()
+
+
+def _skip(sc: Scanner, chunk: bytes, start: int, end: int, lineno: int) -> int:
+    """Lines [start, end) of a chunk hold no trigger: count them, keep only what later reports need
+    (the last boot banner, and the last CONTEXT_LINES lines as context)."""
+    n = chunk.count(b"\n", start, end)
+    boot = chunk.rfind(b"Linux version ", start, end)
+    if boot >= 0:
+        b0 = chunk.rfind(b"\n", start, boot) + 1 if chunk.rfind(b"\n", start, boot) >= 0 else start
+        b1 = chunk.find(b"\n", boot, end)
+        rec_line = lineno + chunk.count(b"\n", start, b0) + 1
+        for r in records([(rec_line, chunk[b0:b1].decode("utf-8", "replace"))]):
+            sc.feed(r)
+    ctx = end
+    for _ in range(CONTEXT_LINES + 1):
+        ctx = chunk.rfind(b"\n", start, ctx - 1) if ctx - 1 > start else -1
+        if ctx < 0:
+            break
+    ctx = max(ctx + 1, start)
+    first = lineno + chunk.count(b"\n", start, ctx) + 1
+    for r in records(enumerate(_split_lines(chunk[ctx:end].decode("utf-8", "replace")), first)):
+        if r.origin == "kernel" and not _BOOT.match(r.text):
+            sc.before.append(r)
+    return lineno + n
+
+
 def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
-    if sc.idle and line_filter is None and not TRIGGER.search(chunk):
-        boot = chunk.rfind(b"Linux version ")
-        n = chunk.count(b"\n")
-        if boot >= 0:
-            start = chunk.rfind(b"\n", 0, boot) + 1
-            end = chunk.find(b"\n", boot)
-            rec_line = lineno + chunk.count(b"\n", 0, start) + 1
-            for r in records([(rec_line, chunk[start:end].decode("utf-8", "replace"))]):
-                sc.feed(r)
-        # keep the last lines as context for a report in the next chunk
-        start = len(chunk)
-        for _ in range(CONTEXT_LINES + 1):
-            start = chunk.rfind(b"\n", 0, start - 1) if start > 0 else -1
-            if start < 0:
-                break
-        start = max(start + 1, 0)
-        first = lineno + chunk.count(b"\n", 0, start) + 1
-        pairs = enumerate(_split_lines(chunk[start:].decode("utf-8", "replace")), first)
-        for r in records(pairs):
-            if r.origin == "kernel" and not _BOOT.match(r.text):
-                sc.before.append(r)
-        return lineno + n
-    text = chunk.decode("utf-8", "replace")
-    lines = _split_lines(text)
-    pairs: Iterable[tuple[int, str]] = enumerate(lines, lineno + 1)
+    """Feed only the lines around trigger hits to the scanner; skip the rest at memchr speed."""
     if line_filter is not None:
-        pairs = ((n, t) for n, t in ((n, line_filter(l)) for n, l in pairs) if t is not None)
-    for r in records(pairs):
-        sc.feed(r)
+        lines = _split_lines(chunk.decode("utf-8", "replace"))
+        pairs = ((n, t) for n, t in ((n, line_filter(l)) for n, l in enumerate(lines, lineno + 1)) if t is not None)
+        for r in records(pairs):
+            sc.feed(r)
+            if sc.done:
+                yield from sc.take()
+        return lineno + len(lines)
+    pos, size = 0, len(chunk)  # the chunk ends with a newline
+    while pos < size:
+        if sc.idle:
+            m = _FAST.search(chunk, pos)
+            if m is None:
+                return _skip(sc, chunk, pos, size, lineno)
+            line_start = chunk.rfind(b"\n", pos, m.start()) + 1 or pos
+            line_start = max(line_start, pos)
+            if line_start > pos:
+                lineno = _skip(sc, chunk, pos, line_start, lineno)
+                pos = line_start
+        end = chunk.find(b"\n", pos)
+        lineno += 1
+        for r in records([(lineno, chunk[pos:end].decode("utf-8", "replace"))]):
+            sc.feed(r)
         if sc.done:
             yield from sc.take()
-    return lineno + len(lines)
+        pos = end + 1
+    return lineno
