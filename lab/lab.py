@@ -265,7 +265,7 @@ SCENARIOS: dict[str, dict] = {
     "oob-small-object": {"args": "", "expect": r"general protection fault, probably for non-canonical address"},
     "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
                   "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
-    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
+    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5 tsc=reliable", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
     "panic": {"args": "", "qemu_elf": True, "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
