@@ -44,6 +44,8 @@ KNOWN_READER_GAPS = {
     "list-corruption": "guilty frame is crashmod_trigger; the trace's first frame is crashmod_list_remove "
                        "(RIP is in lib/list_debug.c)",
     "panic": "no guilty frame for an explicit panic(); the trace is dump_stack_lvl, panic, crashmod_panic",
+    "soft-lockup": "guilty frame is proc_reg_write; RIP is crashmod_spin (the soft-lockup trace starts "
+                   "after the interrupted frame)",
 }
 
 
