@@ -6,6 +6,7 @@
     python3 lab/lab.py all              # build + run every scenario that has no artifacts yet
     python3 lab/lab.py list             # what the cache holds
     python3 lab/lab.py fixtures         # copy console logs into tests/fixtures/lab/
+    python3 lab/lab.py prune            # delete cached kernels/builds/runs the sources no longer select
 
 Everything large lives in the cache, outside the git tree:
     ${KTRIAGE_LAB_CACHE:-$HOME/.cache/ktriage-lab}
@@ -94,7 +95,9 @@ def source_deb() -> str:
     debs = sorted(glob.glob(os.path.join(dl, "linux-source-6.1_*_all.deb")))
     if not debs:
         log("downloading linux-source-6.1 (139 MB)")
-        sh(["apt-get", "download", "linux-source-6.1"], cwd=dl, stderr=subprocess.DEVNULL)
+        if sh(["apt-get", "download", "linux-source-6.1"], cwd=dl, stderr=subprocess.DEVNULL, check=False).returncode:
+            sh(["apt-get", "update", "-qq"])
+            sh(["apt-get", "download", "linux-source-6.1"], cwd=dl, stderr=subprocess.DEVNULL)
         debs = sorted(glob.glob(os.path.join(dl, "linux-source-6.1_*_all.deb")))
     return debs[-1]
 
@@ -459,9 +462,19 @@ def cmd_fixtures() -> None:
             log(f"fixture {name}.console.log")
 
 
+def cmd_prune() -> None:
+    """Remove kernel trees, builds and runs that the current sources no longer select."""
+    keep = {os.path.join(CACHE, "kernel", kernel_key()[1]), build_dir(), runs_dir()}
+    for sub in ("kernel", "build", "runs"):
+        for d in glob.glob(os.path.join(CACHE, sub, "*")):
+            if d not in keep:
+                log(f"removing {d}")
+                shutil.rmtree(d)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cmd", choices=["build", "run", "all", "list", "fixtures", "kernel"])
+    ap.add_argument("cmd", choices=["build", "run", "all", "list", "fixtures", "kernel", "prune"])
     ap.add_argument("scenarios", nargs="*", help="scenario names for run (default: all)")
     ap.add_argument("--force", action="store_true", help="rerun scenarios even if cached")
     a = ap.parse_args()
@@ -469,6 +482,8 @@ def main() -> None:
         return cmd_list()
     if a.cmd == "fixtures":
         return cmd_fixtures()
+    if a.cmd == "prune":
+        return cmd_prune()
     t0 = time.time()
     ensure_host_tools()
     tree = build_kernel()
