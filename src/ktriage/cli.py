@@ -32,16 +32,24 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
 @click.option("--kb", "kb_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Extra directory of known-bug rules (repeatable).")
+@click.option("--vmlinux", type=click.Path(dir_okay=False), help="The crashed kernel's vmlinux with debug info.")
+@click.option("--debuginfo", "debuginfo_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Directory with debug files (vmlinux, *.ko.debug, .build-id/); repeatable.")
+@click.option("--src", "src_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Kernel source tree, to show source lines; repeatable.")
 @click.option("--no-analysis", is_flag=True, help="Only parse crashes; run no analyzers.")
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple[str, ...], no_analysis: bool,
+def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple[str, ...], vmlinux: str | None,
+            debuginfo_dirs: tuple[str, ...], src_dirs: tuple[str, ...], no_analysis: bool,
             color: bool | None, debug: bool) -> None:
     """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
     from ktriage.pipeline import Options, analyze_paths
 
     try:
-        report = analyze_paths(list(paths), Options(kb_dirs=list(kb_dirs), analyze=not no_analysis))
+        report = analyze_paths(list(paths), Options(kb_dirs=list(kb_dirs), vmlinux=vmlinux,
+                                                    debuginfo_dirs=list(debuginfo_dirs), src_dirs=list(src_dirs),
+                                                    analyze=not no_analysis))
         if fmt == "json":
             from ktriage.render.json_out import render
             text = render(report)

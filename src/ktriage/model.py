@@ -170,6 +170,7 @@ class Crash:
     corrupted_reason: str | None = None
     bucket: str = ""
     lines: tuple[str, ...] = ()  # the report's own lines, prefixes removed
+    system: Mapping[str, str] = field(default_factory=dict)  # sys-like facts (CPUS, MEMORY, UPTIME, DUMPFILE...)
 
     def replace(self, **changes: Any) -> "Crash":
         return dataclasses.replace(self, **changes)
@@ -237,5 +238,6 @@ class Report:
 
     inputs: list[InputRecord] = field(default_factory=list)
     crashes: list[CrashReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # report-wide remarks (rules not loaded, tiers used)
 
     SCHEMA = "ktriage.report/1"

@@ -19,11 +19,14 @@ MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse
 @dataclass
 class Options:
     kb_dirs: list[str] = field(default_factory=list)
+    vmlinux: str | None = None  # --vmlinux: the kernel's debug image (DWARF)
+    debuginfo_dirs: list[str] = field(default_factory=list)  # --debuginfo: dirs with vmlinux / .ko.debug files
+    src_dirs: list[str] = field(default_factory=list)  # --src: kernel source trees for listings
     analyze: bool = True
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
 
 
-def read_crashes(inp: Input, stream, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def read_crashes(inp: Input, stream, rec: InputRecord, opts: "Options") -> Iterator[Crash]:  # type: ignore[no-untyped-def]
     """Dispatch one opened input to its source."""
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
     if inp.kind == "empty":
@@ -41,9 +44,13 @@ def read_crashes(inp: Input, stream, rec: InputRecord) -> Iterator[Crash]:  # ty
             raise InputError(f"{inp.path}: crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB")
         yield from _crash_output_and_log(data.decode("utf-8", "replace"), inp.path)
     elif inp.kind == "vmcore":
-        raise InputError(f"{inp.path}: a kernel dump (vmcore); vmcore analysis is not available in this "
-                         f"version - extract its log with `makedumpfile --dump-dmesg {inp.path} dmesg.txt` "
-                         f"and analyze that")
+        try:
+            from ktriage.vmcore import read_vmcore  # (path, opts, rec) -> Iterator[Crash]
+        except ImportError:
+            raise InputError(f"{inp.path}: a kernel dump (vmcore); vmcore analysis is not available in this "
+                             f"version - extract its log with `makedumpfile --dump-dmesg {inp.path} dmesg.txt` "
+                             f"and analyze that") from None
+        yield from read_vmcore(inp.path, opts, rec)
     elif inp.kind == "elf":
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:
@@ -67,10 +74,28 @@ def _crash_output_and_log(text: str, path: str) -> Iterator[Crash]:
             yield c
 
 
+def _debuginfo_for(crash: Crash, opts: Options):  # type: ignore[no-untyped-def]
+    """The debug info matching this crash's kernel, when ktriage can find it (issue: debuginfo)."""
+    try:
+        from ktriage.debuginfo import find_debuginfo  # (crash, opts) -> session or None
+    except ImportError:
+        return None
+    return find_debuginfo(crash, opts)
+
+
+def _vmcore_for(crash: Crash):  # type: ignore[no-untyped-def]
+    """The open vmcore session a crash was read from, if it came from a dump."""
+    try:
+        from ktriage.vmcore import session_for  # (crash) -> session or None
+    except ImportError:
+        return None
+    return session_for(crash)
+
+
 def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
     cr = CrashReport(crash)
     if opts.analyze:
-        ctx = AnalysisContext(crash)
+        ctx = AnalysisContext(crash, debuginfo=_debuginfo_for(crash, opts), vmcore=_vmcore_for(crash))
         cr.skipped = run_analyzers(ctx)
         cr.findings = ctx.findings
         try:
@@ -91,7 +116,7 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
         try:
             inp, stream = open_input(path)
             try:
-                for crash in read_crashes(inp, stream, rec):
+                for crash in read_crashes(inp, stream, rec, opts):
                     rec.crashes += 1
                     if rec.crashes > opts.max_crashes:
                         continue

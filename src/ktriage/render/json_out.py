@@ -63,6 +63,7 @@ def crash_dict(cr: CrashReport) -> dict[str, Any]:
         "related_events": [{"kind": e.kind, "text": e.text, "line": e.line} for e in c.related_events],
         "corrupted": c.corrupted,
         "corrupted_reason": c.corrupted_reason,
+        "system": dict(c.system),
         "source": {"path": c.source.path, "first_line": c.source.first_line, "last_line": c.source.last_line,
                    "format": c.source.format},
         "findings": [_finding(f) for f in cr.findings],
@@ -78,7 +79,7 @@ def _input(r: InputRecord) -> dict[str, Any]:
 
 def report_dict(report: Report) -> dict[str, Any]:
     return {"schema": Report.SCHEMA, "inputs": [_input(i) for i in report.inputs],
-            "crashes": [crash_dict(c) for c in report.crashes]}
+            "crashes": [crash_dict(c) for c in report.crashes], "notes": list(report.notes)}
 
 
 def render(report: Report) -> str:
