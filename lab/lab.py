@@ -17,6 +17,7 @@ so tests can find it (see tests/lab/conftest.py).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import hashlib
 import json
@@ -252,8 +253,7 @@ def build_userspace(tree: str) -> str:
 
 # --------------------------------------------------------------------------- scenarios
 
-BOOT_ARGS = ("console=ttyS0 loglevel=7 oops=panic slab_nomerge crashkernel=128M "
-             "qemu_fw_cfg.ioport=12@0x510:0:1:4")
+BOOT_ARGS = "console=ttyS0 loglevel=7 oops=panic slab_nomerge crashkernel=128M"
 
 # name -> extra kernel args, whether to also take a QEMU ELF dump (second boot without kdump),
 # and the console line that proves the scenario happened.
@@ -485,6 +485,13 @@ def main() -> None:
     if a.cmd == "prune":
         return cmd_prune()
     t0 = time.time()
+    os.makedirs(CACHE, exist_ok=True)
+    lock = open(os.path.join(CACHE, ".lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"another lab.py holds {CACHE}/.lock; waiting for it")
+        fcntl.flock(lock, fcntl.LOCK_EX)
     ensure_host_tools()
     tree = build_kernel()
     if a.cmd == "kernel":

@@ -37,7 +37,7 @@ def test_x86_decode_lands_on_mark_kasan_check():
     d = decode(parse_code_line(code_line("662"), "x86_64"))
     # objdump --start-address=0x1c:  2a: 80 3c 02 00   cmpb $0x0,(%rdx,%rax,1)
     assert d.trap.offset == 0x2A and d.trap.mnemonic == "cmpb"
-    assert d.trap.op_str == "$0x0,(%rdx,%rax)"
+    assert d.trap.op_str == "$0x0,(%rdx,%rax,1)"  # objdump's text, scale 1 included
     # objdump:  1c: mov (%rbx),%rbp / 1f: lea 0x58(%rbp),%rdi / 23: mov %rdi,%rdx / 26: shr $0x3,%rdx
     before = [(i.offset, i.cs.mnemonic) for i in d.before][-4:]
     assert before == [(0x1C, "mov"), (0x1F, "lea"), (0x23, "mov"), (0x26, "shr")]
@@ -81,6 +81,21 @@ def test_console_cut_line_is_partial_not_guessed():
     assert not cb.complete and cb.trap_offset is None and len(cb.data) == 28
     d = decode(cb)
     assert d.trap is None and d.insns == () and d.problem
+
+
+def test_objdump_style_att_text():
+    # 662 objdump --start-address=0x1c:  1c: mov (%rbx),%rbp  1f: lea 0x58(%rbp),%rdi  23: mov %rdi,%rdx
+    #                                    26: shr $0x3,%rdx  (capstone: movq/leaq/shrq, objdump drops the suffix)
+    d = decode(parse_code_line(code_line("662"), "x86_64"))
+    got = [(i.offset, f"{i.mnemonic} {i.op_str}") for i in d.before][-4:]
+    assert got == [(0x1C, "mov (%rbx),%rbp"), (0x1F, "lea 0x58(%rbp),%rdi"), (0x23, "mov %rdi,%rdx"),
+                   (0x26, "shr $0x3,%rdx")]
+
+
+def test_unable_to_access_opcode_bytes_v6_format():
+    # v6.x show_opcodes(): "Code: Unable to access opcode bytes at 0x%lx." (no "RIP"); the address is IP - 42
+    cb = parse_code_line("Code: Unable to access opcode bytes at 0xffffffffc029afdd.", "x86_64")
+    assert cb.data == b"" and not cb.complete and "0xffffffffc029afdd" in cb.note and "IP - 42" in cb.note
 
 
 def test_arm32_code_line():

@@ -8,11 +8,13 @@ instruction was checked by hand with objdump on the Code: bytes written to a fil
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from ktriage.analyzers import AnalysisContext, run_analyzers
+from ktriage.insn.codeline import parse_code_line
 
 CORPUS = Path("/work/shared/corpora/syzkaller")
 SEEDS = Path("/work/shared/seeds")
@@ -136,11 +138,18 @@ def test_call_through_bad_function_pointer():
 
 @pytest.mark.parametrize("name, text", [("453", "cut or mangled"), ("565", "could not read the code bytes")])
 def test_truncated_code_gives_partial_finding_only(name, text):
-    # 453: Code line cut by the console ("... 90 90 83 3d 854"); 565: "Unable to access opcode bytes at RIP"
+    # 453: Code line cut by the console ("... 90 90 83 3d 854"); 565: "Unable to access opcode bytes at RIP".
+    # Both follow a user-mode IP line (453 "RIP: 0033:0x7fdd4d945370", 565 "RIP: 0023:0xe"): the log reader
+    # leaves the user block out of the crash, so no instruction is claimed; the real line is then given to
+    # the analyzers directly as if it were the kernel's.
     ctx = analyze(CORPUS / name)
-    part = only(ctx, "insn.decode-partial")
+    assert ctx.finding("insn.trap") is None and ctx.finding("insn.bad-access") is None
+    line = next(x for x in (CORPUS / name).read_text(errors="replace").splitlines() if "Code:" in x)
+    ctx2 = AnalysisContext(dataclasses.replace(ctx.crash, code=parse_code_line(line, "x86_64"), arch="x86_64"))
+    run_analyzers(ctx2)
+    part = only(ctx2, "insn.decode-partial")
     assert text in part.summary and part.listing == ()
-    assert ctx.finding("insn.trap") is None
+    assert ctx2.finding("insn.trap") is None
 
 
 def test_arm64_list_poison_register():
@@ -150,3 +159,21 @@ def test_arm64_list_poison_register():
     line = next(e for e in regs.evidence if e.startswith("x21 "))
     assert "LIST_POISON1" in line and "+ 0x10" in line
     assert "list-poison" in regs.data["registers"]["x21"]
+
+
+def test_poison_end_and_kaslr_layout_values():
+    # lab oob-small-object: "RAX: a56b6b6b6b6b6b6b" = the last 8 bytes of a freed object (0x6b * 7, POISON_END 0xa5)
+    from ktriage.insn import values as V
+
+    kinds = {c.kind: c for c in V.classify(0xA56B6B6B6B6B6B6B, "x86_64")}
+    assert kinds["slab-poison"].detail["byte"] == 0x6B and "POISON_END" in kinds["slab-poison"].text
+    assert "non-canonical" in kinds
+    assert V.byte_poison(0xA5A5A5A5A5A5A5A5)[1] == "POISON_END"
+    assert V.byte_poison(0xA56B6B6B6B6B6B00) is not None and V.byte_poison(0xA5006B6B6B6B6B6B) is None
+    # lab uaf-poison "GS:ffff99825ec00000" (memory KASLR) vs syzkaller "GS:ffff8880b9a00000" (fixed layout)
+    assert V.x86_64_layout(0xFFFF99825EC00000) == "randomized"
+    assert V.x86_64_layout(0xFFFF8880B9A00000) == "fixed"
+    assert V.x86_64_layout(0) is None
+    # lab null-member-work "RSP: 0018:ffffa4950006be90" is a vmalloc'ed stack: not "direct map" once randomized
+    assert V.region(0xFFFFA4950006BE90, "x86_64", layout="randomized")[0] == "kernel-data"
+    assert V.region(0xFFFF8880B9A00000, "x86_64", layout="fixed")[0] == "direct-map"

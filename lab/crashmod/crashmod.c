@@ -72,12 +72,12 @@ static_assert(offsetof(struct crashmod_port, dev) == 0xf0);
 
 static struct crashmod_port *crashmod_port;	/* ->dev stays NULL */
 
-/* Not a scenario: keeps crashmod_read_rx_count away from the start of .text so that the
- * oops "Code:" line (42 bytes before RIP) is readable. */
-noinline void crashmod_describe_port(const struct crashmod_port *port)
-{
-	pr_info("port %s state %lx dev %p\n", port->name, port->state, port->dev);
-}
+/*
+ * Not a scenario: 64 bytes of int3 at the start of .text (GCC emits top-level asm before the
+ * functions), so that no function sits at offset 0 of the module's text: the oops "Code:" line reads
+ * 42 bytes before RIP and, before the module's first page, prints "Unable to access opcode bytes".
+ */
+asm(".pushsection .text\n\t.skip 64, 0xcc\n\t.popsection");
 
 noinline unsigned long crashmod_read_rx_count(struct crashmod_port *port)
 {
@@ -353,7 +353,6 @@ static int __init crashmod_init(void)
 		return -ENOMEM;
 	strscpy(crashmod_port->name, "cm0", sizeof(crashmod_port->name));
 	INIT_LIST_HEAD(&crashmod_port->node);
-	crashmod_describe_port(crashmod_port);
 	timer_setup(&crashmod_timer, crashmod_timer_fn, 0);
 	crashmod_obj_cache = kmem_cache_create("crashmod_obj", sizeof(struct crashmod_obj), 0,
 					       SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER, NULL);

@@ -26,8 +26,9 @@ class Options:
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
 
 
-def read_crashes(inp: Input, stream, rec: InputRecord, opts: "Options") -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def read_crashes(inp: Input, stream, rec: InputRecord, opts: "Options | None" = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
     """Dispatch one opened input to its source."""
+    opts = opts or Options()
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
     if inp.kind == "empty":
         rec.notes.append("empty input")
@@ -107,6 +108,19 @@ def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
     return cr
 
 
+def _lift_notes(cr: CrashReport, report: Report) -> None:
+    """Knowledge-base notes (a rule file that failed to load) concern the run, not the crash."""
+    keep = []
+    for m in cr.known_bugs:
+        if type(m).__name__ == "KBNote":
+            text = " ".join(m.text_lines())
+            if text not in report.notes:
+                report.notes.append(text)
+        else:
+            keep.append(m)
+    cr.known_bugs = keep
+
+
 def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     opts = opts or Options()
     report = Report()
@@ -120,7 +134,9 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
                     rec.crashes += 1
                     if rec.crashes > opts.max_crashes:
                         continue
-                    report.crashes.append(analyze_crash(crash, opts))
+                    cr = analyze_crash(crash, opts)
+                    _lift_notes(cr, report)
+                    report.crashes.append(cr)
             finally:
                 if path != "-":
                     stream.close()

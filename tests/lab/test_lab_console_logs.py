@@ -38,15 +38,7 @@ EXPECT = {
 
 # Gaps of ktriage's log reader found by these logs (non-strict xfail so CI stays green; remove an
 # entry when the reader gets it right).  scenario -> what the reader got wrong.
-KNOWN_READER_GAPS = {
-    "hung-task": "guilty frame is crashmod_trigger, not the first frame after the mutex/scheduler "
-                 "frames (crashmod_hung_lock)",
-    "list-corruption": "guilty frame is crashmod_trigger; the trace's first frame is crashmod_list_remove "
-                       "(RIP is in lib/list_debug.c)",
-    "panic": "no guilty frame for an explicit panic(); the trace is dump_stack_lvl, panic, crashmod_panic",
-    "soft-lockup": "guilty frame is proc_reg_write; RIP is crashmod_spin (the soft-lockup trace starts "
-                   "after the interrupted frame)",
-}
+KNOWN_READER_GAPS: dict[str, str] = {}
 
 
 def _fixture(name: str) -> str:

@@ -25,11 +25,17 @@ X86_ARCHES = ("x86_64", "i386", "x86")
 WORD_ARCHES = ("arm64", "arm", "aarch64")
 
 _UNREADABLE = [
-    (re.compile(r"Unable to access opcode bytes at (?:RIP|IP|EIP) (0x[0-9a-fA-F]+)"),
-     "the kernel could not read the code bytes at {0} (IP not mapped or user memory gone)"),
+    # x86 show_opcodes(): "at RIP 0x..." (v5.x) or "at 0x..." (v6.x); either way the address printed
+    # is the start of the window, IP - 42 (PROLOGUE_SIZE), not the IP itself
+    (re.compile(r"Unable to access opcode bytes at (?:(?:RIP|IP|EIP) )?(0x[0-9a-fA-F]+)"),
+     "the kernel could not read the code bytes at {0} (the window start, IP - 42: the IP or the 42 bytes "
+     "before it are not mapped, e.g. a function at the start of a module's text, or user memory gone)"),
     (re.compile(r"Bad (?:RIP|EIP) value"), "the kernel could not read the code at the IP (Bad RIP value)"),
     (re.compile(r"[Bb]ad PC value"), "the kernel could not read the code at the PC (bad PC value)"),
 ]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def _strip_prefix(line: str) -> str:
@@ -108,7 +114,7 @@ def parse_code_line(line: str, arch: str) -> CodeBytes | None:
     `complete=False` and a `note` when the kernel could not read the bytes or the console
     cut the line, so that analyzers can say *why* there is no listing.
     """
-    raw = line.rstrip("\n")
+    raw = _ANSI.sub("", line).replace("\r", "").rstrip("\n")  # serial consoles: CRLF, colour escapes
     text = _strip_prefix(raw).strip()
     if not text:
         return None

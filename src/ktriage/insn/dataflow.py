@@ -226,18 +226,23 @@ def _describe(w: Insn, cur: str, arch: str, lookup: RegLookup, rng, trail) -> tu
                                                       or not _is_x86(arch) and mn.startswith("ld")):
         m = mems[0]
         base = m.base
-        addr = ""
-        if base and _untouched(base, trail, arch) and m.ea is not None and (not m.index or _untouched(m.index, trail, arch)):
-            addr = f", address {m.ea:#x}"
+        # `mov 0x18(%rdi),%rdi` overwrites its own base: the dump holds the loaded value, not the address
+        clobbered = {r for r in (base, m.index) if r and r in _writes(w, arch)}
+        regs_ok = all(r is None or (_untouched(r, trail, arch) and r not in clobbered) for r in (base, m.index))
+        addr = f", address {m.ea:#x}" if base and regs_ok and m.ea is not None else ""
         note = f"{cur}{val} was loaded from {m.formula()}{addr}"
         if mn.startswith("cmov"):
             note += " (conditional move: only if the condition held)"
         nxt = base if base not in (None, "RIP", "RSP", "sp") else None
-        chk, nrng = _check(nxt, None, lookup, trail, arch) if nxt else (None, None)
+        chk, nrng = _check(nxt, None, lookup, trail, arch) if nxt and nxt not in clobbered else (None, None)
         if nxt and base:
-            bv = lookup(base) if _untouched(base, trail, arch) else None
+            bv = lookup(base) if _untouched(base, trail, arch) and base not in clobbered else None
             if bv is not None:
                 note += f"; {base} = {bv:#x} at the trap and not written since"
+            elif base in clobbered:
+                note += f"; this load overwrote {base}, so its value as the address is not in the dump"
+        if rng and rng[0] == rng[1]:
+            note += _loaded_poison(rng[0], m.formula(), arch)
         return mk(note), nxt, nrng
     zero = (_is_x86(arch) and mn.startswith(("xor", "sub")) and len(regs) == 2 and regs[0] == regs[1])
     if zero:
@@ -290,6 +295,21 @@ def _describe(w: Insn, cur: str, arch: str, lookup: RegLookup, rng, trail) -> tu
     if mn == "movk":
         return mk(f"{cur} was built from constants (`{text}`)"), None, None
     return mk(f"{cur} was last written by `{text}`"), None, None
+
+
+def _loaded_poison(v: int, where: str, arch: str) -> str:
+    """The loaded value is slab poison or a list poison: say what that means for the memory read."""
+    from ktriage.insn.values import classify
+
+    for c in classify(v, arch):
+        if c.kind == "slab-poison" and c.detail.get("byte") == 0x6B:
+            return (f"; the value read from {where} is slab free poison, so that memory was inside a freed object "
+                    f"(use-after-free of the object, or a read past its end into a freed neighbour)")
+        if c.kind == "slab-poison":
+            return f"; the value read from {where} is {c.detail.get('name')} slab poison"
+        if c.kind == "list-poison":
+            return f"; the value read from {where} is {c.detail.get('name')}: that list entry had been deleted"
+    return ""
 
 
 def _lea(w: Insn, arch: str) -> tuple[str | None, int] | None:

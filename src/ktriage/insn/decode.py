@@ -97,20 +97,46 @@ def _run(data: bytes, start: int, arch: str) -> list:
 
 
 def _att(arch: str, raw: bytes, offset: int) -> tuple[str, str]:
+    """AT&T text as objdump prints it (capstone differs in suffixes, small numbers and scale 1)."""
     if arch not in ("x86_64", "i386", "x86"):
         return "", ""
     i = next(_md(arch, True).disasm(raw, offset), None)
     if not i:
         return "(bad)", ""
-    return i.mnemonic, _DEC_IMM.sub(_hex_imm, i.op_str.replace(", ", ","))
+    intel = next(_md(arch, False).disasm(raw, offset), None)
+    ops = i.op_str.replace(", ", ",")
+    ops = _DEC_IMM.sub(_hex_imm, ops)
+    ops = _DEC_DISP.sub(lambda m: f"{m.group(1)}{m.group(2)}{int(m.group(3)):#x}", ops)
+    ops = _NO_SCALE.sub(r"(\1,\2,1)", ops)
+    ops = _NO_BASE_DISP.sub(r"\g<1>0x0(,", ops)
+    return _objdump_mnemonic(i, intel), ops
 
 
 _DEC_IMM = re.compile(r"\$(-?)(\d+)(?![x\d])")
+_DEC_DISP = re.compile(r"(^|[,\s*:])(-?)(\d+)(?=\()")  # capstone: 8(%rax); objdump: 0x8(%rax)
+_NO_SCALE = re.compile(r"\((%\w+),(%\w+)\)")  # capstone: (%rdx,%rax); objdump: (%rdx,%rax,1)
+_NO_BASE_DISP = re.compile(r"(^|[,\s*:])\(,")  # capstone: (,%rdx,4); objdump: 0x0(,%rdx,4)
 
 
 def _hex_imm(m: re.Match) -> str:
     """Capstone prints small immediates in decimal; objdump and crash print hex."""
     return f"${m.group(1)}{int(m.group(2)):#x}"
+
+
+def _objdump_mnemonic(att, intel) -> str:
+    """Drop capstone's AT&T size suffix where objdump does: when a register operand of the full
+    operand size already says the size (`movq 0x18(%rdi),%rdi` -> `mov`), and always on near
+    branches (`jmpq *(%rdi)` -> `jmp`, `retq` -> `ret`). Memory-only forms keep it (`decq 0x8(%rax)`)."""
+    mn = att.mnemonic
+    if intel is None or mn[-1:] not in ("b", "w", "l", "q") or mn[:-1] != intel.mnemonic.split()[-1]:
+        return mn
+    if att.group(1) or att.group(2) or att.group(3) or intel.mnemonic in ("push", "pop", "leave"):
+        return mn[:-1]  # CS_GRP_JUMP, CALL, RET
+    from capstone import x86 as _x86
+    sizes = [op.size for op in att.operands]
+    if any(op.type == _x86.X86_OP_REG and op.size == max(sizes) for op in att.operands):
+        return mn[:-1]
+    return mn
 
 
 def _wrap(arch: str, insns: list) -> tuple[Insn, ...]:
@@ -156,7 +182,9 @@ def _sync_point(cands: list[tuple[int, list]], best: list, mark: int) -> int:
     return sync
 
 
-def decode_x86(code: CodeBytes, arch: str = "x86_64") -> Decoded:
+def decode_x86(code: CodeBytes, arch: str = "x86_64", entry: int | None = None) -> Decoded:
+    """`entry`: window offset of the function's first byte when the oops says `func+off` (an
+    instruction certainly starts there, so a decoding from it that lands on the mark is not a guess)."""
     data, mark = code.data, code.trap_offset
     if not data or mark is None or mark >= len(data):
         return Decoded(code, (), None, 0, 0, 0, code.note or "no code bytes at the trapping IP")
@@ -168,6 +196,12 @@ def decode_x86(code: CodeBytes, arch: str = "x86_64") -> Decoded:
     cands = _x86_candidates(data, mark, arch)
     start, before = max(cands, key=lambda c: (len(c[1]), -c[0]))
     sync = _sync_point(cands, before, mark)
+    known = next((c for c in cands if c[0] == entry), None) if entry is not None and 0 <= entry <= mark else None
+    if known is not None and sync > entry:
+        # keep the best decoding if it passes through the entry, else decode from the entry itself
+        if not any(i.address == entry for i in before):
+            start, before = known
+        sync = entry
     insns = _wrap(arch, before + after)
     trap_index = len(before)
     problem = None
@@ -206,10 +240,12 @@ def decode_words(code: CodeBytes, arch: str) -> Decoded:
 
 
 @lru_cache(maxsize=256)
-def decode(code: CodeBytes) -> Decoded:
-    """Decode a Code window for its architecture (cached: several analyzers ask for it)."""
+def decode(code: CodeBytes, entry: int | None = None) -> Decoded:
+    """Decode a Code window for its architecture (cached: several analyzers ask for it).
+
+    `entry` is the window offset where the trapping function starts, when known (x86 only)."""
     if code.arch in ("x86_64", "i386", "x86"):
-        return decode_x86(code, "i386" if code.arch == "x86" else code.arch)
+        return decode_x86(code, "i386" if code.arch == "x86" else code.arch, entry)
     return decode_words(code, code.arch)
 
 
@@ -221,7 +257,21 @@ def listing(d: Decoded, ip: int | None = None) -> tuple[str, ...]:
     alignment agrees are prefixed with `?`.
     """
     lines = []
+    run = 0
     for n, i in enumerate(d.insns):
+        # a run of one-byte padding (int3 / nop between functions) is one line, not dozens
+        if n != d.trap_index and i.size == 1 and i.raw in (b"\xcc", b"\x90"):
+            nxt = d.insns[n + 1] if n + 1 < len(d.insns) else None
+            if nxt is not None and n + 1 != d.trap_index and nxt.raw == i.raw:
+                run += 1
+                continue
+            if run:
+                first = i.offset - run
+                text = f"{i.mnemonic} x {run + 1} (padding)"
+                lines.append(f"{first:4x}:{'?' if i.offset < d.sync and n < (d.trap_index or 0) else ' '}  "
+                             f"{(i.raw.hex() + ' ..'):<30} {text}")
+                run = 0
+                continue
         star = "*" if n == d.trap_index else ("?" if n < (d.trap_index or 0) and i.offset < d.sync else " ")
         hexb = " ".join(f"{b:02x}" for b in i.raw)
         text = f"{i.mnemonic} {i.op_str}".strip()

@@ -113,7 +113,14 @@ X86_64_LA57_REGIONS: tuple[tuple[int, int, str, str], ...] = (
     (0xFFDF000000000000, 0xFFFBFFFFFFFFFFFF, "kasan-shadow", "KASAN shadow memory (5-level paging)"),
 )
 KERNEL_POINTER_REGIONS = ("direct-map", "vmalloc", "vmemmap", "kernel-text", "module", "cpu-entry-area",
-                          "kernel", "fixmap", "efi", "espfix", "kasan-shadow")
+                          "kernel", "fixmap", "efi", "espfix", "kasan-shadow", "kernel-data")
+
+# CONFIG_RANDOMIZE_MEMORY (arch/x86/mm/kaslr.c, default y with KASLR, e.g. Debian/Fedora/RHEL kernels)
+# moves the direct map, vmalloc and vmemmap bases, in that order, anywhere in [__PAGE_OFFSET_BASE_L4,
+# CPU_ENTRY_AREA_BASE) (or KASAN_SHADOW_START): the fixed 4-level table above is then wrong
+# (the lab's kernel stacks, vmalloc'ed, sit at 0xffffa495..., inside the "direct map" range).
+X86_64_RANDOMIZED_DATA = (0xFFFF888000000000, 0xFFFFEBFFFFFFFFFF)
+X86_64_DEFAULT_DIRECT_MAP = (0xFFFF880000000000, 0xFFFF88FFFFFFFFFF)  # up to 1 TB of RAM from the fixed base
 
 
 @dataclass(frozen=True)
@@ -148,15 +155,34 @@ def _arm64_tagged_kernel(v: int) -> bool:
     return (v >> 56) >= 0xF0 and ((v >> 48) & 0xFF) == 0xFF
 
 
-def x86_64_region(v: int) -> tuple[str, str] | None:
+def x86_64_region(v: int, layout: str | None = None) -> tuple[str, str] | None:
+    """`layout`: "randomized" (CONFIG_RANDOMIZE_MEMORY seen in the crash), "fixed", or None (unknown:
+    the documented fixed layout is used, which is right for kernels without memory KASLR)."""
     la57 = (v >> 47) != 0x1FFFF and (v >> 56) == 0xFF
+    lo, hi = X86_64_RANDOMIZED_DATA
+    if layout == "randomized" and not la57 and lo <= v <= hi:
+        return ("kernel-data", "direct map, vmalloc or vmemmap (KASLR randomizes their bases, "
+                "CONFIG_RANDOMIZE_MEMORY: the address alone does not say which)")
     for lo, hi, kind, text in (X86_64_LA57_REGIONS if la57 else X86_64_REGIONS):
         if lo <= v <= hi:
             return kind, text
     return None
 
 
-def region(v: int, arch: str, bits: int = 64) -> tuple[str, str]:
+def x86_64_layout(percpu_base: int | None) -> str | None:
+    """Whether an x86_64 kernel randomized its memory layout, from the per-cpu base (GS in the oops).
+
+    The per-cpu areas are allocated in the direct map. Without CONFIG_RANDOMIZE_MEMORY the direct map
+    starts at 0xffff888000000000 (0xffff880000000000 before v4.20), so GS is 0xffff88xx_xxxxxxxx on any
+    machine with less than 1 TB of RAM; a GS further up means page_offset_base was randomized.
+    """
+    if percpu_base is None or not X86_64_RANDOMIZED_DATA[0] <= percpu_base <= X86_64_RANDOMIZED_DATA[1] + 1:
+        return None
+    lo, hi = X86_64_DEFAULT_DIRECT_MAP
+    return "fixed" if lo <= percpu_base <= hi else "randomized"
+
+
+def region(v: int, arch: str, bits: int = 64, layout: str | None = None) -> tuple[str, str]:
     """The part of the address space `v` falls in: (kind, description)."""
     v &= MASK64 if bits == 64 else 0xFFFFFFFF
     if v < NULL_LIMIT:
@@ -168,7 +194,7 @@ def region(v: int, arch: str, bits: int = 64) -> tuple[str, str]:
             return "user", "user space"
         if not canonical(v, arch):
             return "non-canonical", "non-canonical (no mapping can exist; the CPU raises #GP)"
-        return x86_64_region(v) or ("kernel", "kernel space")
+        return x86_64_region(v, layout) or ("kernel", "kernel space")
     if arch == "arm64":
         if v < (1 << 48):
             return "user", "user space (TTBR0)"
@@ -206,11 +232,22 @@ def pointer_poison(v: int, arch: str) -> tuple[int, str, int] | None:
     return delta, "POISON_POINTER_DELTA-based poison value", low
 
 
+POISON_END = 0xA5
+
+
 def byte_poison(v: int) -> tuple[int, str, str] | None:
-    """A repeated slab/page poison byte in at least the top 6 bytes (the low ones may hold an offset)."""
+    """A repeated slab/page poison byte in at least the top 6 bytes (the low ones may hold an offset).
+
+    A poisoned object's last byte is POISON_END (0xa5), so an 8-byte read of its last 8 bytes gives
+    0xa56b6b6b6b6b6b6b (little-endian: 0x6b * 7 then 0xa5): that counts as the 0x6b (or 0x5a) pattern.
+    """
     b = (v >> 56) & 0xFF
     if b in BYTE_POISONS and all(((v >> (8 * i)) & 0xFF) == b for i in range(2, 8)):
         return (b, *BYTE_POISONS[b])
+    p = (v >> 48) & 0xFF
+    if b == POISON_END and p in (0x6B, 0x5A) and all(((v >> (8 * i)) & 0xFF) == p for i in range(2, 7)):
+        name, text = BYTE_POISONS[p]
+        return p, name, text + "; the top byte is POISON_END 0xa5, so these are the last bytes of the poisoned object"
     return None
 
 
@@ -244,7 +281,7 @@ def is_kasan_offset(v: int, arch: str) -> bool:
     return v in KASAN_SHADOW_OFFSETS.get(arch, ())
 
 
-def classify(v: int, arch: str, bits: int = 64) -> list[ValueClass]:
+def classify(v: int, arch: str, bits: int = 64, layout: str | None = None) -> list[ValueClass]:
     """Every label that applies to `v`, most specific first."""
     out: list[ValueClass] = []
     e = err_ptr(v, bits)
@@ -270,6 +307,6 @@ def classify(v: int, arch: str, bits: int = 64) -> list[ValueClass]:
         out.append(ValueClass("magic", wp[1], {"magic": wp[0]}))
     if is_kasan_offset(v, arch):
         out.append(ValueClass("kasan-offset", "KASAN_SHADOW_OFFSET constant", {}))
-    kind, text = region(v, arch, bits)
+    kind, text = region(v, arch, bits, layout)
     out.append(ValueClass(kind, text, {}))
     return out

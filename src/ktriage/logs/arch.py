@@ -37,6 +37,47 @@ def detect_arch(lines: Sequence[str]) -> str | None:
     return None
 
 
+# --- which register block is the crash's -------------------------------------------------------
+
+# An x86 IP line with its code segment: `RIP: 0010:func+0x..` (kernel), `RIP: 0033:0x7f..` (user).
+_X86_IP_CS = re.compile(r"^\s*[ER]IP: ([0-9a-f]{4}):")
+_IP_WORD = re.compile(r"^[ER]?IP:")  # an IP line starts the next block, kernel or user
+_X86_REG_LINE = re.compile(r"^\s*(?:R[A-Z0-9]{1,3}|E[A-Z]{2}|ORIG_RAX|FS|GS|CS|DS|ES|SS|CR\d|DR\d|EFLAGS|RFLAGS)\s?:")
+
+
+def _user_cs(line: str) -> bool:
+    m = _X86_IP_CS.match(line)
+    return bool(m) and int(m.group(1), 16) & 3 == 3  # CPL 3: 0033, 0023 (compat), 0073 (i386)
+
+
+def kernel_lines(lines: Sequence[str]) -> list[str]:
+    """The report's lines without the user-mode register blocks.
+
+    A syscall's oops or hang also prints the user-space state the task entered the kernel with
+    (`RIP: 0033:0x7f..`, `RSP: 002b:00007ffc..`, a second RAX..R15 set; 5.x+ adds that block's own
+    `Code:` line right after its IP line). None of it is the crash's: the faulting IP, registers and
+    code bytes are the kernel block's. A user block runs from its IP line over the register lines
+    that follow; a `Code:` line counts as the user's only right after the user IP line (4.x prints
+    the kernel's `Code:` at the end of the dump, after the user block: syzkaller corpus 113).
+    """
+    out: list[str] = []
+    in_user = False
+    prev_user_ip = False
+    for line in lines:
+        if _user_cs(line):
+            in_user, prev_user_ip = True, True
+            continue
+        if in_user:
+            s = line.strip()
+            if (prev_user_ip and s.startswith("Code: ")) or (_X86_REG_LINE.match(line) and not _IP_WORD.match(s)):
+                prev_user_ip = False
+                continue
+            in_user = False
+        prev_user_ip = False
+        out.append(line)
+    return out
+
+
 # --- registers ---------------------------------------------------------------------------------
 
 _X86_REG = re.compile(
@@ -51,11 +92,19 @@ _GENERIC_REG = re.compile(r"\b([a-z][a-z0-9]{0,5})\s*:\s*([0-9a-f]{8,16})\b")
 
 
 def parse_registers(lines: Sequence[str], arch: str | None) -> dict[str, int]:
+    """The crash's registers: on x86 those of the first kernel-mode block only (user-mode blocks
+    dropped by `kernel_lines`; a later kernel block, e.g. the same registers printed again under a
+    panic's trace, is not merged in)."""
     regs: dict[str, int] = {}
     if arch in ("x86_64", "i386"):
-        for line in lines:
+        kernel_ip_seen = False
+        for line in kernel_lines(lines):
             s = line.strip()
             if s.startswith(("RIP:", "EIP:", "IP:")):
+                if _X86_IP_CS.match(s):
+                    if kernel_ip_seen and any(k in regs for k in ("RAX", "EAX", "RSP", "ESP")):
+                        break  # a second kernel block
+                    kernel_ip_seen = True
                 m = re.search(r"\[<([0-9a-f]+)>\]", s)
                 if m:
                     regs.setdefault("RIP" if arch == "x86_64" else "EIP", int(m.group(1), 16))
@@ -132,8 +181,9 @@ _IP_LINES = (
 
 
 def parse_ip(lines: Sequence[str]) -> Location | None:
-    """The faulting instruction pointer, from the first IP-style line that names a function."""
-    for line in lines:
+    """The faulting instruction pointer, from the first IP-style line that names a function.
+    A user-mode IP (`RIP: 0033:0x47b7a0`, printed for the syscall a task entered by) is not one."""
+    for line in kernel_lines(lines):
         for rx in _IP_LINES:
             m = rx.match(line)
             if not m:

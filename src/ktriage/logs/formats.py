@@ -13,6 +13,7 @@ developers search by), and where the guilty function comes from:
   "header"        a function named in the header line (`{h_func}`), then the trace
   "stall"         lockups/stalls: the frame above an entry-point anchor (see guilty.py)
   "hang"          hung tasks: the lock/wait anchor or the first frame that is not a wait
+  "panic"         explicit panic(): the frame below the last panic() frame (panic()'s caller)
   "kmsan", "leak", "bad_page", "deadlock", "unlock", "lock_order", "rcu": report-specific walks
   "none"          the title needs no function
 
@@ -203,6 +204,8 @@ FORMATS: tuple[Format, ...] = (
       skip=("usb_submit_urb", "usb_start_wait_urb", "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg")),
     F(r"WARNING: {SRC} at 0x\d+, CPU#\d+", "warning", "WARNING in {func}", stack="warning"),
     F(r"WARNING: .* at {SRC} {FUNC}", "warning", "WARNING in {func}", stack="warning"),
+    # the same line cut after file:line (quoted in a commit message): the RIP line names the function
+    F(r"WARNING: CPU: \d+ PID: \d+ at {SRC}\s*$", "warning", "WARNING in {func}", stack="warning"),
     F(r"WARNING: {SRC} at {FUNC}", "warning", "WARNING in {func}", stack="warning"),
     F(r"WARNING: \[.*\] {SRC} at {FUNC}", "warning", "WARNING in {func}", stack="warning"),
     F(r"WARNING: possible circular locking dependency detected", "lockdep", "possible deadlock in {func}",
@@ -269,7 +272,8 @@ FORMATS: tuple[Format, ...] = (
       no_stack=True),
     F(r"Kernel panic - not syncing: (?:Fatal )?[Mm]achine check", "mce", "kernel panic: machine check",
       stack="none", no_stack=True),
-    F(r"Kernel panic - not syncing: (.*?)\s*$", "panic", "kernel panic: {h1}", stack="none", no_stack=True,
+    # the title is the message; the guilty frame is panic()'s caller, from the trace when there is one
+    F(r"Kernel panic - not syncing: (.*?)\s*$", "panic", "kernel panic: {h1}", stack="panic", no_stack=True,
       starts_report=False),
     F(r"Kernel panic - not syncing", "panic", "kernel panic", stack="none", no_stack=True,
       starts_report=False),
@@ -293,7 +297,7 @@ FORMATS: tuple[Format, ...] = (
       no_stack=True),
     # --- production-only forms (not in syzkaller's table) ------------------------------------
     F(r"(?:list_add|list_del|list_replace|list_move|hlist_add|hlist_del)\w* corruption", "list-corruption",
-      "BUG: corrupted list in {func}", stack="ip", skip=("list_",), starts_report=False),
+      "BUG: corrupted list in {func}", stack="ip", skip=(r"^_*h?list_",), starts_report=False),
     F(r"refcount_t: (?:underflow|overflow|saturated|addition on 0|decrement hit 0)", "refcount",
       "WARNING: refcount bug in {func}", stack="warning", skip=("refcount",), starts_report=False),
     F(r"\[Hardware Error\]: (?:CPU \d+: )?Machine Check", "mce", "machine check exception", stack="none",

@@ -132,32 +132,98 @@ def first_guilty(candidates: Sequence[str], extra_skip: Sequence[str] = ()) -> s
     return None
 
 
+class FrameName(str):
+    """A frame's function name that remembers the module it was printed with (`[crashmod]`) and
+    whether it is the faulting IP's function (the `RIP:` line) rather than a call trace entry."""
+
+    module: str | None = None
+    at_ip: bool = False
+
+    def __new__(cls, name: str, module: str | None = None, at_ip: bool = False) -> "FrameName":
+        obj = super().__new__(cls, name)
+        obj.module = module
+        obj.at_ip = at_ip
+        return obj
+
+
+# Dispatchers: functions that only forward a read/write/ioctl to whatever file or attribute was
+# opened (every /proc file goes through proc_reg_write, every debugfs file through full_proxy_write).
+# Shared by unrelated code, they say nothing about which code looped.
+STALL_DISPATCHERS = re.compile(
+    r"^(?:proc_reg_|full_proxy_|kernfs_fop_|seq_read|sysfs_kf_|dev_attr_(?:store|show)$|"
+    r"proc_sys_call_handler$|proc_sys_(?:read|write)$)")
+
+
 def stall_extract(names: Sequence[str]) -> str | None:
     """For lockups and RCU stalls: the frame just above the first entry-point anchor.
 
     The CPU loops over several functions, so the top frame varies between reports of the
     same bug; the caller into the loop from an entry point (syscall, workqueue, timer) does not.
+    That caller names the looping code only when it is the code's own entry (a syscall body, a
+    work function). When it is a dispatcher (`proc_reg_write`, `full_proxy_write`,
+    `kernfs_fop_write_iter`...: every /proc, debugfs or sysfs file is reached through it) the
+    anchor convention would file a driver's spin loop under the VFS plumbing. Then, when the
+    interrupted IP is in a function that is not generic machinery, that function is named: it is
+    the code that was running, and with nothing better to group by it is the stable choice too.
+    When the IP is generic (a spinlock, a sanitizer hook) the anchor convention stands, dispatcher
+    or not (syzkaller corpus 491: IP in `__sanitizer_cov_trace_pc`, title `kernfs_fop_open`).
+    Lab soft-lockup: IP `crashmod_spin [crashmod]`, anchor walk `proc_reg_write` -> `crashmod_spin`.
     """
     if not names:
         return None
     prev = names[0]
     for name in names:
         if STALL_ANCHORS.search(name):
-            return "smp_call_function" if "smp_call_function" in name else prev
+            if "smp_call_function" in name:
+                return "smp_call_function"
+            if STALL_DISPATCHERS.search(prev) and getattr(names[0], "at_ip", False):
+                return names[0]
+            return prev
         prev = name
     return None
 
 
 def hang_extract(names: Sequence[str]) -> str | None:
-    """Hung tasks: group waits on RCU and on rtnl, else the first frame that is not a wait."""
+    """Hung tasks: group waits on RCU and on rtnl, else the first frame that is not a wait.
+
+    The wait words (syzkaller's: `_lock`, `wait`, `down`, `sched`...) match anywhere in a name,
+    so that core-kernel lock wrappers (`console_lock`, `tty_ldisc_lock_pair_timeout`) are passed
+    over and a hang is filed under the code that takes the shared lock. They are a guess from the
+    name; a frame printed with a module tag (`crashmod_hung_lock+0xc/0x18 [crashmod]`) is known
+    not to be core wait machinery (mutexes, rwsems, completions and the scheduler are built into
+    the kernel image), and a module's lock is its own: that frame is the waiting code the owner
+    of the module has to read. syzkaller's kernels build everything in, so its titles are
+    unchanged.
+    """
     for name in names:
         for anchor, replacement in HANG_ANCHORS.items():
             if anchor in name:
                 return replacement or name
     for name in names:
-        if not any(s in name for s in HANG_SKIP):
-            return name
+        if getattr(name, "module", None) or not any(s in name for s in HANG_SKIP):
+            return str(name)
     return None
+
+
+_PANIC_FUNCS = re.compile(r"^(?:v?panic|__panic|nmi_panic)$")
+
+
+def panic_caller(names: Sequence[str]) -> str | None:
+    """Explicit panics: the function that called panic(), whatever its name.
+
+    `Kernel panic - not syncing: <message>` printed by panic() itself has the trace
+    `dump_stack_lvl, panic, <caller>, ...`: the caller decided to panic and wrote the message the
+    title quotes. The generic skip words match inside names (`crashmod_panic` holds `panic`), so
+    the frame right below the last panic()/nmi_panic() frame is taken as is, unfiltered; a trace
+    without such a frame falls back to the first non-generic frame.
+    """
+    idx = None
+    for i, name in enumerate(names):
+        if _PANIC_FUNCS.match(name):
+            idx = i
+    if idx is not None and idx + 1 < len(names):
+        return names[idx + 1]
+    return first_guilty(names)
 
 
 # --- walking a report in parts --------------------------------------------------------------
@@ -190,6 +256,7 @@ class StackSpec:
     parts2: tuple[re.Pattern[str] | None, ...] = ()
     extractor: Callable[[Sequence[str]], str | None] | None = None
     skip: tuple[str, ...] = ()
+    keep_generic: bool = False  # hand the extractor every frame, generic ones included
 
 
 _WARN_IP = _rx(r"(?:" + RIP_LINE.pattern + r"|--- interrupt: [0-9]+ at {FUNC})")
@@ -209,6 +276,7 @@ STACKS: dict[str, StackSpec] = {
                      (_rx("apic_timer_interrupt|Exception stack|el1h_64_irq"), TRACE),
                      extractor=stall_extract, skip=("apic_timer_interrupt", "rcu")),
     "hang": StackSpec((CALL_TRACE, TRACE), extractor=hang_extract),
+    "panic": StackSpec((CALL_TRACE, TRACE), extractor=panic_caller, keep_generic=True),
     "kmsan": StackSpec((TRACE, _rx("Local variable .* created at:|Uninit was created at:"), TRACE)),
     "leak": StackSpec((_rx(r"backtrace(?: \(crc [0-9a-f]*\))?:"), TRACE)),
     "bad_page": StackSpec((_rx("page last allocated"), TRACE)),
@@ -216,6 +284,9 @@ STACKS: dict[str, StackSpec] = {
     "unlock": StackSpec((_rx(r"{PC} +{FUNC}"), CALL_TRACE, TRACE)),
     "lock_order": StackSpec((_rx("which became (?:.*) at:"), TRACE)),
 }
+
+
+_MODULE_TAG = re.compile(r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)? \[([\w\-]+)\]")
 
 
 def _frame_of(line: str) -> list[str] | None:
@@ -232,13 +303,17 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
     skip = tuple(extra_skip) + spec.skip
     frames: list[str] = []
     polluted = False
-    extract = spec.extractor or (lambda fr: fr[0] if fr else None)
+    base = spec.extractor or (lambda fr: fr[0] if fr else None)
 
-    def add(names: Sequence[str]) -> None:
+    def extract(fr: Sequence[str]) -> str | None:
+        got = base(fr)
+        return str(got) if got is not None else None
+
+    def add(names: Sequence[str], module: str | None = None, at_ip: bool = False) -> None:
         for n in names:
             n = strip_prefixes(normalize(n))
-            if n and not is_generic(n, skip):
-                frames.append(n)
+            if n and (spec.keep_generic or not is_generic(n, skip)):
+                frames.append(FrameName(n, module, at_ip) if module or at_ip else n)
 
     if head:
         add([head])
@@ -271,7 +346,8 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
                         break
                 fr = _frame_of(ln)
                 if fr:
-                    add(fr)
+                    mod = _MODULE_TAG.search(ln)
+                    add(fr, mod.group(1) if mod and len(fr) == 1 else None)
             p += 1
             continue
         while i < n:
@@ -282,7 +358,8 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
                 break
             m = part.search(ln)
             if m:
-                add([g for g in m.groups() if g])
+                mod = _MODULE_TAG.search(ln)
+                add([g for g in m.groups() if g], mod.group(1) if mod else None, at_ip=part is RIP_LINE)
                 break
         p += 1
     return extract(frames), polluted

@@ -2,12 +2,15 @@
 
 Streaming and bounded: the scanner keeps a ring of recent records (for context such as the
 kernel release or a warning printed just before the oops) and at most one open report.
+A report quoted in a mail or commit message (untimestamped, its header indented by spaces or a
+tab) is read with that indentation removed, and ends where the text goes back to a lesser one.
 `scan_binary` adds a fast path for huge logs: a chunk with no trigger word is only counted,
 never split into lines, so a 2 GB syslog is read at close to disk speed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import deque
 from typing import BinaryIO, Iterable, Iterator
@@ -40,6 +43,16 @@ def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
     return None
 
 
+def _dedent(rec: Record) -> tuple[str | None, Record]:
+    """An untimestamped line indented the way mails and commit messages quote a report
+    (`  WARNING: CPU: 0 PID: 1251 at ...`, a tab before `BUG:`): when the text after the
+    indentation is a report header, return (indentation, record without it); else (None, rec)."""
+    body = rec.text.lstrip(" \t")
+    if not body or match_header(body) is None:
+        return None, rec
+    return rec.text[:len(rec.text) - len(body)], dataclasses.replace(rec, text=body)
+
+
 class Scanner:
     """Feed Records in order; collect Crashes as their reports close."""
 
@@ -57,6 +70,7 @@ class Scanner:
         self.since_close = 10**9
         self.prose = 0
         self.foreign = 0
+        self.indent: str | None = None  # the open report is an indented excerpt (mail, commit message)
 
     @property
     def idle(self) -> bool:
@@ -68,12 +82,13 @@ class Scanner:
             ctx.insert(0, self.release_line)
         return ctx
 
-    def _close(self, cut: bool = False) -> None:
+    def _close(self, cut: bool = False, eof: bool = False) -> None:
         assert self.region is not None and self.fmt is not None and self.match is not None
         crash = build_crash(self.region, self.fmt, self.match, self.path, self._context(), cut=cut,
-                            source_format=self.source_format)
+                            source_format=self.source_format, eof=eof)
         self.done.append(crash)
         self.region = None
+        self.indent = None
         self.since_close = 0
 
     def _open(self, rec: Record, fmt: Format, m: re.Match[str]) -> None:
@@ -95,11 +110,19 @@ class Scanner:
     def feed(self, rec: Record) -> None:
         if rec.origin != "kernel":
             return
+        if self.indent is not None and self.region is not None and rec.ts is None:
+            if rec.text.startswith(self.indent):
+                rec = dataclasses.replace(rec, text=rec.text[len(self.indent):])
+            elif rec.text.strip():
+                self._close()  # the text went back to a lesser indentation: the excerpt ended
         if _BOOT.match(rec.text):
             if self.region is not None:
                 self._close(cut=True)
             self.before.clear()
             self.release_line = rec
+        indent = None
+        if self.region is None and rec.ts is None and rec.text[:1] in (" ", "\t"):
+            indent, rec = _dedent(rec)
         hit = match_header(rec.text)
         if self.region is None:
             self.since_close += 1
@@ -108,6 +131,7 @@ class Scanner:
                 if not fmt.starts_report and self._attach_panic(rec):
                     return
                 self._open(rec, fmt, m)
+                self.indent = indent
                 return
             self.before.append(rec)
             return
@@ -140,8 +164,9 @@ class Scanner:
             self._close()
 
     def finish(self) -> list[Crash]:
+        """The input ended: close the open report (it may be cut), return every crash not taken."""
         if self.region is not None:
-            self._close(cut=True)
+            self._close(cut=True, eof=True)
         return self.done
 
     def take(self) -> list[Crash]:

@@ -56,6 +56,8 @@ def render(report: Report) -> str:
             out += ["```", ""]
         if cr.skipped:
             out += ["### Not analyzed", ""] + [f"- {s.analyzer}: {s.reason}" for s in cr.skipped] + [""]
+    if report.notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     out += ["## Inputs", ""]
     for i in report.inputs:
         line = f"- {_code(i.path)}: {i.format}, {i.crashes} crash(es)"

@@ -90,6 +90,8 @@ def render(report: Report, color: bool | None = None, width: int | None = None) 
     total = len(report.crashes)
     for n, cr in enumerate(report.crashes, 1):
         _crash(con, cr, n, total)
+    for note in report.notes:
+        con.print(f"[yellow]note:[/] {escape(note)}")
     for inp in report.inputs:  # unreadable inputs are reported on stderr by the CLI
         if inp.status == "ok" and inp.crashes == 0:
             con.print(f"{escape(inp.path)}: no kernel crash found ({inp.format})")

@@ -1,0 +1,467 @@
+"""vmcore source: open a kernel dump with drgn, extract its log, give analyzers a live session.
+
+    read_vmcore(path, opts, rec) -> Iterator[Crash]     (the pipeline's source for vmcores)
+    session_for(crash) -> VmcoreSession | None          (what analyzers get as ctx.vmcore)
+
+Tiers (each adds to the one before, none is required by the one before):
+  raw      VMCOREINFO (release, page size, KASLR offset, build id, crash time) and raw memory;
+           the kernel log decoded from the printk ring buffer with the layout VMCOREINFO publishes.
+  symbols  + the kernel's own kallsyms (drgn load_vmlinux_kallsyms, kernels >= 6.0): addresses named.
+  dwarf    + vmlinux / module debug info: types, threads, stack traces with registers and locals,
+           slab/task/socket decoders.
+The session says which tier it reached and which debug file (by name and build id) would unlock more.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ktriage.inputs import InputError
+from ktriage.model import Crash, InputRecord, SourceSpan
+
+_SESSIONS: dict[int, "VmcoreSession"] = {}
+MAX_DEBUG_SCAN = 4000  # files looked at per --debuginfo directory
+
+
+@dataclass
+class VmcoreSession:
+    path: str
+    prog: Any  # drgn.Program
+    tier: str = "raw"  # raw, symbols, dwarf
+    vmcoreinfo: dict[str, str] = field(default_factory=dict)
+    dump_format: str = ""
+    loaded: list[str] = field(default_factory=list)  # "name: path" of debug files loaded
+    missing: list[str] = field(default_factory=list)  # "name (build id ...)" without debug info
+    notes: list[str] = field(default_factory=list)  # what could not be read
+    dmesg: str = ""
+    dmesg_source: str = ""
+    system: dict[str, str] = field(default_factory=dict)
+    tmpdir: str | None = None
+    primary: int | None = None  # id() of the crash the dump was taken for
+    _trace: Any = None
+    _trace_error: str | None = None
+
+    def is_primary(self, crash: Crash) -> bool:
+        return self.primary is None or self.primary == id(crash)
+
+    @property
+    def has_types(self) -> bool:
+        return self.tier == "dwarf"
+
+    def crashed_thread(self):  # type: ignore[no-untyped-def]
+        return self.prog.crashed_thread()
+
+    def crashed_trace(self):  # type: ignore[no-untyped-def]
+        """The crashed thread's stack trace (cached), or None with `trace_error` set."""
+        if self._trace is None and self._trace_error is None:
+            try:
+                self._trace = kernel_frames(self.prog.crashed_thread().stack_trace())
+            except Exception as e:  # noqa: BLE001 - drgn raises several kinds
+                self._trace_error = f"{type(e).__name__}: {e}"
+        return self._trace
+
+    @property
+    def trace_error(self) -> str | None:
+        return self._trace_error
+
+    def wanted_debuginfo(self) -> list[str]:
+        """What to give ktriage to reach the next tier, by name and build id."""
+        if self.tier == "dwarf" and not self.missing:
+            return []
+        return list(self.missing)
+
+    def close(self) -> None:
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+
+def kernel_frames(trace) -> list:  # type: ignore[no-untyped-def]
+    """The frames down to the first user-space one: past it, drgn walks user stacks without their CFI."""
+    out = []
+    for f in trace:
+        out.append(f)
+        if f.pc < 0xFFFF800000000000:
+            break
+    return out
+
+
+def session_for(crash: Crash) -> VmcoreSession | None:
+    """The open session a crash was read from (registered by read_vmcore)."""
+    s = _SESSIONS.get(id(crash))
+    if s is not None:
+        return s
+    if crash.source.format == "vmcore":
+        for s in _SESSIONS.values():
+            if s.path == crash.source.path:
+                return s
+    return None
+
+
+def _register(crash: Crash, session: VmcoreSession) -> None:
+    _SESSIONS[id(crash)] = session
+    weakref.finalize(crash, _SESSIONS.pop, id(crash), None)
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4096)
+
+
+def _format_of(head: bytes) -> str:
+    if head.startswith(b"KDUMP   "):
+        return "kdump-compressed (makedumpfile/diskdump)"
+    if head.startswith(b"DISKDUMP"):
+        return "diskdump"
+    if head.startswith(b"makedumpfile"):
+        return "makedumpfile flattened"
+    if head.startswith(b"\x7fELF"):
+        return "ELF core"
+    return "unknown"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
+    """drgn.Program on the dump, reassembling a flattened file in a temp dir. Raises InputError."""
+    try:
+        import drgn
+    except ImportError:
+        raise InputError(f"{path}: a kernel dump (vmcore); vmcore analysis needs drgn (pip install drgn)") from None
+    try:
+        head = _head(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    tmpdir = None
+    target = path
+    if head.startswith(b"makedumpfile"):
+        if not shutil.which("makedumpfile"):
+            raise InputError(f"{path}: flattened makedumpfile format; reassemble it with `makedumpfile -R out < "
+                             f"{path}` (makedumpfile is not installed here)")
+        tmpdir = tempfile.mkdtemp(prefix="ktriage-vmcore-")
+        target = os.path.join(tmpdir, "vmcore")
+        with open(path, "rb") as src:
+            r = subprocess.run(["makedumpfile", "-R", target], stdin=src, capture_output=True, timeout=600)
+        if r.returncode != 0 or not os.path.exists(target):
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            err = r.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise InputError(f"{path}: flattened makedumpfile dump could not be reassembled: "
+                             f"{err[-1] if err else 'makedumpfile -R failed'}")
+        session_notes.append("flattened makedumpfile format: reassembled with `makedumpfile -R` into a temporary "
+                             "file (the input is untouched)")
+    errors = []
+    for make in (lambda: drgn.Program(), lambda: drgn.Program(drgn.host_platform)):
+        prog = make()
+        try:
+            prog.set_core_dump(target)
+            if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
+                errors.append("not a Linux kernel dump (no VMCOREINFO)")
+                continue
+            return prog, tmpdir
+        except Exception as e:  # noqa: BLE001 - drgn.Error, OSError, ValueError
+            errors.append(_one_line(e))
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    raise InputError(f"{path}: not readable as a kernel dump: {errors[0]}")
+
+
+def _default_debug_paths(release: str) -> list[str]:
+    return [p for p in (f"/usr/lib/debug/boot/vmlinux-{release}", f"/usr/lib/debug/lib/modules/{release}/vmlinux",
+                        f"/boot/vmlinux-{release}", f"/lib/modules/{release}/build/vmlinux",
+                        f"/usr/lib/debug/lib/modules/{release}") if os.path.exists(p)]
+
+
+def _scan_dir(d: str) -> list[str]:
+    out: list[str] = []
+    for root, dirs, files in os.walk(d):
+        dirs.sort()
+        for n in sorted(files):
+            if n.startswith("vmlinux") or n.endswith((".ko", ".ko.debug", ".debug")):
+                out.append(os.path.join(root, n))
+            if len(out) >= MAX_DEBUG_SCAN:
+                return out
+    return out
+
+
+def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str]) -> None:
+    """vmlinux / modules' DWARF when given or found; otherwise kallsyms. Sets tier, loaded, missing."""
+    import drgn
+
+    prog = s.prog
+    release = s.vmcoreinfo.get("OSRELEASE", "")
+    paths: list[str] = []
+    if vmlinux:
+        if not os.path.exists(vmlinux):
+            s.notes.append(f"--vmlinux {vmlinux}: no such file")
+        else:
+            paths.append(vmlinux)
+    for d in dirs:
+        if os.path.isdir(d):
+            paths += _scan_dir(d)
+        elif os.path.isfile(d):
+            paths.append(d)
+    defaults = _default_debug_paths(release) if release else []
+    for p in defaults:
+        paths += _scan_dir(p) if os.path.isdir(p) else [p]
+    if paths:
+        try:
+            prog.load_debug_info(paths)
+        except drgn.MissingDebugInfoError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            s.notes.append(f"debug info could not be loaded: {_one_line(e)}")
+    try:
+        mods = list(prog.modules())
+    except Exception:  # noqa: BLE001
+        mods = []
+    main_ok = False
+    for m in mods:
+        try:
+            has = m.debug_file_path is not None
+            bid = m.build_id.hex() if m.build_id else None
+        except Exception:  # noqa: BLE001
+            continue
+        kind = "vmlinux" if isinstance(m, drgn.MainModule) else f"{m.name}.ko"
+        if has:
+            s.loaded.append(f"{kind}: {m.debug_file_path}")
+            if isinstance(m, drgn.MainModule):
+                main_ok = True
+        elif isinstance(m, (drgn.MainModule, drgn.RelocatableModule)):
+            s.missing.append(f"{kind}" + (f" (build id {bid})" if bid else "") + (
+                f" for kernel {release}" if isinstance(m, drgn.MainModule) and release else ""))
+    if not mods:
+        bid = s.vmcoreinfo.get("BUILD-ID")
+        s.missing.append(f"vmlinux (build id {bid})" if bid else "vmlinux")
+    if main_ok:
+        s.tier = "dwarf"
+        return
+    # no kernel DWARF: the kernel's own symbol table, from memory
+    try:
+        from drgn.helpers.linux.kallsyms import load_module_kallsyms, load_vmlinux_kallsyms
+
+        prog.register_symbol_finder("vmlinux_kallsyms", load_vmlinux_kallsyms(prog), enable_index=0)
+        s.tier = "symbols"
+        try:
+            prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=1)
+        except Exception:  # noqa: BLE001 - module symbols need more than VMCOREINFO on some kernels
+            pass
+    except Exception as e:  # noqa: BLE001
+        s.notes.append(f"kallsyms could not be read from the dump: {_one_line(e)}")
+
+
+# --- the log and the sys facts ------------------------------------------------------------------
+
+def _read_vmcoreinfo(s: VmcoreSession) -> None:
+    from ktriage.vmcore.printk import vmcoreinfo_dict
+
+    try:
+        raw = bytes(s.prog["VMCOREINFO"].value_())
+        s.vmcoreinfo = vmcoreinfo_dict(raw.rstrip(b"\0").decode("utf-8", "replace"))
+    except Exception as e:  # noqa: BLE001
+        s.notes.append(f"VMCOREINFO could not be read: {_one_line(e)}")
+
+
+def _read_dmesg(s: VmcoreSession) -> None:
+    from ktriage.vmcore.printk import dmesg_from_vmcoreinfo
+
+    if s.has_types:
+        try:
+            from drgn.helpers.linux.printk import get_dmesg
+
+            s.dmesg = get_dmesg(s.prog).decode("utf-8", "replace")
+            s.dmesg_source = "printk ring buffer (drgn get_dmesg, with types)"
+            return
+        except Exception as e:  # noqa: BLE001
+            s.notes.append(f"kernel log through debug info failed ({_one_line(e)}); trying VMCOREINFO's layout")
+    try:
+        text = dmesg_from_vmcoreinfo(s.prog, s.vmcoreinfo)
+    except Exception as e:  # noqa: BLE001
+        text = None
+        s.notes.append(f"kernel log could not be decoded: {_one_line(e)}")
+    if text is None:
+        if not any("kernel log" in n for n in s.notes):
+            s.notes.append("kernel log could not be decoded without debug info (VMCOREINFO does not describe the "
+                           "printk ring buffer: kernel older than 5.10?)")
+        return
+    if not text.strip():
+        s.notes.append("kernel log is empty or its pages are missing from the dump")
+    s.dmesg = text
+    s.dmesg_source = "printk ring buffer (decoded with the layout VMCOREINFO publishes, no types)"
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, sh in (("GB", 30), ("MB", 20), ("KB", 10)):
+        if n >= 1 << sh:
+            v = n / (1 << sh)
+            return f"{v:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} B"
+
+
+def _system(s: VmcoreSession) -> dict[str, str]:
+    """crash's `sys`: what the dump alone says, then what types add."""
+    import datetime
+
+    vi = s.vmcoreinfo
+    sysd: dict[str, str] = {}
+    sysd["DUMPFILE"] = f"{s.path} [{s.dump_format}]"
+    if vi.get("OSRELEASE"):
+        sysd["RELEASE"] = vi["OSRELEASE"]
+    if vi.get("CRASHTIME"):
+        try:
+            t = datetime.datetime.fromtimestamp(int(vi["CRASHTIME"]), datetime.timezone.utc)
+            sysd["DATE"] = t.strftime("%a %b %d %H:%M:%S UTC %Y")
+        except (ValueError, OverflowError):
+            pass
+    if vi.get("PAGESIZE"):
+        sysd["PAGESIZE"] = vi["PAGESIZE"]
+    if vi.get("KERNELOFFSET"):
+        sysd["KERNELOFFSET"] = "0x" + vi["KERNELOFFSET"]
+    if vi.get("BUILD-ID"):
+        sysd["BUILD-ID"] = vi["BUILD-ID"]
+    sysd["DEBUGINFO"] = s.tier
+    if s.dmesg:
+        import re
+
+        stamps = re.findall(r"^\[\s*(\d+)\.(\d+)\]", s.dmesg, re.M)
+        if stamps:
+            sec = int(stamps[-1][0])
+            sysd["UPTIME"] = f"{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d} (last log record)"
+    if not s.has_types:
+        return sysd
+    prog = s.prog
+    try:
+        uts = prog["init_uts_ns"].name
+        sysd["NODENAME"] = uts.nodename.string_().decode()
+        sysd["RELEASE"] = uts.release.string_().decode()
+        sysd["VERSION"] = uts.version.string_().decode()
+        sysd["MACHINE"] = uts.machine.string_().decode()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from drgn.helpers.linux.cpumask import num_online_cpus, num_possible_cpus
+
+        sysd["CPUS"] = f"{num_online_cpus(prog)} online of {num_possible_cpus(prog)} possible"
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        pages = prog["_totalram_pages"].counter.value_()
+        sysd["MEMORY"] = _fmt_bytes(pages * int(vi.get("PAGESIZE", "4096"))) + " (totalram)"
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        av = prog["avenrun"]
+        sysd["LOAD AVERAGE"] = ", ".join(f"{av[i].value_() / 2048:.2f}" for i in range(3))
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from drgn.helpers.linux.pid import for_each_task
+
+        n = 0
+        for _ in for_each_task(prog):
+            n += 1
+            if n > 1_000_000:
+                break
+        sysd["TASKS"] = str(n)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from drgn.helpers.linux.panic import panic_message, tainted
+
+        msg = panic_message(prog)
+        if msg:
+            sysd["PANIC"] = msg.decode("utf-8", "replace").strip()
+        else:
+            import re
+
+            found = re.findall(r"Kernel panic - not syncing: ([^\n]*)", s.dmesg)
+            if found:
+                sysd["PANIC"] = "Kernel panic - not syncing: " + found[-1].strip()
+        sysd["TAINT"] = tainted(prog).strip() or "none"
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        th = prog.crashed_thread()
+        t = th.object
+        sysd["PANIC TASK"] = f"{t.comm.string_().decode()} (pid {th.tid}, cpu {_task_cpu(t)})"
+    except Exception:  # noqa: BLE001
+        pass
+    return sysd
+
+
+def _task_cpu(task) -> str:  # type: ignore[no-untyped-def]
+    try:
+        from drgn.helpers.linux.sched import task_cpu
+
+        return str(task_cpu(task))
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def _fallback_crash(s: VmcoreSession) -> Crash:
+    """The dump holds no oops in its log (log unreadable, or a dump taken by sysrq/NMI without one)."""
+    panic = s.system.get("PANIC")
+    title = f"kernel panic: {panic}" if panic else "vmcore without a readable crash report in its log"
+    return Crash(kind="panic" if panic else "unknown", title=title, source=SourceSpan(s.path, 0, 0, "vmcore"),
+                 panic=panic)
+
+
+def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+    """The crashes a vmcore's own kernel log describes, each with `system` facts and a live session."""
+    from ktriage.logs.records import records
+    from ktriage.logs.scanner import _split_lines, scan_records
+
+    import logging
+
+    logging.getLogger("drgn").setLevel(logging.ERROR)  # drgn's DWARF-opcode warnings are not the user's problem
+    notes: list[str] = []
+    prog, tmpdir = open_program(path, notes)
+    s = VmcoreSession(path, prog, notes=notes, tmpdir=tmpdir, dump_format=_format_of(_head(path)))
+    rec.format = "vmcore"
+    _read_vmcoreinfo(s)
+    load_debug_info(s, getattr(opts, "vmlinux", None), list(getattr(opts, "debuginfo_dirs", []) or []))
+    _read_dmesg(s)
+    try:
+        s.system = _system(s)
+    except Exception as e:  # noqa: BLE001
+        s.notes.append(f"system facts could not be read: {_one_line(e)}")
+    if s.has_types and s.crashed_trace() is None:
+        s.notes.append(f"the crashed thread's stack could not be unwound: {s.trace_error}")
+    if s.tier != "dwarf":
+        want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
+        s.notes.append(f"no kernel debug info (tier: {s.tier}): no types, threads, stacks or object decoding; "
+                       f"give --vmlinux / --debuginfo with: {want}")
+    elif s.missing:
+        s.notes.append("no debug info for: " + "; ".join(s.missing))
+    crashes = scan_records(records(enumerate(_split_lines(s.dmesg), 1)), path, "vmcore") if s.dmesg else []
+    if not crashes:
+        crashes = [_fallback_crash(s)]
+    partial = [n for n in s.notes if any(w in n for w in ("could not", "missing", "empty"))]
+    if partial:
+        rec.status = "partial"
+        what = [w for w, key in (("the kernel log", "kernel log"), ("the crashed thread's stack", "stack"),
+                                 ("system facts", "system facts")) if any(key in n for n in partial)]
+        size = os.path.getsize(path)
+        s.notes.append(f"memory reads failed: the dump is truncated or corrupt (file size {size} bytes); what the "
+                       f"readable pages give is reported")
+        rec.error = (f"{path}: partial vmcore: {', '.join(what) or 'some memory'} could not be read "
+                     f"(truncated or corrupt dump, {size} bytes)")
+    rec.notes.extend(s.notes)
+    if tmpdir:
+        atexit.register(s.close)
+    for i, c in enumerate(crashes):
+        c = c.replace(system={**s.system, **dict(c.system)})
+        if i == len(crashes) - 1:
+            s.primary = id(c)  # the last crash in the log is the one the dump was taken for
+        _register(c, s)
+        yield c

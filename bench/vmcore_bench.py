@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Time to a full vmcore report: `ktriage analyze VMCORE --vmlinux ... --format json` next to `crash`
+batch `sys; mod -s MODULE KO; bt; log; dis -l <RIP>` on the same vmcore and vmlinux.
+
+Wall time (median of --repeat runs, after one warm-up of each so both read a warm page cache) and
+peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio.
+
+    python3 bench/vmcore_bench.py                       # every lab scenario's kdump vmcore
+    python3 bench/vmcore_bench.py --scenario null-member --repeat 5
+    python3 bench/vmcore_bench.py --vmcore F --vmlinux V [--module-ko K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int, bytes]:
+    """(seconds, peak RSS in KiB, exit status, stdout) of one child."""
+    with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out:
+        if stdin_text is not None:
+            inp.write(stdin_text.encode())
+            inp.seek(0)
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdin=inp, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return dt, ru.ru_maxrss, p.returncode, out.read()
+
+
+def ktriage_cmd(vmcore: str, vmlinux: str, ko: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "ktriage.cli", "analyze", vmcore, "--vmlinux", vmlinux, "--format", "json"]
+    if ko:
+        cmd += ["--debuginfo", str(Path(ko).parent)]
+    return cmd
+
+
+def rip_of(report: dict) -> str | None:
+    """The faulting IP for `dis -l`, from ktriage's own report (register, else symbol+offset)."""
+    for c in report.get("crashes", []):
+        for f in c.get("findings", []):
+            if f["code"] == "vmcore.stack":
+                regs = f["data"].get("registers") or {}
+                if regs.get("rip"):
+                    return f"{regs['rip']:#x}"
+        crash = c.get("crash", c)
+        ip = crash.get("ip") or {}
+        if ip.get("symbol") and ip.get("offset") is not None:
+            return f"{ip['symbol']}+{ip['offset']}"
+    return None
+
+
+def crash_cmds(ko: str | None, module: str | None, rip: str | None) -> str:
+    lines = ["sys"]
+    if ko and module:
+        lines.append(f"mod -s {module} {ko}")
+    lines += ["bt", "log"]
+    if rip:
+        lines.append(f"dis -l {rip}")
+    lines.append("quit")
+    return "\n".join(lines) + "\n"
+
+
+def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int) -> dict:
+    kcmd = ktriage_cmd(vmcore, vmlinux, ko)
+    _, _, rc, out = run(kcmd)  # warm-up, and the RIP for crash's dis -l
+    if rc != 0:
+        return {"scenario": name, "error": f"ktriage exit {rc}"}
+    rip = rip_of(json.loads(out))
+    cmds = crash_cmds(ko, Path(ko).stem if ko else None, rip)
+    ccmd = ["crash", "-s", vmlinux, vmcore]
+    run(ccmd, cmds)  # warm-up
+    kt, cr = [], []
+    for _ in range(repeat):
+        kt.append(run(kcmd))
+        cr.append(run(ccmd, cmds))
+    k_s = statistics.median(x[0] for x in kt)
+    c_s = statistics.median(x[0] for x in cr)
+    k_rss = max(x[1] for x in kt) / 1024
+    c_rss = max(x[1] for x in cr) / 1024
+    return {"scenario": name, "ktriage_s": round(k_s, 2), "crash_s": round(c_s, 2),
+            "speedup": round(c_s / k_s, 1) if k_s else None, "ktriage_rss_mb": round(k_rss),
+            "crash_rss_mb": round(c_rss), "rss_ratio": round(c_rss / k_rss, 2) if k_rss else None,
+            "crash_rc": cr[-1][2], "crash_cmds": cmds.strip().replace("\n", "; ")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", action="append", help="lab scenario(s); default: all with a kdump vmcore")
+    ap.add_argument("--vmcore")
+    ap.add_argument("--vmlinux")
+    ap.add_argument("--module-ko")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print JSON rows only")
+    a = ap.parse_args()
+    if not shutil.which("crash"):
+        print("crash is not installed: apt-get install crash", file=sys.stderr)
+        return 2
+    jobs = []
+    if a.vmcore:
+        if not a.vmlinux:
+            ap.error("--vmcore needs --vmlinux")
+        jobs.append((Path(a.vmcore).name, a.vmcore, a.vmlinux, a.module_ko))
+    else:
+        cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
+        lab = json.loads((cache / "lab.json").read_text())
+        for name, s in lab["scenarios"].items():
+            if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
+                continue
+            jobs.append((name, s["vmcore"], lab["vmlinux"], lab["crashmod_ko"]))
+    rows = []
+    for job in jobs:
+        r = bench_one(*job, repeat=a.repeat)
+        rows.append(r)
+        if a.json:
+            print(json.dumps(r), flush=True)
+        elif "error" in r:
+            print(f"{r['scenario']:<18} {r['error']}", flush=True)
+        else:
+            print(f"{r['scenario']:<18} ktriage {r['ktriage_s']:5.2f}s {r['ktriage_rss_mb']:4d} MB | crash "
+                  f"{r['crash_s']:5.2f}s {r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']}, "
+                  f"RSS x{r['rss_ratio']}", flush=True)
+    ok = [r for r in rows if "error" not in r]
+    if ok and not a.json:
+        print(f"median over {len(ok)} vmcores: ktriage {statistics.median(r['ktriage_s'] for r in ok):.2f}s, "
+              f"crash {statistics.median(r['crash_s'] for r in ok):.2f}s, time ratio "
+              f"x{statistics.median(r['speedup'] for r in ok):.1f}; peak RSS ktriage "
+              f"{max(r['ktriage_rss_mb'] for r in ok)} MB, crash {max(r['crash_rss_mb'] for r in ok)} MB")
+        print(f"crash commands: {ok[0]['crash_cmds']}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""With debug info (no vmcore): frames to file:line with inline chains, the faulting function
+disassembled with source lines (`crash> dis -l`), and the C expression/member at fault.
+
+One analyzer, so that missing/refused debug info is one Skipped line saying what was needed and
+where ktriage looked; every log-only finding before it stays as it was.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ktriage.analyzers import AnalysisContext, Skip, analyzer
+from ktriage.model import Crash, Finding, Frame, Location
+
+MAX_LISTING = 400  # instructions shown around the fault in a long function
+
+
+def _needed(crash: Crash) -> str:
+    rel = crash.kernel.release or "(release not in the log)"
+    mods = []
+    for loc in ((crash.ip,) if crash.ip else ()) + tuple(crash.frames):
+        if loc.module and loc.module not in mods:
+            mods.append(loc.module)
+    return f"vmlinux of {rel}" + (f" and {', '.join(m + '.ko' for m in mods)}" if mods else "")
+
+
+def _rel(path: str) -> str:
+    return os.path.basename(path) if path else "?"
+
+
+@analyzer("debuginfo", order=40)
+def analyze_debuginfo(ctx: AnalysisContext) -> list[Finding]:
+    crash = ctx.crash
+    di = ctx.debuginfo
+    if di is None:
+        raise Skip(f"needs the {_needed(crash)} with DWARF (debug info support unavailable)")
+    s = di.search
+    if not di.ok:
+        why = di.error or "no matching file with DWARF found"
+        refused = ("; " + "; ".join(s.refused)) if s.refused else ""
+        raise Skip(f"needs the {_needed(crash)} with DWARF: {why}{refused}; looked in: {s.looked_summary()}")
+    out: list[Finding] = []
+    for note in s.refused:
+        out.append(Finding("debuginfo.refused", note, (note,), "certain", "debuginfo", {"note": note}))
+    used = ([f"vmlinux: {s.vmlinux} ({s.vmlinux_how})"] if s.vmlinux else []) + \
+        [f"{m}: {p} ({s.modules_how.get(m, '')})" for m, p in s.modules.items()]
+    missing = ([] if s.vmlinux else ["vmlinux"]) + [m + ".ko" for m in s.missing_modules()]
+    summary = "Debug info: " + "; ".join(f"{_rel(p)}" for p in ([s.vmlinux] if s.vmlinux else []) + list(s.modules.values()))
+    summary += " (verified against the crash)" + (f"; missing {', '.join(missing)}: frames there stay "
+                                                   f"unsymbolized (looked in: {s.looked_summary(6)})" if missing else "") + "."
+    out.append(Finding("debuginfo.files", summary, tuple(used + s.verified), "certain", "debuginfo",
+                       {"vmlinux": s.vmlinux, "modules": dict(s.modules), "missing": missing,
+                        "looked": list(dict.fromkeys(s.looked)), "refused": list(s.refused)}))
+    frames = symbolize(crash, di)
+    if frames:
+        out.append(_frames_finding(frames, di))
+    for fn in (_disassembly, _member):
+        try:
+            f = fn(ctx, di, frames)
+        except Exception as e:  # one step failing must not hide the others
+            f = [Finding("debuginfo.error", f"{fn.__name__.strip('_')}: internal error {type(e).__name__}: {e}",
+                         (), "low", "debuginfo", {})]
+        out += f
+    return out
+
+
+# --- frames -----------------------------------------------------------------------------------
+
+def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Each frame -> debug-file address, lookup address (return address - 1 except the faulting IP
+    and exception frames), and the inline chain innermost first."""
+    out = []
+    locs: list[tuple[Location, bool]] = []
+    if crash.ip is not None and crash.ip.symbol:
+        locs.append((crash.ip, True))
+    for f in crash.frames:
+        locs.append((f, isinstance(f, Frame) and f.section == "exception"))
+    for loc, exact in locs:
+        rec: dict = {"frame": str(loc), "symbol": loc.symbol, "offset": loc.offset, "module": loc.module,
+                     "reliable": getattr(loc, "reliable", True), "exact": exact, "locations": []}
+        if not loc.symbol or loc.offset is None:
+            rec["note"] = "no symbol+offset"
+        elif not di.has(loc.module):
+            rec["note"] = f"no debug info for {loc.module or 'vmlinux'}"
+        else:
+            addr = di.address(loc.symbol, loc.offset, loc.module)
+            if addr is None:
+                rec["note"] = f"{loc.symbol} not in {_rel(di.object_for(loc.module) or '')}"
+            else:
+                look = addr if exact or loc.offset == 0 else addr - 1
+                rec["address"], rec["lookup"] = addr, look
+                path, sec, a2l = di.file_location(look)
+                rec["file"], rec["section"], rec["addr2line_address"] = path, sec, a2l
+                rec["locations"] = [{"function": s.function, "file": s.file, "line": s.line, "column": s.column}
+                                    for s in di.locate(look)]
+                ch = rec["locations"]
+                if ch and ch[-1]["function"].strip("?") == "":  # padding after the function's ELF size
+                    ch[-1]["function"] = loc.symbol
+                if len(ch) == 1 and ch[0]["file"].endswith(".S") and ch[0]["function"] != loc.symbol:
+                    # assembly: no DWARF subprogram, drgn names the sized ELF symbol around it; the oops
+                    # (kallsyms) and addr2line name the nearest label
+                    ch[0]["function"] = loc.symbol
+        out.append(rec)
+    return out
+
+
+def _short(file: str) -> str:
+    """Paths as the kernel tree knows them: drop an absolute build prefix up to a known top dir."""
+    return file
+
+
+def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyped-def]
+    lines = []
+    done = 0
+    for n, fr in enumerate(frames):
+        tag = "IP " if n == 0 and fr["exact"] else f"#{n:<2}"
+        if not fr["locations"]:
+            lines.append(f"{tag} {fr['frame']}: {fr.get('note', 'no line information')}")
+            continue
+        done += 1
+        chain = fr["locations"]
+        inner = chain[0]
+        src = di.source_line(inner["file"], inner["line"]) if di.src_dirs else None
+        head = f"{tag} {fr['frame']}  {inner['function']} at {inner['file']}:{inner['line']}"
+        lines.append(head + (f"    | {src.strip()}" if src else ""))
+        for c in chain[1:]:
+            lines.append(f"      inlined into {c['function']} at {c['file']}:{c['line']}")
+    first = next((f for f in frames if f["locations"]), None)
+    where = ""
+    if first:
+        c = first["locations"][0]
+        where = f"; {first['frame']} is {c['function']} at {os.path.basename(c['file'])}:{c['line']}"
+    summary = f"{done} of {len(frames)} frames mapped to source lines{where}."
+    return Finding("src.frames", summary, (f"return addresses looked up at offset-1 (the call), the faulting IP "
+                                            f"exactly; addresses are debug-file addresses from func+off",),
+                   "certain" if done == len(frames) else "high", "debuginfo", {"frames": frames}, tuple(lines))
+
+
+# --- disassembly --------------------------------------------------------------------------------
+
+def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
+    from ktriage.debuginfo.member import disassemble
+
+    crash = ctx.crash
+    ip = crash.ip
+    if ip is None or not ip.symbol or ip.offset is None or not di.has(ip.module):
+        return []
+    if (crash.arch or "x86_64") != "x86_64":
+        return [Finding("debuginfo.error", f"no disassembly for {crash.arch} (x86_64 only)", (), "low", "debuginfo")]
+    sym = di.function(ip.symbol, ip.module)
+    if sym is None:
+        return []
+    code = di.read_code(sym.address, sym.size)
+    if code is None:
+        return [Finding("debuginfo.error", f"{ip.symbol}: no code bytes in {_rel(di.object_for(ip.module) or '')} "
+                        f"(a split .debug file has no .text)", (), "low", "debuginfo")]
+    fault = sym.address + ip.offset
+    insns = disassemble(code, sym.address)
+    idx = next((k for k, i in enumerate(insns) if i.address == fault), None)
+    lo, hi = 0, len(insns)
+    if len(insns) > MAX_LISTING and idx is not None:
+        lo, hi = max(0, idx - MAX_LISTING // 2), min(len(insns), idx + MAX_LISTING // 2)
+    lines: list[str] = []
+    last = None
+    is_mod = ip.module is not None
+    for i in insns[lo:hi]:
+        chain = di.locate(i.address)
+        key = (chain[0].file, chain[0].line) if chain else None
+        if key != last and key is not None:
+            inl = f"  [{chain[0].function} inlined into {chain[1].function}]" if len(chain) > 1 else ""
+            lines.append(f"{key[0]}: {key[1]}{inl}")
+            text = di.source_line(*key) if di.src_dirs else None
+            if text is not None:
+                lines.append(f"    | {text.rstrip()}")
+            last = key
+        mark = "*" if i.address == fault else " "
+        ops = i.op_str
+        if not is_mod and (i.group(1) or i.group(2)) and i.operands and i.operands[0].type == 2:  # jump/call imm
+            tgt = i.operands[0].imm & 0xFFFFFFFFFFFFFFFF
+            try:
+                ts = di.prog.symbol(tgt)
+                ops += f" <{ts.name}+{tgt - ts.address:#x}>" if tgt != ts.address else f" <{ts.name}>"
+            except (LookupError, ValueError):
+                pass
+        lines.append(f"{mark}{i.address:#x} <{ip.symbol}+{i.address - sym.address}>:\t{i.mnemonic} {ops}".rstrip()
+                     + ("   <-- fault" if mark == "*" else ""))
+    ev = [f"{ip.symbol}: {sym.size:#x} bytes at {sym.address:#x} in {_rel(di.object_for(ip.module) or '')} "
+          f"(debug-file address; the oops' KASLR/module address differs)"]
+    if is_mod:
+        ev.append("module code is unrelocated: call/jump targets and %rip-relative data outside the function read as "
+                  "self-relative / 0")
+    if idx is None:
+        ev.append(f"no instruction starts at +{ip.offset:#x}: the file is not the code that ran, or alternatives "
+                  f"were patched")
+    chain = di.locate(fault)
+    where = f" ({chain[0].file}:{chain[0].line})" if chain else ""
+    tr = insns[idx] if idx is not None else None
+    summary = (f"{ip.symbol} disassembled with source lines; the fault is at +{ip.offset:#x}"
+               + (f" `{tr.mnemonic} {tr.op_str}`" if tr else "") + where + ".")
+    data = {"function": ip.symbol, "address": sym.address, "size": sym.size, "fault": fault,
+            "fault_insn": f"{tr.mnemonic} {tr.op_str}" if tr else None, "instructions": len(insns),
+            "syntax": "att"}
+    return [Finding("src.disassembly", summary, tuple(ev), "certain" if tr else "low", "debuginfo", data,
+                    tuple(lines))]
+
+
+# --- the member at fault ------------------------------------------------------------------------
+
+def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
+    from ktriage.debuginfo.member import DUMP2PT, Resolver, disassemble, member_path, pointee, type_name
+
+    crash = ctx.crash
+    acc = ctx.finding("insn.bad-access")
+    ip = crash.ip
+    if acc is None or ip is None or not ip.symbol or ip.offset is None or not di.has(ip.module):
+        return []
+    if (crash.arch or "x86_64") != "x86_64" or di.kernel is None:
+        return [Finding("debuginfo.error", "the member at fault needs x86_64 and the vmlinux (for struct pt_regs)",
+                        (), "low", "debuginfo")]
+    base, disp = acc.data.get("base"), acc.data.get("disp") or 0
+    reg = DUMP2PT.get(base or "")
+    if reg is None or acc.data.get("index"):
+        return []
+    sym = di.function(ip.symbol, ip.module)
+    code = di.read_code(sym.address, sym.size) if sym else None
+    if code is None:
+        return []
+    fault = sym.address + ip.offset
+    insns = disassemble(code, sym.address)
+    idx = next((k for k, i in enumerate(insns) if i.address == fault), None)
+    if idx is None:
+        return []
+    res = Resolver(di, dict(crash.registers), insns, idx)
+    readings = res.resolve(reg, idx)
+    if not readings:
+        readings = res.by_type(disp)
+    chain = di.locate(fault)
+    line = f"{chain[0].file}:{chain[0].line}" if chain else "?"
+    src = di.source_line(chain[0].file, chain[0].line) if chain and di.src_dirs else None
+    bval = acc.data.get("values", {}).get(base)
+    cands = []
+    for r in readings:
+        st = pointee(res._type(r)) if res._type(r) is not None else None
+        if st is None:
+            continue
+        for path, mtype, _ in member_path(st, disp)[:1]:
+            cands.append((r, st, path, mtype))
+    if not cands:
+        ev = [f"{base} = {bval:#x}" if bval is not None else f"{base}",
+              f"no variable is located in {base} at {fault:#x} and its load could not be followed"]
+        return [Finding("src.fault-member", f"The faulting access is {base} + {disp:#x} at {line}; no C expression "
+                        f"could be named from the DWARF.", tuple(ev), "low", "debuginfo",
+                        {"base_register": base, "disp": disp, "line": line, "expression": None})]
+    r, st, path, mtype = cands[0]
+    expr = f"{r.expression}->{path}"
+    null = " (NULL)" if bval == 0 else (f" (= {bval:#x})" if bval is not None else "")
+    summary = (f"The faulting access is `{expr}`: {r.expression} is `{r.base_type}`{null} in {base}, member "
+               f"{path} ({type_name(mtype)}) at offset {disp:#x} of {type_name(st)}, at {os.path.basename(line)}"
+               + (f" `{src.strip()}`" if src else "") + ".")
+    ev = list(r.how) + [f"{type_name(st)}.{path} is at offset {disp:#x} (drgn type info), type {type_name(mtype)}",
+                        f"fault at {ip.symbol}+{ip.offset:#x} = {line}"]
+    conf = r.confidence
+    others = [f"{c[0].expression}->{c[2]}" for c in cands[1:]]
+    if others:
+        ev.append(f"other readings that fit: {', '.join(others)}")
+        conf = "medium" if conf in ("certain", "high") else "low"
+    data = {"expression": expr, "base_expression": r.expression, "base_type": r.base_type, "base_register": base,
+            "base_value": bval, "struct": type_name(st), "member": path, "member_type": type_name(mtype),
+            "offset": disp, "line": line, "chain": r.steps, "alternatives": others}
+    return [Finding("src.fault-member", summary, tuple(ev), conf, "debuginfo", data)]
