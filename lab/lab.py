@@ -268,7 +268,7 @@ SCENARIOS: dict[str, dict] = {
     "oob-small-object": {"args": "", "expect": r"general protection fault, probably for non-canonical address"},
     "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
                   "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
-    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5 tsc=reliable", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
+    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5 clocksource=hpet tsc=reliable", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
     "panic": {"args": "", "qemu_elf": True, "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
@@ -360,7 +360,7 @@ def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
             meta["vmcore_format"] = "kdump-compressed (makedumpfile -c -d 31)" if f.read(8) == b"KDUMP   " else "unknown"
     if spec.get("qemu_elf"):
         meta.update(run_qemu_elf(name, sdir, bz, initrd, spec, timeout))
-    meta["ok"] = bool(meta["key_line"] and meta["vmcore"] and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
+    meta["ok"] = bool(meta["key_line"] and meta["vmcore"] and meta.get("vmcore_format", "").startswith("kdump") and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
     with open(os.path.join(sdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     log(f"{name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['kdump_seconds']} s; "
@@ -437,10 +437,10 @@ def cmd_list() -> None:
     for sub in ("kernel", "build", "runs"):
         for d in sorted(glob.glob(os.path.join(CACHE, sub, "*"))):
             print(f"  {sub}/{os.path.basename(d)}")
-    try:
-        print(f"current build: {build_key()}")
-    except SystemExit:
+    if not glob.glob(os.path.join(CACHE, "dl", "linux-source-6.1_*_all.deb")):
+        print("nothing built yet: python3 lab/lab.py all")
         return
+    print(f"current build: {build_key()}")
     for name in SCENARIOS:
         p = os.path.join(runs_dir(), name, "meta.json")
         if os.path.exists(p):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -188,3 +187,19 @@ def test_symbolize_and_member_on_fake_kernel(elfs, tmp_path, monkeypatch):
     assert [p for p, _, _ in member_path(dev, 0x10 + 0x18)] == ["st.hits"]
     assert [p for p, _, _ in member_path(dev, 0x30)] == ["rx_count"]
     assert [p for p, _, _ in member_path(di.prog.type("struct port"), 0x18)] == ["pad[3]"]
+
+
+def test_code_bytes_checked(elfs):
+    """The oops' Code: window must be (mostly) the file's bytes at func+off."""
+    from ktriage.model import CodeBytes
+
+    e = ElfFile.open(str(elfs / "vmlinux"))
+    value, size, shndx = e.symbols({"read_rx"})["read_rx"]
+    sec = e.sections[shndx]
+    body = e.bytes_at(sec, value - sec.addr, size)
+    good = crash(elfs).replace(code=CodeBytes(data=body, trap_offset=4, arch="x86_64"))
+    s = search(good, str(elfs / "vmlinux"))
+    assert s.vmlinux and f"Code: bytes {len(body)}/{len(body)} identical" in s.verified[0]
+    bad = good.replace(code=CodeBytes(data=bytes(b ^ 0x5A for b in body), trap_offset=4, arch="x86_64"))
+    s = search(bad, str(elfs / "vmlinux"))
+    assert s.vmlinux is None and "Code: bytes differ" in s.refused[0]

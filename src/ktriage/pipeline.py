@@ -121,6 +121,28 @@ def _lift_notes(cr: CrashReport, report: Report) -> None:
     cr.known_bugs = keep
 
 
+def _drop_dmesg_duplicates(report: Report) -> None:
+    """kdump writes `vmcore` and `vmcore-dmesg.txt` side by side: the same crash, told twice.
+
+    Keep the one read from the dump (it has memory behind its findings) and say so.
+    """
+    import os
+
+    from_dump = {(os.path.dirname(c.crash.source.path), c.crash.bucket)
+                 for c in report.crashes if c.crash.source.format == "vmcore"}
+    if not from_dump:
+        return
+    kept = []
+    for c in report.crashes:
+        key = (os.path.dirname(c.crash.source.path), c.crash.bucket)
+        if c.crash.source.format != "vmcore" and key in from_dump:
+            report.notes.append(f"{c.crash.source.path}: same crash as the vmcore beside it "
+                                f"({c.crash.title}); reported once, from the vmcore")
+            continue
+        kept.append(c)
+    report.crashes = kept
+
+
 def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     opts = opts or Options()
     report = Report()
@@ -147,4 +169,5 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
         except (OSError, EOFError, ValueError) as e:  # decompression errors surface while reading
             rec.status = "partial" if rec.crashes else "error"
             rec.error = f"{path}: could not be read to the end: {e}"
+    _drop_dmesg_duplicates(report)
     return report

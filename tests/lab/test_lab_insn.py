@@ -261,14 +261,15 @@ def test_unreadable_code_log_only():
     assert only(ctx, "value.null-offset").data["offset"] == 0xA30
 
 
-class _Binaries:
-    """The debug-info hook the machine analyzers use: module name -> ELF (symbol table only)."""
+def _debuginfo(text: str, lab):
+    """The real debug-info session for this log, given the lab's module directory."""
+    import os
 
-    def __init__(self, lab):
-        self.lab = lab
+    from ktriage.debuginfo import find_debuginfo
+    from ktriage.pipeline import Options
 
-    def object_for(self, module):
-        return self.lab["crashmod_ko"] if module == "crashmod" else self.lab["vmlinux"]
+    crash = parse_log_text(text)[0]
+    return find_debuginfo(crash, Options(debuginfo_dirs=[os.path.dirname(lab["crashmod_ko"])]))
 
 
 def test_unreadable_code_read_from_module_binary(lab):
@@ -276,7 +277,10 @@ def test_unreadable_code_read_from_module_binary(lab):
         code_from_object(lab["crashmod_ko"], "crashmod_read_rx_count", 0x7, 0xF)
     except ObjectCodeError as e:
         pytest.skip(f"the lab's crashmod.ko is not compatible with the quoted oops: {e}")
-    ctx = analyze(OLD_NULL_MEMBER, debuginfo=_Binaries(lab))
+    di = _debuginfo(OLD_NULL_MEMBER, lab)
+    if di.object_for("crashmod") is None:  # debug info rightly refuses a module of another build
+        pytest.skip("the quoted oops is from an earlier lab build: " + "; ".join(di.search.refused))
+    ctx = analyze(OLD_NULL_MEMBER, debuginfo=di)
     assert "the bytes were read from the binary" in only(ctx, "insn.decode-partial").summary
     trap = only(ctx, "insn.trap")
     # objdump crashmod.ko: crashmod_read_rx_count+0x7: mov 0xa30(%rax),%rax

@@ -36,6 +36,8 @@ def analyze_debuginfo(ctx: AnalysisContext) -> list[Finding]:
         raise Skip(f"needs the {_needed(crash)} with DWARF (debug info support unavailable)")
     s = di.search
     if not di.ok:
+        if ctx.vmcore is not None and not s.refused and not di.error:
+            raise Skip("no --vmlinux/--debuginfo for the log-level source analysis (the vmcore analysis finds its own)")
         why = di.error or "no matching file with DWARF found"
         refused = ("; " + "; ".join(s.refused)) if s.refused else ""
         raise Skip(f"needs the {_needed(crash)} with DWARF: {why}{refused}; looked in: {s.looked_summary()}")
@@ -76,7 +78,7 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
     for f in crash.frames:
         locs.append((f, isinstance(f, Frame) and f.section == "exception"))
     for loc, exact in locs:
-        rec: dict = {"frame": str(loc), "symbol": loc.symbol, "offset": loc.offset, "module": loc.module,
+        rec: dict = {"frame": str(loc), "symbol": loc.symbol, "offset": loc.offset, "size": loc.size, "module": loc.module,
                      "reliable": getattr(loc, "reliable", True), "exact": exact, "locations": []}
         if not loc.symbol or loc.offset is None:
             rec["note"] = "no symbol+offset"
@@ -94,6 +96,11 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
                 rec["locations"] = [{"function": s.function, "file": s.file, "line": s.line, "column": s.column}
                                     for s in di.locate(look)]
                 ch = rec["locations"]
+                if not ch:
+                    rec["note"] = "no line information at this address"
+                    if loc.size is not None and loc.offset == loc.size:
+                        rec["note"] += (f" (offset = size: the first byte after {loc.symbol}, i.e. a pointer to the "
+                                        f"next function found by the stack scan, not a return address)")
                 if ch and ch[-1]["function"].strip("?") == "":  # padding after the function's ELF size
                     ch[-1]["function"] = loc.symbol
                 if len(ch) == 1 and ch[0]["file"].endswith(".S") and ch[0]["function"] != loc.symbol:
@@ -102,11 +109,6 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
                     ch[0]["function"] = loc.symbol
         out.append(rec)
     return out
-
-
-def _short(file: str) -> str:
-    """Paths as the kernel tree knows them: drop an absolute build prefix up to a known top dir."""
-    return file
 
 
 def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyped-def]
@@ -131,8 +133,8 @@ def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyp
         c = first["locations"][0]
         where = f"; {first['frame']} is {c['function']} at {os.path.basename(c['file'])}:{c['line']}"
     summary = f"{done} of {len(frames)} frames mapped to source lines{where}."
-    return Finding("src.frames", summary, (f"return addresses looked up at offset-1 (the call), the faulting IP "
-                                            f"exactly; addresses are debug-file addresses from func+off",),
+    return Finding("src.frames", summary, ("return addresses looked up at offset-1 (the call), the faulting IP "
+                                            "exactly; addresses are debug-file addresses from func+off",),
                    "certain" if done == len(frames) else "high", "debuginfo", {"frames": frames}, tuple(lines))
 
 
@@ -254,7 +256,9 @@ def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # t
     r, st, path, mtype = cands[0]
     expr = f"{r.expression}->{path}"
     null = " (NULL)" if bval == 0 else (f" (= {bval:#x})" if bval is not None else "")
-    summary = (f"The faulting access is `{expr}`: {r.expression} is `{r.base_type}`{null} in {base}, member "
+    origin = next((st_ for st_ in r.steps if st_.get("origin_of")), None)
+    loaded = f", loaded from `{origin['expression']}` (offset {origin['offset']:#x})" if origin else ""
+    summary = (f"The faulting access is `{expr}`: {r.expression} is `{r.base_type}`{null} in {base}{loaded}, member "
                f"{path} ({type_name(mtype)}) at offset {disp:#x} of {type_name(st)}, at {os.path.basename(line)}"
                + (f" `{src.strip()}`" if src else "") + ".")
     ev = list(r.how) + [f"{type_name(st)}.{path} is at offset {disp:#x} (drgn type info), type {type_name(mtype)}",
@@ -266,5 +270,6 @@ def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # t
         conf = "medium" if conf in ("certain", "high") else "low"
     data = {"expression": expr, "base_expression": r.expression, "base_type": r.base_type, "base_register": base,
             "base_value": bval, "struct": type_name(st), "member": path, "member_type": type_name(mtype),
-            "offset": disp, "line": line, "chain": r.steps, "alternatives": others}
+            "offset": disp, "line": line, "chain": r.steps, "alternatives": others,
+            "origin": origin["expression"] if origin else None}
     return [Finding("src.fault-member", summary, tuple(ev), conf, "debuginfo", data)]

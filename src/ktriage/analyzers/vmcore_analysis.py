@@ -4,12 +4,40 @@ Every analyzer needs `ctx.vmcore` (a ktriage.vmcore.VmcoreSession); those that r
 thread run only for the crash the dump was taken for (the last one in its log), and those that need
 types say which debug info is missing when the session has none.
 
+Finding codes (data keys in brackets):
+  vmcore.sys               crash's `sys`: release, CPUs, memory, uptime, load, tasks, panic, dump file [= the facts]
+  vmcore.debuginfo         which debug files were loaded [tier, loaded]
+  vmcore.debuginfo-missing tier reached (raw/symbols) and the debug file, by build id, that unlocks more
+                           [tier, missing, loaded]
+  vmcore.stack             crashed thread's frames: function [module] file:line, stack (task / IRQ-softirq /
+                           exception / user), interrupted / inline / faulting; registers of the faulting frame
+                           [comm, pid, faulting_frame, frames, registers]
+  vmcore.pointers          each register of the faulting frame identified: slab cache + object + allocated/free,
+                           task, task stack, symbol [registers]
+  vmcore.race              memory the base register was loaded from, re-read now vs the value the CPU used;
+                           slab cache and SLAB_TYPESAFE_BY_RCU [address, now, used, register, from, disp, member,
+                           var, changed, slab]; without types from the log's dataflow.base-origin [tier]
+  vmcore.use-after-free    base register read from a FREE slab object (load overwrote its own base register)
+                           [candidates, slab, disp, used]
+  vmcore.member            the faulting access in source terms, port->dev->rx_count [expression, var, type, member,
+                           offset, inner_type, inner_member, inner_offset]
+  vmcore.object-bounds     access beyond the slab object's size, type confusion [cache, object_size, offset, member,
+                           type, type_size, neighbour_allocated]
+  vmcore.args              parameters/locals with DWARF values and recovered callee-saved registers per frame [frames]
+  vmcore.skb               packet in flight: device, protocol, IPv4 addresses, UDP/TCP ports, length [dev, protocol,
+                           saddr, daddr, ip_protocol, sport, dport, len, frame, var]
+  vmcore.sock              socket family/state; TCP_NEW_SYN_RECV / TIME_WAIT flagged as the smaller
+                           request/timewait sock [family, state, really, really_size, slab]
+  vmcore.hung              D-state tasks, ≈ time since they ran, mutex owner chain [tasks, chains]
+  vmcore.cpus              every online CPU's current task and where it runs [cpus, panic_cpu]
+
 Order: vmcore.sys (60) -> stack (61) -> pointers (62) -> race (63) -> bounds (64) -> args (65)
 -> skb (66) -> sock (67) -> hung (68) -> cpus (69).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ktriage.analyzers import AnalysisContext, Skip, analyzer
@@ -395,7 +423,9 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
     """Seed 000: re-read NOW the memory the base register was loaded from; compare with what the CPU used."""
     from ktriage.vmcore.decoders import slab_info, slab_text
 
-    s = _session(ctx)
+    s = _session(ctx, types=False)
+    if not s.has_types:
+        return _race_from_log(ctx, s)
     code = _fault_code(ctx, s)
     acc, org = code.get("access"), code.get("origin")
     if acc is None:
@@ -446,6 +476,47 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
                    f"read (not a race on this member; the value was already bad).")
         conf = "high"
     return [Finding("vmcore.race", summary, tuple(ev), conf, "vmcore.race", data)]
+
+
+_ATT_MEM = re.compile(r"^mov\w*\s+(-?0x[0-9a-f]+|-?\d+)?\(%(\w+)\),\s*%(\w+)$")
+
+
+def _race_from_log(ctx: AnalysisContext, s) -> list[Finding]:  # type: ignore[no-untyped-def]
+    """No types: the log's dataflow (Code: bytes + register dump) names the load; re-read it raw from the dump."""
+    from ktriage.analyzers.machine import lookup_for
+    from ktriage.vmcore.code import full_reg
+
+    df = next((f for f in ctx.findings if f.code == "dataflow.base-origin"), None)
+    if df is None or not df.data.get("steps"):
+        raise Skip("no debug info, and the log gives no load of the base register (dataflow.base-origin) to re-read")
+    step = df.data["steps"][0]
+    m = _ATT_MEM.match(str(step.get("insn", "")).strip())
+    if not m or "not written since" not in str(step.get("text", "")):
+        raise Skip(f"the log's dataflow does not give an intact address for `{step.get('insn')}`")
+    disp = int(m.group(1) or "0", 0)
+    src, dst = full_reg(m.group(2)), full_reg(m.group(3))
+    look = lookup_for(ctx.crash)
+    base, used = look(src.upper()), look(dst.upper())
+    if base is None or used is None:
+        raise Skip(f"the oops' register dump lacks {src.upper()} or {dst.upper()}")
+    addr = base + disp
+    try:
+        now = int.from_bytes(s.prog.read(addr, 8), "little")
+    except Exception as e:  # noqa: BLE001
+        raise Skip(f"{addr:#x} is not in the dump ({e})") from None
+    ev = [f"the log's Code: bytes: `{step.get('insn')}` loaded {dst.upper()} (dataflow.base-origin)",
+          f"{src.upper()} = {base:#x} and {dst.upper()} = {used:#x} in the oops' register dump",
+          f"memory at {src.upper()} + {disp:#x} = {addr:#x} now holds {now:#x} (raw read from the dump, no types)",
+          "without debug info the member name, slab cache and SLAB_TYPESAFE_BY_RCU cannot be checked"]
+    data = {"address": addr, "now": now, "used": used, "register": dst.upper(), "from": src.upper(), "disp": disp,
+            "member": None, "changed": now != used, "tier": s.tier}
+    if now != used:
+        summary = (f"{src.upper()} + {disp:#x} ({addr:#x}) holds {now:#x} now, but the CPU loaded {used:#x} from it "
+                   f"just before the fault: the object changed after the read (a race or reuse of the object).")
+    else:
+        summary = (f"{src.upper()} + {disp:#x} ({addr:#x}) still holds {now:#x}, the value the CPU used: no sign the "
+                   f"object changed after the read.")
+    return [Finding("vmcore.race", summary, tuple(ev), "medium", "vmcore.race", data)]
 
 
 def _overwritten_origin(s, code, acc, org, ev) -> list[Finding]:  # type: ignore[no-untyped-def]

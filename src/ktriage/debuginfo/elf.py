@@ -23,6 +23,9 @@ SHT_NOTE = 7
 ET_REL = 1
 
 
+_CACHE: dict[tuple, "ElfFile"] = {}
+
+
 class ElfError(Exception):
     """Not an ELF file, or one too damaged to read its headers."""
 
@@ -141,29 +144,53 @@ class ElfFile:
                     return desc.hex()
         return None
 
-    def symbols(self, names: set[str]) -> dict[str, tuple[int, int, int]]:
-        """name -> (value, size, section index) for the wanted names (first definition wins)."""
-        out: dict[str, tuple[int, int, int]] = {}
+    @cached_property
+    def _symtab(self) -> dict[bytes, tuple[int, int, int]]:
+        """Every defined symbol: name -> (value, size, section index), first definition wins (read once)."""
+        out: dict[bytes, tuple[int, int, int]] = {}
         d, e = self._m, self._e
+        fmt = e + ("IBBHQQ" if self.is64 else "IIIBBH")
         for sec in self._raw:
             if sec[1] != SHT_SYMTAB:
                 continue
             off, size, link, entsize = sec[4], sec[5], sec[6], sec[9]
             strtab = self._raw[link][4]
-            encoded = {n.encode(): n for n in names}
             for i in range(size // entsize if entsize else 0):
                 if self.is64:
-                    st_name, info, _, shndx, value, ssize = struct.unpack_from(e + "IBBHQQ", d, off + i * entsize)
+                    st_name, info, _, shndx, value, ssize = struct.unpack_from(fmt, d, off + i * entsize)
                 else:
-                    st_name, value, ssize, info, _, shndx = struct.unpack_from(e + "IIIBBH", d, off + i * entsize)
+                    st_name, value, ssize, info, _, shndx = struct.unpack_from(fmt, d, off + i * entsize)
+                if shndx == 0 or not st_name:
+                    continue
                 s0 = strtab + st_name
-                end = d.find(b"\0", s0)
-                n = encoded.get(bytes(d[s0:end]))
-                if n is not None and n not in out and shndx != 0:
-                    out[n] = (value, ssize, shndx)
-            if len(out) == len(names):
-                break
+                name = bytes(d[s0:d.find(b"\0", s0)])
+                if name not in out:
+                    out[name] = (value, ssize, shndx)
         return out
+
+    def symbols(self, names: set[str]) -> dict[str, tuple[int, int, int]]:
+        """name -> (value, size, section index) for the wanted names."""
+        tab = self._symtab
+        return {n: tab[n.encode()] for n in names if n.encode() in tab}
+
+    @classmethod
+    def cached(cls, path: str) -> "ElfFile":
+        """A shared, still-open ElfFile per (path, mtime, size): a log of many crashes reads a vmlinux once."""
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+        hit = _CACHE.get(key)
+        if hit is None:
+            hit = cls.open(path)
+            hit._shared = True
+            if len(_CACHE) >= 8:  # dropped, not closed: a session may still read it (the mmap goes with the object)
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = hit
+        return hit
+
+    def release(self) -> None:
+        """close() unless shared through cached()."""
+        if not getattr(self, "_shared", False):
+            self.close()
 
     def read_symbol(self, name: str, size: int | None = None) -> bytes | None:
         """Bytes of a data symbol (vmlinux: by address; .ko: section-relative)."""

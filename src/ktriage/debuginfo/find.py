@@ -34,7 +34,7 @@ from pathlib import Path
 from ktriage.debuginfo.elf import ET_REL, ElfError, ElfFile
 from ktriage.model import Crash
 
-MAX_WALK = 20000  # directory entries visited per build-tree walk
+MAX_WALK = 200000  # directory entries visited per build-tree walk
 _BUILD_ID_FRAME = re.compile(r"\[(\S+) ([0-9a-f]{40})\]")  # CONFIG_STACKTRACE_BUILD_ID: func+0x1/0x2 [mod <id>]
 
 
@@ -156,11 +156,47 @@ def _same_banner(elf_banner: str, log_banner: str) -> bool:
     return a[:n] == b[:n] and (n == len(a) or (hash_at > 0 and n > hash_at + 3))
 
 
+def check_code(elf: ElfFile, crash: Crash, module: str | None) -> tuple[int, int] | None:
+    """(matching bytes, compared bytes) of the oops' Code: window against the file at the IP, or None when
+    the window cannot be compared (no Code:, IP in another object, no bytes in the file)."""
+    ip, code = crash.ip, crash.code
+    if ip is None or not ip.symbol or ip.offset is None or code is None or not code.data or code.trap_offset is None:
+        return None
+    if (norm_mod(ip.module) if ip.module else None) != module:
+        return None
+    hit = elf.symbols({ip.symbol}).get(ip.symbol)
+    if hit is None or hit[2] >= len(elf.sections):
+        return None
+    value, _, shndx = hit
+    sec = elf.sections[shndx]
+    if sec.type == 8:  # NOBITS: a split .debug file
+        return None
+    at = (value if elf.etype == ET_REL else value - sec.addr) + ip.offset - code.trap_offset
+    lo, hi = max(at, 0), min(at + len(code.data), sec.size)
+    if hi - lo < 8:
+        return None
+    mine = elf.bytes_at(sec, lo, hi - lo)
+    theirs = code.data[lo - at:hi - at]
+    return sum(a == b for a, b in zip(mine, theirs)), hi - lo
+
+
+def _code_note(elf: ElfFile, crash: Crash, module: str | None) -> tuple[str | None, str | None]:
+    """(refusal, evidence): the Code: bytes must mostly equal the file's (relocations in a .ko and
+    alternatives patched at boot change a few); more than a quarter different is another build."""
+    got = check_code(elf, crash, module)
+    if got is None:
+        return None, None
+    same, n = got
+    if same * 4 < n * 3:
+        return f"the oops' Code: bytes differ from the file at {crash.ip.symbol}+{crash.ip.offset:#x} ({n - same} of {n})", None
+    return None, f"Code: bytes {same}/{n} identical"
+
+
 def check_vmlinux(path: str, crash: Crash, banner_log: str | None = None, build_id: str | None = None) -> tuple[bool, str]:
     """(accepted, one-line note) for a vmlinux candidate."""
     try:
-        elf = ElfFile.open(path)
-    except ElfError as e:
+        elf = ElfFile.cached(path)
+    except (ElfError, OSError) as e:
         return False, f"{path}: refused: {e}"
     try:
         if elf.etype == ET_REL:
@@ -187,6 +223,9 @@ def check_vmlinux(path: str, crash: Crash, banner_log: str | None = None, build_
         bad = check_sizes(elf, _frame_sizes(crash, None))
         if bad:
             return False, f"{path}: refused: another build of {release}: {bad}"
+        bad, code_ev = _code_note(elf, crash, None)
+        if bad:
+            return False, f"{path}: refused: another build of {release}: {bad}"
         if not elf.has_dwarf:
             return False, f"{path}: refused: matches release {release} but has no DWARF (.debug_info): stripped"
         how = [f"banner release {release}"]
@@ -198,15 +237,17 @@ def check_vmlinux(path: str, crash: Crash, banner_log: str | None = None, build_
             how.append("build ID")
         if _frame_sizes(crash, None):
             how.append(f"{len(_frame_sizes(crash, None))} function sizes")
+        if code_ev:
+            how.append(code_ev)
         return True, f"{path}: vmlinux matches the crash ({', '.join(how)})"
     finally:
-        elf.close()
+        elf.release()
 
 
 def check_module(path: str, name: str, crash: Crash, build_id: str | None = None) -> tuple[bool, str]:
     try:
-        elf = ElfFile.open(path)
-    except ElfError as e:
+        elf = ElfFile.cached(path)
+    except (ElfError, OSError) as e:
         return False, f"{path}: refused: {e}"
     try:
         if elf.etype != ET_REL:
@@ -226,6 +267,9 @@ def check_module(path: str, name: str, crash: Crash, build_id: str | None = None
         bad = check_sizes(elf, _frame_sizes(crash, name))
         if bad:
             return False, f"{path}: refused: another build of {name}: {bad}"
+        bad, code_ev = _code_note(elf, crash, name)
+        if bad:
+            return False, f"{path}: refused: another build of {name}: {bad}"
         if not elf.has_dwarf:
             return False, f"{path}: refused: {name} matches but has no DWARF (.debug_info): stripped"
         how = [f"vermagic {rel}" if rel else "no vermagic (split .debug file)"]
@@ -234,9 +278,11 @@ def check_module(path: str, name: str, crash: Crash, build_id: str | None = None
         n = len(_frame_sizes(crash, name))
         if n:
             how.append(f"{n} function sizes")
+        if code_ev:
+            how.append(code_ev)
         return True, f"{path}: {name} matches the crash ({', '.join(how)})"
     finally:
-        elf.close()
+        elf.release()
 
 
 def _build_id_path(d: Path, bid: str) -> Path:
@@ -263,7 +309,20 @@ def vmlinux_candidates(crash: Crash, vmlinux: str | None, dirs: list[str]) -> li
     return list(dict.fromkeys(out))
 
 
+_WALKS: dict[tuple, list[Path]] = {}
+
+
 def _walk_for(top: Path, names: set[str], limit: int = MAX_WALK) -> list[Path]:
+    """Files named `names` under `top` (bounded; remembered per run: a log of many crashes walks once)."""
+    key = (str(top), frozenset(names), limit)
+    if key not in _WALKS:
+        if len(_WALKS) > 256:
+            _WALKS.clear()
+        _WALKS[key] = _walk_uncached(top, names, limit)
+    return _WALKS[key]
+
+
+def _walk_uncached(top: Path, names: set[str], limit: int) -> list[Path]:
     found: list[Path] = []
     n = 0
     for dirpath, dirnames, filenames in os.walk(top):

@@ -220,7 +220,9 @@ class Resolver:
         out: list[Reading] = []
         for j in range(index - 1, -1, -1):
             i = self.insns[j]
-            if i.group(capstone.CS_GRP_JUMP) or i.group(capstone.CS_GRP_CALL) or i.group(capstone.CS_GRP_RET):
+            cond = i.group(capstone.CS_GRP_JUMP) and i.mnemonic not in ("jmp", "jmpq", "ljmp")
+            if (i.group(capstone.CS_GRP_JUMP) and not cond) or i.group(capstone.CS_GRP_CALL) \
+                    or i.group(capstone.CS_GRP_RET):
                 return out
             if reg not in written_regs(i):
                 continue
@@ -247,6 +249,11 @@ class Resolver:
                                                    "pc": i.address, "insn": text, "offset": disp,
                                                    "type": type_name(mtype)}])
                         r._type = mtype  # type: ignore[attr-defined]
+                        landing = [t for t in self.targets() if i.address < t <= self.insns[index].address]
+                        if landing:
+                            r.confidence = "medium"
+                            r.how.append(f"a jump lands at {', '.join(hex(t) for t in landing)}, between the load and "
+                                         f"{self.insns[index].address:#x}: this reading assumes the fall-through path")
                         out.append(r)
                 return out
             if i.mnemonic in ("mov", "movq") and len(ops) == 2 and ops[0].type == X.X86_OP_REG \
@@ -255,6 +262,16 @@ class Resolver:
                 return self.resolve(src, j, depth + 1) if src else out
             return out
         return out
+
+    def targets(self) -> set[int]:
+        if not hasattr(self, "_targets"):
+            t = set()
+            for i in self.insns:
+                if (i.group(capstone.CS_GRP_JUMP) or i.group(capstone.CS_GRP_CALL)) and i.operands \
+                        and i.operands[0].type == X.X86_OP_IMM:
+                    t.add(i.operands[0].imm & 0xFFFFFFFFFFFFFFFF)
+            self._targets = t
+        return self._targets
 
     def by_type(self, disp: int) -> list[Reading]:
         """Fallback: pointer variables in scope at the fault whose pointee has a member at `disp`."""

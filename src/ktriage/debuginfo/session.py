@@ -78,7 +78,7 @@ class DebugInfo:
 
         swapper = 0xFFFFFFFF82000000
         if self.search.vmlinux:
-            self.kernel = ElfFile.open(self.search.vmlinux)
+            self.kernel = ElfFile.cached(self.search.vmlinux)
             syms = self.kernel.symbols({"init_top_pgt", "swapper_pg_dir"})
             hit = syms.get("init_top_pgt") or syms.get("swapper_pg_dir")
             if hit:
@@ -99,7 +99,7 @@ class DebugInfo:
                 raise RuntimeError(f"drgn did not take {self.search.vmlinux} as the kernel's debug file")
         base = MODULE_BASE
         for name, path in self.search.modules.items():
-            elf = ElfFile.open(path)
+            elf = ElfFile.cached(path)
             mod = prog.relocatable_module(name, base, create=True)
             addr, secs = base, {}
             for s in elf.sections:

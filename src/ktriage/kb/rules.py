@@ -227,7 +227,7 @@ def parse_rule_text(text: str, path: str) -> Any:
         except tomllib.TOMLDecodeError as e:
             raise RuleError(path, f"TOML syntax error: {e}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

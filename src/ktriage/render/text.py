@@ -40,7 +40,7 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int) -> None:
     if t.comm or t.pid is not None:
         kv.append(("task", escape(f"{t.comm} pid {t.pid} cpu {t.cpu}, {c.context} context")))
     if c.taint.flags:
-        kv.append(("taint", escape(c.taint.flags + (": " + "; ".join(c.taint.decoded) if c.taint.decoded else ""))))
+        kv.append(("taint", escape(" ".join(c.taint.flags.split()) + (": " + "; ".join(c.taint.decoded) if c.taint.decoded else ""))))
     if c.panic:
         kv.append(("panic", escape(c.panic)))
     kv.append(("bucket", c.bucket))

@@ -78,6 +78,8 @@ class VmcoreSession:
         return list(self.missing)
 
     def close(self) -> None:
+        self.prog = None
+        self._trace = None
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
@@ -246,6 +248,10 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str]) -> N
     if main_ok:
         s.tier = "dwarf"
         return
+    if vmlinux and os.path.exists(vmlinux):
+        bid = s.vmcoreinfo.get("BUILD-ID")
+        s.notes.append(f"--vmlinux {vmlinux} was not used: it does not match the dump"
+                       + (f" (the dump's kernel has build id {bid})" if bid else ""))
     # no kernel DWARF: the kernel's own symbol table, from memory
     try:
         from drgn.helpers.linux.kallsyms import load_module_kallsyms, load_vmlinux_kallsyms
@@ -418,10 +424,10 @@ def _fallback_crash(s: VmcoreSession) -> Crash:
 
 def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
     """The crashes a vmcore's own kernel log describes, each with `system` facts and a live session."""
-    from ktriage.logs.records import records
-    from ktriage.logs.scanner import _split_lines, scan_records
-
     import logging
+
+    from ktriage.logs import scan_records
+    from ktriage.logs.records import records
 
     logging.getLogger("drgn").setLevel(logging.ERROR)  # drgn's DWARF-opcode warnings are not the user's problem
     notes: list[str] = []
@@ -443,7 +449,10 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
                        f"give --vmlinux / --debuginfo with: {want}")
     elif s.missing:
         s.notes.append("no debug info for: " + "; ".join(s.missing))
-    crashes = scan_records(records(enumerate(_split_lines(s.dmesg), 1)), path, "vmcore") if s.dmesg else []
+    lines = s.dmesg.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    crashes = scan_records(records(enumerate(lines, 1)), path, "vmcore") if s.dmesg else []
     if not crashes:
         crashes = [_fallback_crash(s)]
     partial = [n for n in s.notes if any(w in n for w in ("could not", "missing", "empty"))]
@@ -459,9 +468,18 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
     rec.notes.extend(s.notes)
     if tmpdir:
         atexit.register(s.close)
-    for i, c in enumerate(crashes):
-        c = c.replace(system={**s.system, **dict(c.system)})
-        if i == len(crashes) - 1:
-            s.primary = id(c)  # the last crash in the log is the one the dump was taken for
-        _register(c, s)
-        yield c
+    ids = []
+    try:
+        for i, c in enumerate(crashes):
+            c = c.replace(system={**s.system, **dict(c.system)})
+            if i == len(crashes) - 1:
+                s.primary = id(c)  # the last crash in the log is the one the dump was taken for
+            _register(c, s)
+            ids.append(id(c))
+            yield c
+    finally:
+        # the pipeline analyzes each crash before asking for the next: once all are done, free the dump
+        # (a directory of vmcores must not keep every drgn program and its debug info in memory)
+        for k in ids:
+            _SESSIONS.pop(k, None)
+        s.close()
