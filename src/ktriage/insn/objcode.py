@@ -13,64 +13,39 @@ function size against the oops' `/0x..`); alternatives/static calls patched at b
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
+from ktriage.debuginfo.elf import ET_REL, SHT_NOBITS, ElfError, ElfFile
 from ktriage.model import CodeBytes
 
 PROLOGUE = 42  # bytes before the IP in an x86 oops Code: line (arch/x86/kernel/dumpstack.c)
 WINDOW = 64
-_MACHINES = {62: "x86_64", 3: "i386", 183: "arm64", 40: "arm"}
+_ARCHES = ("x86_64", "i386", "arm64", "arm")  # the ones the disassembler is told by name
 
 
 class ObjectCodeError(Exception):
     """The binary cannot give the code (not ELF, no such symbol, size mismatch)."""
 
 
-def _sections(data: bytes) -> tuple[list[tuple], str, str, int]:
-    if data[:4] != b"\x7fELF":
-        raise ObjectCodeError("not an ELF file")
-    is64, little = data[4] == 2, data[5] == 1
-    e = "<" if little else ">"
-    if is64:
-        etype, machine = struct.unpack_from(e + "HH", data, 16)
-        shoff, = struct.unpack_from(e + "Q", data, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 0x3A)
-        fmt = e + "IIQQQQIIQQ"
-    else:
-        etype, machine = struct.unpack_from(e + "HH", data, 16)
-        shoff, = struct.unpack_from(e + "I", data, 0x20)
-        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 0x2E)
-        fmt = e + "IIIIIIIIII"
-    secs = [struct.unpack_from(fmt, data, shoff + i * shentsize) for i in range(shnum)]
-    return secs, e, _MACHINES.get(machine, f"machine {machine}"), etype
-
-
 def find_symbol(path: str | Path, name: str) -> tuple[bytes, int, int, str]:
-    """(section bytes, symbol offset in the section, symbol size, arch) of function `name`."""
-    data = Path(path).read_bytes()
-    secs, e, arch, etype = _sections(data)
-    is64 = data[4] == 2
-    for sec in secs:
-        if sec[1] != 2:  # SHT_SYMTAB
-            continue
-        off, size, link, entsize = sec[4], sec[5], sec[6], sec[9]
-        strtab = secs[link]
-        for i in range(size // entsize):
-            if is64:
-                st_name, info, _, shndx, value, ssize = struct.unpack_from(e + "IBBHQQ", data, off + i * entsize)
-            else:
-                st_name, value, ssize, info, _, shndx = struct.unpack_from(e + "IIIBBH", data, off + i * entsize)
-            if info & 0xF != 2 or not (0 < shndx < len(secs)):  # STT_FUNC in a real section
-                continue
-            s0 = strtab[4] + st_name
-            if data[s0:data.index(b"\0", s0)].decode("ascii", "replace") != name:
-                continue
-            tsec = secs[shndx]
-            body = data[tsec[4]:tsec[4] + tsec[5]] if tsec[1] != 8 else b""  # SHT_NOBITS has no bytes
-            start = value - (tsec[3] if etype != 1 else 0)  # ET_REL: st_value is already section-relative
-            return body, start, ssize, arch
-    raise ObjectCodeError(f"no function symbol {name!r} in {path}")
+    """(section bytes, symbol offset in the section, symbol size, arch) of function `name`.
+
+    The ELF file is read through debuginfo.elf (pyelftools, drgn's symbol table for a vmlinux), shared
+    per path+mtime with the debug-info search that verified it.
+    """
+    try:
+        elf = ElfFile.cached(str(path))
+    except ElfError as e:
+        raise ObjectCodeError("not an ELF file" if str(e).endswith("not an ELF file") else str(e)) from None
+    arch = elf.machine if elf.machine in _ARCHES else f"machine {elf.e_machine}"
+    hit = elf._lookup(name, func=True)
+    if hit is None or not 0 < hit[2] < len(elf.sections):  # STT_FUNC in a real section
+        raise ObjectCodeError(f"no function symbol {name!r} in {path}")
+    value, ssize, shndx = hit
+    tsec = elf.sections[shndx]
+    body = elf.bytes_at(tsec) if tsec.type != SHT_NOBITS else b""  # SHT_NOBITS has no bytes
+    start = value - (tsec.addr if elf.etype != ET_REL else 0)  # ET_REL: st_value is already section-relative
+    return body, start, ssize, arch
 
 
 def code_from_object(path: str | Path, symbol: str, offset: int, size: int | None = None) -> CodeBytes:
