@@ -90,8 +90,11 @@ class DebugInfo:
         prog = drgn.Program(drgn.Platform(plat, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
         prog.set_enabled_debug_info_finders([])
         rel = self.search.release or "0.0.0"
-        prog.set_linux_kernel_custom(f"OSRELEASE={rel}\nPAGESIZE=4096\nKERNELOFFSET=0\n"
-                                     f"SYMBOL(swapper_pg_dir)={swapper:x}\n", False)
+        from ktriage.drgn_plugins import without_drgn_command_plugins
+
+        with without_drgn_command_plugins():  # why: see ktriage.drgn_plugins (~75 ms)
+            prog.set_linux_kernel_custom(f"OSRELEASE={rel}\nPAGESIZE=4096\nKERNELOFFSET=0\n"
+                                         f"SYMBOL(swapper_pg_dir)={swapper:x}\n", False)
         if self.kernel:
             main = prog.main_module("kernel", create=True)
             main.try_file(self.search.vmlinux, force=True)
@@ -239,7 +242,27 @@ class DebugInfo:
         if self.kernel is None or self.kernel.machine != "x86_64":
             return None
         if self._regs_type is None:
-            self._regs_type = self.prog.type("struct pt_regs")
+            self._regs_type = self._pt_regs_type()
         val = {k: (regs.get(v) or 0) & 0xFFFFFFFFFFFFFFFF for k, v in _PT_REGS.items()}
         val["ip"] = pc
         return self.prog.stack_trace(drgn.Object(self.prog, self._regs_type, value=val))
+
+    def _pt_regs_type(self) -> Any:
+        """`struct pt_regs` for frame_at, built from its fixed x86_64 layout instead of looked up.
+
+        Why: a type lookup by name makes drgn index all of vmlinux's DWARF (~60 ms) although frame_at
+        needs no other named type (locals are found from the DIEs at the pc). drgn reads the
+        registers out of a `struct pt_regs` object by the fixed kernel layout below (it only checks
+        the tag and the size), so the synthesized type gives the same unwind. Falls back to the
+        DWARF type if drgn refuses to build it.
+        """
+        import drgn
+
+        names = ("r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di",
+                 "orig_ax", "ip", "cs", "flags", "sp", "ss")
+        try:
+            ul = self.prog.int_type("unsigned long", 8, False)
+            return self.prog.struct_type("pt_regs", 8 * len(names),
+                                         [drgn.TypeMember(ul, n, 64 * i) for i, n in enumerate(names)])
+        except Exception:  # noqa: BLE001
+            return self.prog.type("struct pt_regs")

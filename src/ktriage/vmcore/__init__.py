@@ -162,11 +162,14 @@ def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
                              f"{err[-1] if err else 'makedumpfile -R failed'}")
         session_notes.append("flattened makedumpfile format: reassembled with `makedumpfile -R` into a temporary "
                              "file (the input is untouched)")
+    from ktriage.drgn_plugins import without_drgn_command_plugins
+
     errors = []
     for make in (lambda: drgn.Program(), lambda: drgn.Program(drgn.host_platform)):
         prog = make()
         try:
-            prog.set_core_dump(target)
+            with without_drgn_command_plugins():  # why: see ktriage.drgn_plugins (~75 ms)
+                prog.set_core_dump(target)
             if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
                 errors.append("not a Linux kernel dump (no VMCOREINFO)")
                 continue
