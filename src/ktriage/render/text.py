@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from ktriage.model import KINDS, CrashReport, Report
 
+MAX_EVIDENCE = 8  # a terminal report stays readable; nothing is dropped from JSON/Markdown
 _CONF_STYLE = {"certain": "bold green", "high": "green", "medium": "yellow", "low": "dim"}
 
 
@@ -58,8 +59,10 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int) -> None:
         for f in cr.findings:
             style = _CONF_STYLE.get(f.confidence, "")
             con.print(f"    [{style}]{f.confidence:<7}[/] {escape(f.summary)}  [dim]({f.code})[/]")
-            for ev in f.evidence:
+            for ev in f.evidence[:MAX_EVIDENCE]:
                 con.print(f"             [dim]- {escape(ev)}[/]")
+            if len(f.evidence) > MAX_EVIDENCE:  # the JSON and Markdown reports carry all of it
+                con.print(f"             [dim]- ... {len(f.evidence) - MAX_EVIDENCE} more (--format json or markdown)[/]")
             for line in f.listing:
                 con.print(f"             {escape(line)}", highlight=False)
     if cr.known_bugs:
