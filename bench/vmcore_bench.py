@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Time to a full vmcore report: `ktriage analyze VMCORE --vmlinux ... --format json` next to `crash`
-batch `sys; mod -s MODULE KO; bt; log; dis -l <RIP>` on the same vmcore and vmlinux.
+batch `sys; mod -s MODULE KO; bt; log; dis -l <RIP>` on the same vmcore and vmlinux, and ktriage with NO debug
+info (the BTF tier: types from the dump's own BTF; crash cannot start without a vmlinux).
 
 Wall time (median of --repeat runs, after one warm-up of each so both read a warm page cache) and
 peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio.
@@ -39,8 +40,10 @@ def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int,
         return dt, ru.ru_maxrss, p.returncode, out.read()
 
 
-def ktriage_cmd(vmcore: str, vmlinux: str, ko: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "ktriage.cli", "analyze", vmcore, "--vmlinux", vmlinux, "--format", "json"]
+def ktriage_cmd(vmcore: str, vmlinux: str | None, ko: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "ktriage.cli", "analyze", vmcore, "--format", "json"]
+    if vmlinux:
+        cmd += ["--vmlinux", vmlinux]
     if ko:
         cmd += ["--debuginfo", str(Path(ko).parent)]
     return cmd
@@ -81,16 +84,22 @@ def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int)
     cmds = crash_cmds(ko, Path(ko).stem if ko else None, rip)
     ccmd = ["crash", "-s", vmlinux, vmcore]
     run(ccmd, cmds)  # warm-up
-    kt, cr = [], []
+    bcmd = ktriage_cmd(vmcore, None, None)
+    run(bcmd)  # warm-up
+    kt, cr, bt = [], [], []
     for _ in range(repeat):
         kt.append(run(kcmd))
         cr.append(run(ccmd, cmds))
+        bt.append(run(bcmd))
     k_s = statistics.median(x[0] for x in kt)
     c_s = statistics.median(x[0] for x in cr)
+    b_s = statistics.median(x[0] for x in bt)
     k_rss = max(x[1] for x in kt) / 1024
     c_rss = max(x[1] for x in cr) / 1024
     return {"scenario": name, "ktriage_s": round(k_s, 2), "crash_s": round(c_s, 2),
             "speedup": round(c_s / k_s, 1) if k_s else None, "ktriage_rss_mb": round(k_rss),
+            "btf_s": round(b_s, 2), "btf_speedup": round(c_s / b_s, 1) if b_s else None,
+            "btf_rss_mb": round(max(x[1] for x in bt) / 1024),
             "crash_rss_mb": round(c_rss), "rss_ratio": round(c_rss / k_rss, 2) if k_rss else None,
             "crash_rc": cr[-1][2], "crash_cmds": cmds.strip().replace("\n", "; ")}
 
@@ -128,15 +137,18 @@ def main() -> int:
         elif "error" in r:
             print(f"{r['scenario']:<18} {r['error']}", flush=True)
         else:
-            print(f"{r['scenario']:<18} ktriage {r['ktriage_s']:5.2f}s {r['ktriage_rss_mb']:4d} MB | crash "
-                  f"{r['crash_s']:5.2f}s {r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']}, "
+            print(f"{r['scenario']:<18} ktriage+DWARF {r['ktriage_s']:5.2f}s {r['ktriage_rss_mb']:4d} MB | ktriage "
+                  f"BTF-only {r['btf_s']:5.2f}s {r['btf_rss_mb']:4d} MB | crash {r['crash_s']:5.2f}s "
+                  f"{r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']} (BTF x{r['btf_speedup']}), "
                   f"RSS x{r['rss_ratio']}", flush=True)
     ok = [r for r in rows if "error" not in r]
     if ok and not a.json:
         print(f"median over {len(ok)} vmcores: ktriage {statistics.median(r['ktriage_s'] for r in ok):.2f}s, "
               f"crash {statistics.median(r['crash_s'] for r in ok):.2f}s, time ratio "
-              f"x{statistics.median(r['speedup'] for r in ok):.1f}; peak RSS ktriage "
-              f"{max(r['ktriage_rss_mb'] for r in ok)} MB, crash {max(r['crash_rss_mb'] for r in ok)} MB")
+              f"x{statistics.median(r['speedup'] for r in ok):.1f}; ktriage with no debug info (BTF tier) "
+              f"{statistics.median(r['btf_s'] for r in ok):.2f}s, x{statistics.median(r['btf_speedup'] for r in ok):.1f}"
+              f"; peak RSS ktriage {max(r['ktriage_rss_mb'] for r in ok)} MB (BTF "
+              f"{max(r['btf_rss_mb'] for r in ok)} MB), crash {max(r['crash_rss_mb'] for r in ok)} MB")
         print(f"crash commands: {ok[0]['crash_cmds']}")
     return 0 if ok else 1
 

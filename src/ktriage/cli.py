@@ -38,10 +38,12 @@ def main() -> None:
 @click.option("--src", "src_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Kernel source tree, to show source lines; repeatable.")
 @click.option("--no-analysis", is_flag=True, help="Only parse crashes; run no analyzers.")
+@click.option("--no-btf", is_flag=True,
+              help="vmcores without debug info: do not read types from the dump's own BTF (symbols and log only).")
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple[str, ...], vmlinux: str | None,
-            debuginfo_dirs: tuple[str, ...], src_dirs: tuple[str, ...], no_analysis: bool,
+            debuginfo_dirs: tuple[str, ...], src_dirs: tuple[str, ...], no_analysis: bool, no_btf: bool,
             color: bool | None, debug: bool) -> None:
     """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
     from ktriage.pipeline import Options, analyze_paths
@@ -49,7 +51,7 @@ def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple
     try:
         report = analyze_paths(list(paths), Options(kb_dirs=list(kb_dirs), vmlinux=vmlinux,
                                                     debuginfo_dirs=list(debuginfo_dirs), src_dirs=list(src_dirs),
-                                                    analyze=not no_analysis))
+                                                    analyze=not no_analysis, btf=not no_btf))
         if fmt == "json":
             from ktriage.render.json_out import render
             text = render(report)

@@ -23,6 +23,7 @@ class Options:
     debuginfo_dirs: list[str] = field(default_factory=list)  # --debuginfo: dirs with vmlinux / .ko.debug files
     src_dirs: list[str] = field(default_factory=list)  # --src: kernel source trees for listings
     analyze: bool = True
+    btf: bool = True  # vmcores without DWARF: types from the dump's own BTF (ktriage.btf)
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
 
 

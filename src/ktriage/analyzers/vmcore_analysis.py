@@ -188,9 +188,11 @@ def analyze_sys(ctx: AnalysisContext) -> list[Finding]:
         want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
         unlock = {"raw": "symbols, types, stacks, registers per frame, slab/task/socket decoding",
                   "symbols": "types, stacks, registers per frame, slab/task/socket decoding",
+                  "btf": "locals, inlined frames and source lines",
                   "dwarf": "module types, locals and source lines"}[s.tier]
         summ = (f"Debug info tier '{s.tier}': the dump alone gives VMCOREINFO"
-                + (", kallsyms" if s.tier == "symbols" else "")
+                + (", kallsyms" if s.tier in ("symbols", "btf") else "")
+                + (", BTF types, threads and ORC stacks" if s.tier == "btf" else "")
                 + (" and the kernel log" if s.dmesg else "") + f"; {unlock} need: {want}.")
         out.append(Finding("vmcore.debuginfo-missing", summ, tuple(ev2), "certain", "vmcore.sys",
                            {"tier": s.tier, "missing": list(s.missing), "loaded": list(s.loaded)}))
@@ -349,8 +351,9 @@ def _member_type(t, name: str):  # type: ignore[no-untyped-def]
         return None
 
 
-def _param_for(f, reg: str, value: int, arg_index: int | None):  # type: ignore[no-untyped-def]
-    """(name, type, how) of the frame's variable holding `value`, or the arg_index-th parameter."""
+def _param_for(prog, f, reg: str, value: int, arg_index: int | None):  # type: ignore[no-untyped-def]
+    """(name, type, how) of the frame's variable holding `value`, or the arg_index-th parameter (from the
+    function's prototype: DWARF, or BTF's FUNC record on the btf tier)."""
     names = []
     try:
         names = list(f.locals())
@@ -370,7 +373,7 @@ def _param_for(f, reg: str, value: int, arg_index: int | None):  # type: ignore[
     if arg_index is not None:
         try:
             fn = f.symbol().name
-            ftype = f.prog.function(fn).type_ if hasattr(f, "prog") else None
+            ftype = prog.function(fn).type_
         except Exception:  # noqa: BLE001
             ftype = None
         if ftype is not None and arg_index < len(ftype.parameters):
@@ -395,7 +398,7 @@ def _access_names(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-d
         return out
     regs = code["regs"]
     base_val = regs.get(org.reg) if org.reg_intact else None
-    got = _param_for(code["frame"], org.reg, base_val if base_val is not None else -1, org.arg_index)
+    got = _param_for(s.prog, code["frame"], org.reg, base_val if base_val is not None else -1, org.arg_index)
     if not got:
         return out
     name, ptype, how = got
@@ -689,17 +692,26 @@ def analyze_args(ctx: AnalysisContext) -> list[Finding]:
     if not lines:
         raise Skip("no frame has parameters or locals with a known value")
     summary = f"{n_vals} parameter/local values recovered from the DWARF of {sum(1 for d in data if d['values'])} frames."
+    if not s.has_dwarf:
+        summary = (f"Callee-saved registers recovered for {sum(1 for ln in lines if 'callee-saved' in ln)} caller "
+                   f"frames; parameter and local values need DWARF (debug info tier {s.tier}).")
     return [Finding("vmcore.args", summary, tuple(lines), "high", "vmcore.args", {"frames": data})]
 
 
 # --- vmcore.skb ---------------------------------------------------------------------------------
 
-def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24):  # type: ignore[no-untyped-def]
-    """(frame index, name, object) of frame variables that are pointers to one of the struct tags."""
+def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None):  # type: ignore[no-untyped-def]
+    """(frame index, name, object) of frame variables that are pointers to one of the struct tags; then registers
+    (the faulting frame's, and callee-saved ones recovered in callers) that point at the start of an allocated
+    slab object whose cache holds that struct (no DWARF needed: the btf tier, or a variable optimized out)."""
+    from ktriage.vmcore.decoders import object_in_cache
+
     seen = set()
+    frames = []
     for i, f in enumerate(list(trace)[:limit]):
         if f.pc < 0xFFFF800000000000:
             break
+        frames.append((i, f))
         for n, o in frame_variables(f, 32):
             st = _struct_of(o.type_)
             if st is None or st.tag not in tags:
@@ -709,6 +721,22 @@ def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24):  # type: ig
                 continue
             seen.add(v)
             yield i, n, o
+    if prog is None:
+        return
+    for i, f in frames:
+        try:
+            regs = f.registers()
+        except Exception:  # noqa: BLE001
+            continue
+        names = GP_REGS if f.interrupted or i == 0 else CALLEE_SAVED
+        for r in names:
+            v = regs.get(r)
+            if v is None or v < 0xFFFF800000000000 or v in seen:
+                continue
+            o, _si = object_in_cache(prog, v, tags)
+            if o is not None:
+                seen.add(v)
+                yield i, f"{r.upper()} ({'at the trap' if i == 0 or f.interrupted else 'callee-saved'})", o
 
 
 @analyzer("vmcore.skb", order=66, needs=("vmcore",))
@@ -718,14 +746,17 @@ def analyze_skb(ctx: AnalysisContext) -> list[Finding]:
     s = _session(ctx)
     trace = _trace(s)
     out = []
-    for i, n, o in _typed_in_frames(trace, ("sk_buff",)):
+    for i, n, o in _typed_in_frames(trace, ("sk_buff",), prog=s.prog):
         try:
             d = decode_skb(s.prog, o)
         except Exception:  # noqa: BLE001
             continue
         if not d:
             continue
-        ev = [f"found as `{n}` in frame #{i} {_frame_name(trace[i])}"] + d.pop("evidence")
+        how = "register" if n[:1].isupper() else "variable"
+        ev = [f"found as {how} `{n}` in frame #{i} {_frame_name(trace[i])}"
+              + (" (points at an allocated object of an sk_buff slab cache)" if how == "register" else "")]
+        ev += d.pop("evidence")
         pkt = d.get("ip_protocol") or d.get("protocol")
         flow = ""
         if d.get("saddr"):
@@ -737,7 +768,7 @@ def analyze_skb(ctx: AnalysisContext) -> list[Finding]:
         if len(out) >= 4:
             break
     if not out:
-        raise Skip("no sk_buff among the crashed thread's frame variables")
+        raise Skip("no sk_buff among the crashed thread's frame variables or registers")
     return out
 
 
@@ -750,12 +781,16 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
     s = _session(ctx)
     trace = _trace(s)
     out = []
-    for i, n, o in _typed_in_frames(trace, ("sock", "sock_common", "request_sock", "inet_timewait_sock")):
+    for i, n, o in _typed_in_frames(trace, ("sock", "sock_common", "request_sock", "inet_timewait_sock"),
+                                    prog=s.prog):
         try:
             d = decode_sock(s.prog, o)
         except Exception:  # noqa: BLE001
             continue
-        ev = [f"found as `{n}` in frame #{i} {_frame_name(trace[i])}"] + d.pop("evidence")
+        how = "register" if n[:1].isupper() else "variable"
+        ev = [f"found as {how} `{n}` in frame #{i} {_frame_name(trace[i])}"
+              + (" (points at an allocated object of an sk_buff slab cache)" if how == "register" else "")]
+        ev += d.pop("evidence")
         if d.get("really"):
             summary = (f"`{n}` in {_frame_name(trace[i])} is in state {d['state']}: really a {d['really']}"
                        + (f" ({d['really_size']:#x} bytes)" if d.get("really_size") else "")
@@ -768,7 +803,7 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
         if len(out) >= 4:
             break
     if not out:
-        raise Skip("no socket among the crashed thread's frame variables (object bounds: see vmcore.object-bounds)")
+        raise Skip("no socket among the crashed thread's frame variables or registers (object bounds: see vmcore.object-bounds)")
     return out
 
 
@@ -805,7 +840,62 @@ def _mutex_in_stack(prog, task):  # type: ignore[no-untyped-def]
                     return lock
             except Exception:  # noqa: BLE001
                 continue
+    return _mutex_by_waiter(prog, task, trace)
+
+
+def _mutex_by_waiter(prog, task, trace):  # type: ignore[no-untyped-def]
+    """Without DWARF locals: the mutex whose wait list holds this task's `struct mutex_waiter`. Candidates are the
+    registers recovered in the mutex frames and the words of their stack; a candidate counts only if walking its
+    `wait_list` reaches a waiter whose `task` is this task (the kernel's own record of who waits on what)."""
+    import drgn
+
+    frames = list(trace)
+    idx = [i for i, f in enumerate(frames) if "mutex_lock" in (_frame_name(f) or "")]
+    if not idx:
+        return None
+    me = task.value_()
+    cands: list[int] = []
+    for i in range(0, idx[-1] + 1):
+        try:
+            cands += [v for v in frames[i].registers().values() if isinstance(v, int)]
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        lo, hi = frames[0].sp, frames[idx[-1] + 1].sp if idx[-1] + 1 < len(frames) else frames[idx[-1]].sp + 512
+        data = prog.read(lo, min(max(hi - lo, 0), 4096))
+        cands += [int.from_bytes(data[k:k + 8], "little") for k in range(0, len(data) - 7, 8)]
+    except Exception:  # noqa: BLE001
+        pass
+    seen: set[int] = set()
+    for v in cands:
+        if v in seen or v < 0xFFFF800000000000 or v & 7:
+            continue
+        seen.add(v)
+        try:
+            lock = drgn.Object(prog, "struct mutex *", v)
+            if _waits_on(prog, lock, me):
+                return lock
+        except Exception:  # noqa: BLE001 - not a mutex: its "list" leads to unreadable memory
+            continue
     return None
+
+
+def _waits_on(prog, lock, task_addr: int, limit: int = 32) -> bool:  # type: ignore[no-untyped-def]
+    """The wait list is a well-formed ring back to its head (every node's prev is the node before it) and one of
+    its waiters is the task. The ring check rejects a pointer a few bytes off a real mutex."""
+    from drgn import container_of
+
+    head = lock.wait_list.address_of_()
+    prev, node, found = head.value_(), lock.wait_list.next, False
+    for _ in range(limit):
+        if node.prev.value_() != prev:
+            return False
+        if node.value_() == head.value_():
+            return found
+        w = container_of(node, "struct mutex_waiter", "list")
+        found = found or w.task.value_() == task_addr
+        prev, node = node.value_(), node.next
+    return False
 
 
 def _lock_name(prog, lock) -> str:  # type: ignore[no-untyped-def]

@@ -7,6 +7,9 @@ Tiers (each adds to the one before, none is required by the one before):
   raw      VMCOREINFO (release, page size, KASLR offset, build id, crash time) and raw memory;
            the kernel log decoded from the printk ring buffer with the layout VMCOREINFO publishes.
   symbols  + the kernel's own kallsyms (drgn load_vmlinux_kallsyms, kernels >= 6.0): addresses named.
+  btf      + the kernel's BTF and its modules' split BTF from the dump's memory (ktriage.btf), globals typed from
+           a table, ORC unwinding from memory: threads, stacks with registers, slab/task/socket decoders. No
+           locals, inlined frames or source lines. Used only when no DWARF matches.
   dwarf    + vmlinux / module debug info: types, threads, stack traces with registers and locals,
            slab/task/socket decoders.
 The session says which tier it reached and which debug file (by name and build id) would unlock more.
@@ -34,7 +37,7 @@ MAX_DEBUG_SCAN = 4000  # files looked at per --debuginfo directory
 class VmcoreSession:
     path: str
     prog: Any  # drgn.Program
-    tier: str = "raw"  # raw, symbols, dwarf
+    tier: str = "raw"  # raw, symbols, btf, dwarf
     vmcoreinfo: dict[str, str] = field(default_factory=dict)
     dump_format: str = ""
     loaded: list[str] = field(default_factory=list)  # "name: path" of debug files loaded
@@ -44,6 +47,7 @@ class VmcoreSession:
     dmesg_source: str = ""
     system: dict[str, str] = field(default_factory=dict)
     tmpdir: str | None = None
+    btf: Any = None  # ktriage.btf.BTFTier when the btf tier runs
     primary: int | None = None  # id() of the crash the dump was taken for
     _trace: Any = None
     _trace_error: str | None = None
@@ -53,6 +57,11 @@ class VmcoreSession:
 
     @property
     def has_types(self) -> bool:
+        return self.tier in ("btf", "dwarf")
+
+    @property
+    def has_dwarf(self) -> bool:
+        """Locals, inlined frames and source lines: only DWARF has them."""
         return self.tier == "dwarf"
 
     def crashed_thread(self):  # type: ignore[no-untyped-def]
@@ -199,7 +208,7 @@ def _scan_dir(d: str) -> list[str]:
     return out
 
 
-def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str]) -> None:
+def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf: bool = True) -> None:
     """vmlinux / modules' DWARF when given or found; otherwise kallsyms. Sets tier, loaded, missing."""
     import drgn
 
@@ -261,12 +270,35 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str]) -> N
 
         prog.register_symbol_finder("vmlinux_kallsyms", load_vmlinux_kallsyms(prog), enable_index=0)
         s.tier = "symbols"
-        try:
-            prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=1)
-        except Exception:  # noqa: BLE001 - module symbols need more than VMCOREINFO on some kernels
-            pass
     except Exception as e:  # noqa: BLE001
         s.notes.append(f"kallsyms could not be read from the dump: {_one_line(e)}")
+        return
+    if btf:
+        _enable_btf(s, release)
+    else:
+        s.notes.append("BTF tier not tried (--no-btf)")
+    if s.tier == "symbols":
+        try:  # without types this needs more than VMCOREINFO on most kernels; the btf tier registers it itself
+            prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=1)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _enable_btf(s: VmcoreSession, release: str) -> None:
+    """The btf tier: types from the dump's own BTF (ktriage.btf). Never used when DWARF matched."""
+    from ktriage.btf import enable
+
+    try:
+        s.btf = enable(s.prog, release)
+    except LookupError as e:
+        s.notes.append(f"no BTF tier: {_one_line(e)}")
+        return
+    except Exception as e:  # noqa: BLE001 - BTFError, drgn.FaultError (BTF pages missing from the dump)
+        s.notes.append(f"no BTF tier: the kernel's BTF could not be read from the dump ({_one_line(e)})")
+        return
+    s.tier = "btf"
+    s.notes.append(s.btf.summary())
+    s.notes.extend(s.btf.notes)
 
 
 # --- the log and the sys facts ------------------------------------------------------------------
@@ -438,7 +470,8 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
     s = VmcoreSession(path, prog, notes=notes, tmpdir=tmpdir, dump_format=_format_of(_head(path)))
     rec.format = "vmcore"
     _read_vmcoreinfo(s)
-    load_debug_info(s, getattr(opts, "vmlinux", None), list(getattr(opts, "debuginfo_dirs", []) or []))
+    load_debug_info(s, getattr(opts, "vmlinux", None), list(getattr(opts, "debuginfo_dirs", []) or []),
+                    btf=getattr(opts, "btf", True))
     _read_dmesg(s)
     try:
         s.system = _system(s)
@@ -446,7 +479,11 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
         s.notes.append(f"system facts could not be read: {_one_line(e)}")
     if s.has_types and s.crashed_trace() is None:
         s.notes.append(f"the crashed thread's stack could not be unwound: {s.trace_error}")
-    if s.tier != "dwarf":
+    if s.tier == "btf":
+        want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
+        s.notes.append(f"no kernel debug info (tier: btf): types from the dump's BTF, no locals, inlined frames or "
+                       f"source lines; give --vmlinux / --debuginfo with: {want}")
+    elif s.tier != "dwarf":
         want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
         s.notes.append(f"no kernel debug info (tier: {s.tier}): no types, threads, stacks or object decoding; "
                        f"give --vmlinux / --debuginfo with: {want}")

@@ -1,0 +1,173 @@
+"""BTF records as drgn types, built lazily, and the finders that give them to a drgn Program.
+
+drgn 0.3.0 reads types only from DWARF; `Program.register_type_finder` lets Python supply them. Types are built
+when asked for and cached by id; struct members are lazy (`TypeMember(callable, ...)`) so that asking for
+`struct task_struct` does not build the whole kernel's type graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ktriage.btf import reader as R
+
+_CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
+
+
+class TypeBuilder:
+    """Builds drgn types from one BTF blob (a module's split BTF resolves base ids through its base)."""
+
+    def __init__(self, prog: Any, btf: R.BTF, complete: Callable[[str, int], Any] | None = None) -> None:
+        self.prog = prog
+        self.btf = btf
+        self._cache: dict[int, Any] = {}
+        self._complete = complete  # resolves a FWD to the complete struct/union of that name
+
+    def type(self, tid: int) -> Any:
+        t = self._cache.get(tid)
+        if t is None:
+            t = self._build(tid)
+            self._cache[tid] = t
+        return t
+
+    def _build(self, tid: int) -> Any:
+        import drgn
+
+        prog, btf = self.prog, self.btf
+        if tid == 0:
+            return prog.void_type()
+        r = btf.record(tid)
+        k = r.kind
+        name = r.name or None
+        if k == R.INT:
+            enc, _off, _bits = btf.int_encoding(tid)
+            if enc & R.INT_BOOL:
+                return prog.bool_type(r.name or "_Bool", r.size)
+            signed = bool(enc & R.INT_SIGNED) or (r.name in ("char", "signed char") and r.name != "unsigned char")
+            return prog.int_type(r.name, r.size, signed)
+        if k == R.FLOAT:
+            return prog.float_type(r.name, r.size)
+        if k == R.PTR:
+            return prog.pointer_type(self.type(r.ref))
+        if k == R.ARRAY:
+            elem, n = btf.array(tid)
+            # BTF writes a flexible array member `T x[]` as 0 elements; drgn (like DWARF) calls it incomplete
+            return prog.array_type(self.type(elem), n if n else None)
+        if k in (R.STRUCT, R.UNION):
+            ms = btf.members(tid)
+            members = [drgn.TypeMember(self._lazy(mt, bsize, zero_len=i < len(ms) - 1), mname or None, boff)
+                       for i, (mname, mt, boff, bsize) in enumerate(ms)]
+            make = prog.struct_type if k == R.STRUCT else prog.union_type
+            return make(name, r.size, members)
+        if k in (R.ENUM, R.ENUM64):
+            values = btf.enumerators(tid)
+            signed = r.kind_flag or any(v < 0 for _, v in values)
+            compat = prog.int_type(("" if signed else "unsigned ") + ("long" if r.size == 8 else "int"), r.size, signed)
+            return prog.enum_type(name, compat, [drgn.TypeEnumerator(n, v) for n, v in values])
+        if k == R.FWD:
+            if self._complete is not None and name:
+                full = self._complete(name, R.UNION if r.kind_flag else R.STRUCT)
+                if full is not None:
+                    return full
+            return (prog.union_type if r.kind_flag else prog.struct_type)(name)
+        if k == R.TYPEDEF:
+            return prog.typedef_type(r.name, self.type(r.ref))
+        if k in (R.VOLATILE, R.CONST, R.RESTRICT):
+            q = {R.VOLATILE: drgn.Qualifiers.VOLATILE, R.CONST: drgn.Qualifiers.CONST,
+                 R.RESTRICT: drgn.Qualifiers.RESTRICT}[k]
+            inner = self.type(r.ref)
+            return inner.qualified(inner.qualifiers | q)
+        if k in (R.TYPE_TAG, R.DECL_TAG, R.VAR, R.FUNC):
+            return self.type(r.ref)
+        if k == R.FUNC_PROTO:
+            params = btf.params(tid)
+            variadic = bool(params) and params[-1] == ("", 0)
+            if variadic:
+                params = params[:-1]
+            return prog.function_type(self.type(r.ref),
+                                      [drgn.TypeParameter(self._lazy(pt), pn or None) for pn, pt in params],
+                                      variadic)
+        raise R.BTFError(f"{btf.name}: type {tid} of kind {r.kind_name} has no drgn equivalent")
+
+    def _zero_length_array(self, tid: int) -> Any:
+        """BTF writes both `T x[0]` (a GNU marker inside a struct) and `T x[]` (a flexible array, always last)
+        as 0 elements; a member that is not the last one can only be the former."""
+        elem, _n = self.btf.array(tid)
+        return self.prog.array_type(self.type(elem), 0)
+
+    def _lazy(self, tid: int, bit_field_size: int = 0, zero_len: bool = False) -> Callable[[], Any]:
+        if zero_len and tid:
+            r = self.btf.record(tid)
+            if r.kind == R.ARRAY and self.btf.array(tid)[1] == 0:
+                return lambda: self._zero_length_array(tid)
+        if bit_field_size:  # drgn carries a bit-field's width on an absent Object of the member's type
+            import drgn
+
+            return lambda: drgn.Object(self.prog, self.type(tid), bit_field_size=bit_field_size)
+        return lambda: self.type(tid)
+
+
+# drgn TypeKind -> the BTF kinds that can answer it
+def _kind_map() -> dict[Any, frozenset[int]]:
+    import drgn
+
+    return {drgn.TypeKind.STRUCT: frozenset({R.STRUCT}), drgn.TypeKind.UNION: frozenset({R.UNION}),
+            drgn.TypeKind.ENUM: frozenset({R.ENUM, R.ENUM64}), drgn.TypeKind.TYPEDEF: frozenset({R.TYPEDEF}),
+            drgn.TypeKind.INT: frozenset({R.INT}), drgn.TypeKind.BOOL: frozenset({R.INT}),
+            drgn.TypeKind.FLOAT: frozenset({R.FLOAT})}
+
+
+class BTFTypes:
+    """The kernel's BTF and its modules' split BTF behind one drgn type finder. Complete definitions win over
+    forward declarations; the kernel's types win over a module's of the same name."""
+
+    def __init__(self, prog: Any, vmlinux: R.BTF) -> None:
+        self.prog = prog
+        self.vmlinux = vmlinux
+        self.builders: list[TypeBuilder] = [TypeBuilder(prog, vmlinux, self._complete)]
+        self._kinds = _kind_map()
+        self.built_by_name = 0
+
+    def add_module(self, btf: R.BTF) -> None:
+        self.builders.append(TypeBuilder(self.prog, btf, self._complete))
+
+    def _complete(self, name: str, kind: int) -> Any:
+        for b in self.builders:
+            for tid in b.btf.by_name.get(name, ()):
+                r = b.btf.record(tid)
+                if r.kind == kind and (r.vlen or r.size):
+                    return b.type(tid)
+        return None
+
+    def lookup(self, name: str, btf_kinds: frozenset[int]) -> Any:
+        best = None
+        for b in self.builders:
+            for tid in b.btf.by_name.get(name, ()):
+                r = b.btf.record(tid)
+                if r.kind not in btf_kinds:
+                    continue
+                if r.kind in (R.STRUCT, R.UNION) and not (r.vlen or r.size):
+                    best = best or (b, tid)  # an empty definition: keep looking for a real one
+                    continue
+                return b.type(tid)
+        return best[0].type(best[1]) if best else None
+
+    def finder(self, prog: Any, kinds: Any, name: str, filename: str | None) -> Any:
+        """drgn type finder: (prog, TypeKindSet, name, filename) -> Type | None."""
+        want: set[int] = set()
+        for k in kinds:
+            want |= self._kinds.get(k, frozenset())
+        if not want:
+            return None
+        t = self.lookup(name, frozenset(want))
+        if t is not None:
+            self.built_by_name += 1
+            if t.kind not in kinds:  # an INT asked as BOOL or the other way round
+                return None
+        return t
+
+    def builder_for(self, btf: R.BTF) -> TypeBuilder:
+        for b in self.builders:
+            if b.btf is btf:
+                return b
+        raise KeyError(btf.name)

@@ -1,0 +1,169 @@
+"""The BTF tier: every lab vmcore analyzed with NO debug info, from the dump's own BTF, kallsyms and ORC.
+
+The same facts as tests/lab/test_vmcore_analysis.py (which runs with the vmlinux and crashmod.ko DWARF), minus
+what only DWARF has: locals, inlined frames, source lines. Build-independent facts only (function, member, cache
+names, offsets, ports, comms), never addresses.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("drgn")
+
+from ktriage.pipeline import Options, analyze_paths  # noqa: E402
+
+ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
+       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic"]
+_REPORTS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def report(lab_scenario):
+    def get(name: str):
+        if name not in _REPORTS:
+            _REPORTS[name] = analyze_paths([lab_scenario(name)["vmcore"]], Options())  # no --vmlinux, no --debuginfo
+        return _REPORTS[name]
+
+    return get
+
+
+def findings(rep) -> dict:
+    cr = rep.crashes[-1]
+    out: dict = {}
+    for f in cr.findings:
+        out.setdefault(f.code, []).append(f)
+    out["_skipped"] = {s.analyzer: s.reason for s in cr.skipped}
+    out["_crash"] = cr.crash
+    return out
+
+
+def one(fs, code):
+    assert code in fs, f"{code} missing; skipped: {fs['_skipped']}"
+    return fs[code][0]
+
+
+def frames(fs) -> list[str]:
+    return [f["function"] for f in one(fs, "vmcore.stack").data["frames"]]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_scenario_reaches_the_btf_tier(report, name):
+    rep = report(name)
+    assert rep.inputs[0].status == "ok", rep.inputs[0].notes
+    fs = findings(rep)
+    crash = fs["_crash"]
+    assert one(fs, "vmcore.sys").data["DEBUGINFO"] == "btf"
+    for key in ("RELEASE", "CPUS", "MEMORY", "TASKS", "PANIC TASK", "LOAD AVERAGE", "NODENAME"):
+        assert key in crash.system, key
+    miss = one(fs, "vmcore.debuginfo-missing")
+    assert miss.data["tier"] == "btf" and any(m.startswith("vmlinux (build id ") for m in miss.data["missing"])
+    notes = " ".join(rep.inputs[0].notes)
+    assert "1 module(s) with split BTF" in notes, notes  # crashmod.ko's own types, from the dump
+    assert "vmcore.stack" in fs and "vmcore.cpus" in fs
+    assert not [r for r in fs["_skipped"].values() if r.startswith("internal error")], fs["_skipped"]
+    # nothing on this tier pretends to have source lines
+    assert all(f["source"] == "" for f in one(fs, "vmcore.stack").data["frames"])
+
+
+@pytest.mark.parametrize("name,context", [("null-member", "task stack"), ("null-member-timer", "IRQ/softirq stack"),
+                                          ("null-member-work", "task stack")])
+def test_null_member_family(report, name, context):
+    fs = findings(report(name))
+    st = one(fs, "vmcore.stack")
+    fault = st.data["frames"][st.data["faulting_frame"]]
+    assert fault["function"] == "crashmod_read_rx_count" and fault["interrupted"]
+    assert st.data["registers"]["rax"] == 0
+    assert context in {f["stack"] for f in st.data["frames"]}
+    if name == "null-member-timer":
+        assert "crashmod_timer_fn" in frames(fs) and any("softirq" in f for f in frames(fs))
+    if name == "null-member-work":
+        assert "process_one_work" in frames(fs) and st.data["comm"].startswith("kworker/")
+    if name == "null-member":
+        assert st.data["comm"] == "sh" and "vfs_write" in frames(fs)
+    # the member, without DWARF: RDI is crashmod_read_rx_count's first parameter (not written before the fault),
+    # its BTF prototype says `struct crashmod_port *port`, and crashmod.ko's split BTF gives the members
+    m = one(fs, "vmcore.member")
+    assert m.data["expression"] == "port->dev->rx_count"
+    assert (m.data["offset"], m.data["inner_offset"]) == (0xF0, 0xA30)
+    race = one(fs, "vmcore.race")
+    assert race.data["member"] == "dev" and race.data["now"] == 0 and race.data["changed"] is False
+    assert race.data["slab"]["cache"].startswith("kmalloc-")
+    assert one(fs, "vmcore.pointers").data["registers"]["RDI"]["slab"]["allocated"] is True
+    assert "need DWARF" in one(fs, "vmcore.args").summary
+
+
+def test_netfilter_udp_packet_from_registers(report):
+    """No frame variables without DWARF: the sk_buff is found as a register pointing at an allocated object of
+    skbuff_head_cache (as seed 000 found its skb in a saved register)."""
+    fs = findings(report("netfilter-udp"))
+    assert frames(fs)[0] == "crashmod_account_skb" and "nf_hook_slow" in frames(fs)
+    skb = one(fs, "vmcore.skb")
+    assert (skb.data["ip_protocol"], skb.data["sport"], skb.data["dport"]) == ("UDP", 5555, 4789)
+    assert (skb.data["saddr"], skb.data["daddr"], skb.data["dev"]) == ("127.0.0.1", "127.0.0.1", "lo")
+    assert skb.data["len"] == 20 + 8 + len("ktriage-lab")
+    assert "register" in skb.evidence[0]
+    assert one(fs, "vmcore.member").data["expression"] == "port->dev->rx_bytes"
+
+
+def test_uaf_poison(report):
+    fs = findings(report("uaf-poison"))
+    assert frames(fs)[0] == "crashmod_obj_dispatch"
+    uaf = one(fs, "vmcore.use-after-free")
+    assert uaf.data["slab"]["cache"] == "crashmod_obj" and uaf.data["slab"]["allocated"] is False
+    assert uaf.data["disp"] == 0x18 and uaf.data["used"] == 0x6B6B6B6B6B6B6B6B
+
+
+def test_oob_small_object(report):
+    fs = findings(report("oob-small-object"))
+    assert frames(fs)[0] == "crashmod_sock_release"
+    ob = one(fs, "vmcore.object-bounds")
+    assert ob.data["cache"] == "crashmod_req" and ob.data["object_size"] == 64
+    assert ob.data["offset"] == 0x230 and ob.data["member"] == "reuse_cb"
+    assert ob.data["type"] == "struct crashmod_sock" and ob.data["type_size"] > 0x230
+
+
+def test_hung_task_lock_owner(report):
+    fs = findings(report("hung-task"))
+    assert one(fs, "vmcore.stack").data["comm"] == "khungtaskd"
+    h = one(fs, "vmcore.hung")
+    sh = next(t for t in h.data["tasks"] if "crashmod_hung_lock" in t["stack"])
+    assert sh["comm"] == "sh" and any("mutex_lock" in n for n in sh["stack"])
+    assert sh["mutex"] == "crashmod_mutex"
+    assert sh["owner"]["comm"] == "crashmod_holder"
+
+
+def test_soft_lockup_cpus(report):
+    fs = findings(report("soft-lockup"))
+    # kallsyms names the cold part of the function as its own symbol (DWARF folds it into watchdog_timer_fn)
+    assert {"watchdog_timer_fn", "watchdog_timer_fn.cold"} & set(frames(fs))
+    cpus = one(fs, "vmcore.cpus")
+    assert any("crashmod_spin" in c["stack"] or c["interrupted_in"] == "crashmod_spin" for c in cpus.data["cpus"])
+
+
+@pytest.mark.parametrize("name,func", [("bug-on", "crashmod_check_state"), ("warn", "crashmod_warn"),
+                                       ("panic", "crashmod_panic"), ("list-corruption", "crashmod_list_remove")])
+def test_assertions(report, name, func):
+    assert func in frames(findings(report(name)))
+
+
+def test_no_btf_flag_falls_back_to_symbols(lab_scenario):
+    r = subprocess.run([sys.executable, "-m", "ktriage.cli", "analyze", lab_scenario("null-member")["vmcore"],
+                        "--no-btf", "--format", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-400:]
+    out = json.loads(r.stdout)
+    assert out["crashes"][-1]["system"]["DEBUGINFO"] == "symbols"
+    assert "vmcore.stack" not in {f["code"] for f in out["crashes"][-1]["findings"]}
+
+
+def test_dwarf_wins_over_btf(lab, lab_scenario):
+    """With the vmlinux given, the DWARF tier runs and BTF is never consulted."""
+    from pathlib import Path
+
+    rep = analyze_paths([lab_scenario("null-member")["vmcore"]],
+                        Options(vmlinux=lab["vmlinux"], debuginfo_dirs=[str(Path(lab["crashmod_ko"]).parent)]))
+    assert rep.crashes[-1].crash.system["DEBUGINFO"] == "dwarf"
+    assert not any("BTF from the dump" in n for n in rep.inputs[0].notes)

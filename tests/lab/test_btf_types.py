@@ -1,0 +1,82 @@
+"""BTF-built types equal DWARF's: the lab kernel's vmlinux carries both (.BTF made by pahole from the DWARF).
+
+The BTF side is read by ktriage.btf from the vmlinux file's .BTF section (the same bytes the running kernel keeps
+between __start_BTF and __stop_BTF); the DWARF side is drgn's own reader on the same file.
+"""
+from __future__ import annotations
+
+import pytest
+
+drgn = pytest.importorskip("drgn")
+
+from ktriage.btf.drgn_types import BTFTypes  # noqa: E402
+from ktriage.btf.reader import BTF  # noqa: E402
+
+STRUCTS = ["task_struct", "sk_buff", "sock", "sock_common", "request_sock", "inet_timewait_sock", "net_device",
+           "nf_conn", "kmem_cache", "slab", "page", "module", "mutex", "list_head", "pt_regs", "printk_ringbuffer",
+           "cpumask", "mm_struct", "net", "iphdr", "udphdr", "tcphdr", "rq", "uts_namespace",
+           "pid_namespace", "file", "inode", "dentry", "work_struct", "timer_list", "hrtimer"]
+
+
+def _section(path: str, name: str) -> bytes:
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(name)
+        if sec is None:
+            pytest.fail(f"{path} has no {name} section: the lab kernel must be built with CONFIG_DEBUG_INFO_BTF",
+                        pytrace=False)
+        return sec.data()
+
+
+@pytest.fixture(scope="module")
+def programs(lab, lab_program):
+    dwarf = lab_program("null-member")  # the lab vmcore with vmlinux + crashmod.ko DWARF loaded
+    btf_prog = drgn.Program(dwarf.platform)
+    base = BTF(_section(lab["vmlinux"], ".BTF"))
+    types = BTFTypes(btf_prog, base)
+    types.add_module(BTF(_section(lab["crashmod_ko"], ".BTF"), base=base, name="crashmod"))
+    btf_prog.register_type_finder("ktriage-btf", types.finder, enable_index=0)
+    return dwarf, btf_prog
+
+
+def _layout(t, depth: int = 2):
+    """(size, [(member name, bit offset, bit-field size, member type name or nested layout)])."""
+    t = t.unqualified()
+    while t.kind == drgn.TypeKind.TYPEDEF:
+        t = t.type.unqualified()
+    if t.kind not in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION) or depth == 0:
+        return t.type_name() if t.kind != drgn.TypeKind.ARRAY else (t.type_name(), t.length)
+    return (t.size, [(m.name, m.bit_offset, m.bit_field_size, _layout(m.type, depth - 1)) for m in t.members])
+
+
+@pytest.mark.parametrize("name", STRUCTS)
+def test_struct_layout_equal(programs, name):
+    dwarf, btf = programs
+    d = dwarf.type(f"struct {name}")
+    b = btf.type(f"struct {name}")
+    assert b.size == d.size
+    assert _layout(b) == _layout(d)
+
+
+@pytest.mark.parametrize("name", ["crashmod_dev", "crashmod_port", "crashmod_sock", "crashmod_req", "crashmod_obj"])
+def test_module_split_btf_layout_equal(programs, name):
+    dwarf, btf = programs
+    assert _layout(btf.type(f"struct {name}")) == _layout(dwarf.type(f"struct {name}"))
+
+
+def test_member_offsets_the_analyzers_use(programs):
+    """The offsets the lab's scenarios hinge on, checked by hand against `pahole -C crashmod_port/crashmod_dev
+    crashmod.ko`: port->dev at 0xf0, dev->rx_count at 0xa30 (the oops' `mov 0xa30(%rax),%rax`)."""
+    _dwarf, btf = programs
+    assert drgn.offsetof(btf.type("struct crashmod_port"), "dev") == 0xF0
+    assert drgn.offsetof(btf.type("struct crashmod_dev"), "rx_count") == 0xA30
+
+
+@pytest.mark.parametrize("name", ["enum pid_type", "enum zone_type", "enum system_states", "atomic_t", "u64", "size_t", "gfp_t"])
+def test_other_kinds_equal(programs, name):
+    dwarf, btf = programs
+    d, b = dwarf.type(name), btf.type(name)
+    assert drgn.sizeof(b) == drgn.sizeof(d) and b.kind == d.kind
+    if d.kind == drgn.TypeKind.ENUM:
+        assert [(e.name, e.value) for e in b.enumerators] == [(e.name, e.value) for e in d.enumerators]
