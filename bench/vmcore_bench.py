@@ -25,6 +25,11 @@ import time
 from pathlib import Path
 
 
+# As installed for a user: pip writes bytecode at install time. A PYTHONDONTWRITEBYTECODE=1 in the caller's
+# environment (this project's sandboxes set it) would make every ktriage run recompile ~50 modules (~0.1 s).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int, bytes]:
     """(seconds, peak RSS in KiB, exit status, stdout) of one child."""
     with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out:
@@ -32,7 +37,7 @@ def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int,
             inp.write(stdin_text.encode())
             inp.seek(0)
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=inp, stdout=out, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(cmd, stdin=inp, stdout=out, stderr=subprocess.DEVNULL, env=CHILD_ENV)
         _, status, ru = os.wait4(p.pid, 0)
         dt = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)

@@ -167,3 +167,16 @@ def test_dwarf_wins_over_btf(lab, lab_scenario):
                         Options(vmlinux=lab["vmlinux"], debuginfo_dirs=[str(Path(lab["crashmod_ko"]).parent)]))
     assert rep.crashes[-1].crash.system["DEBUGINFO"] == "dwarf"
     assert not any("BTF from the dump" in n for n in rep.inputs[0].notes)
+
+
+def test_every_task_state_and_stack(report):
+    """crash `ps` + `foreach bt` from the dump alone: in the hung-task dump the blocked `sh` is the one D task and
+    its stack goes through the mutex slow path into crashmod_hung_lock (lab/crashmod/crashmod.c)."""
+    fs = findings(report("hung-task"))
+    t = one(fs, "vmcore.tasks")
+    assert t.data["states"].get("D") == 1 and t.data["unreadable"] == 0
+    assert t.data["count"] == sum(t.data["states"].values()) >= 20
+    d = next(x for x in t.data["tasks"] if x["state"] == "D")
+    assert d["comm"] == "sh" and "crashmod_hung_lock" in d["stack"]
+    assert any(x["comm"] == "crashmod_holder" for x in t.data["tasks"])
+    assert any(x["pid"] == 1 for x in t.data["tasks"])

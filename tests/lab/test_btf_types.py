@@ -80,3 +80,33 @@ def test_other_kinds_equal(programs, name):
     assert drgn.sizeof(b) == drgn.sizeof(d) and b.kind == d.kind
     if d.kind == drgn.TypeKind.ENUM:
         assert [(e.name, e.value) for e in b.enumerators] == [(e.name, e.value) for e in d.enumerators]
+
+
+def test_reader_rejects_damaged_blobs(lab):
+    from ktriage.btf.reader import BTFError
+
+    data = _section(lab["vmlinux"], ".BTF")
+    full = BTF(data)
+    assert len(full) > 10000 and full.find("task_struct", {4})  # 4 = BTF_KIND_STRUCT
+    for bad, why in ((data[: len(data) // 2], "run past the end"), (b"\0\0" + data[2:], "not BTF"),
+                     (data[:10], "too short")):
+        with pytest.raises(BTFError) as e:
+            BTF(bad)
+        assert why in str(e.value) and "\n" not in str(e.value)
+
+
+def test_damaged_btf_in_the_dump_falls_back_to_symbols(lab_scenario):
+    """BTF pages that read back as garbage: the tier is refused with a one-line reason, the report goes on."""
+    from ktriage.vmcore import VmcoreSession, _read_vmcoreinfo, load_debug_info, open_program
+
+    notes: list[str] = []
+    prog, _tmp = open_program(lab_scenario("null-member")["vmcore"], notes)
+    s = VmcoreSession("vmcore", prog, notes=notes)
+    _read_vmcoreinfo(s)
+    from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+    start = load_vmlinux_kallsyms(prog).__call__(prog, "__start_BTF", None, True)[0].address
+    prog.add_memory_segment(start, 4096, lambda a, count, offset, phys: b"\xff" * count)
+    load_debug_info(s, None, [])
+    assert s.tier == "symbols"
+    assert any(n.startswith("no BTF tier: the kernel's BTF could not be read from the dump (") for n in s.notes), s.notes

@@ -171,6 +171,10 @@ def test_hung_task(report):
     assert sh["owner"]["comm"] == "crashmod_holder" and sh["owner"]["state"] in ("S", "D")
     assert sh["waited_s"] is None or sh["waited_s"] >= 5
     assert any("crashmod_holder" in c for c in h.data["chains"])
+    tasks = one(fs, "vmcore.tasks")
+    assert tasks.data["states"].get("D") == 1
+    assert any(t["comm"] == "sh" and t["state"] == "D" and "crashmod_hung_lock" in t["stack"]
+               for t in tasks.data["tasks"])
 
 
 def test_soft_lockup(report):

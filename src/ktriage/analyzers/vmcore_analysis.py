@@ -1022,3 +1022,48 @@ def analyze_cpus(ctx: AnalysisContext) -> list[Finding]:
         for d in busy[:4]) or "all idle") + (f"; panic on CPU {panic_cpu}" if panic_cpu is not None and panic_cpu >= 0
                                              else "") + ".")
     return [Finding("vmcore.cpus", summary, tuple(ev), "high", "vmcore.cpus", {"cpus": data, "panic_cpu": panic_cpu})]
+
+
+# --- vmcore.tasks -------------------------------------------------------------------------------
+
+MAX_TASKS_WITH_STACKS = 512  # a fleet host has thousands of tasks: states for all, stacks for the first ones
+NOTABLE_STATES = ("R", "D", "Z", "T", "t", "X")
+
+
+@analyzer("vmcore.tasks", order=70, needs=("vmcore",))
+def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
+    """crash's `ps` plus `foreach bt`: every task's state, and the stacks of those not sleeping normally."""
+    from collections import Counter
+
+    from drgn.helpers.linux.pid import for_each_task
+    from drgn.helpers.linux.sched import task_state_to_char
+
+    s = _session(ctx)
+    prog = s.prog
+    states: Counter[str] = Counter()
+    tasks, ev = [], []
+    unreadable = 0
+    for t in for_each_task(prog):
+        try:
+            st = task_state_to_char(t)
+            comm = t.comm.string_().decode("utf-8", "replace")
+            pid = t.pid.value_()
+        except Exception:  # noqa: BLE001 - a task whose memory is not in the dump
+            unreadable += 1
+            continue
+        states[st] += 1
+        entry: dict[str, Any] = {"pid": pid, "comm": comm, "state": st}
+        if len(tasks) < MAX_TASKS_WITH_STACKS:
+            entry["stack"] = _names(prog, t, 16)
+        tasks.append(entry)
+        if st in NOTABLE_STATES and len(ev) < 24:
+            ev.append(f"{st} {comm}[{pid}]: " + " <- ".join(entry.get("stack", [])[:6]))
+    if not tasks:
+        raise Skip("the task list could not be read")
+    counts = ", ".join(f"{n} {st}" for st, n in states.most_common())
+    summary = f"{len(tasks)} tasks ({counts})" + (f"; {unreadable} unreadable" if unreadable else "") + "."
+    ev.insert(0, f"states: {counts} (R running/runnable, S sleeping, D uninterruptible, I idle kthread, "
+                 f"Z zombie, T stopped)")
+    data = {"count": len(tasks), "states": dict(states), "unreadable": unreadable, "tasks": tasks,
+            "stacks_for": min(len(tasks), MAX_TASKS_WITH_STACKS)}
+    return [Finding("vmcore.tasks", summary, tuple(ev), "certain", "vmcore.tasks", data)]

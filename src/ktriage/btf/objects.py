@@ -44,7 +44,7 @@ def globals_table() -> list[GlobalSpec]:
         import yaml
 
         with open(GLOBALS_FILE, encoding="utf-8") as f:
-            rows = yaml.safe_load(f) or []
+            rows = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
         _TABLE = [GlobalSpec(r["name"], r["type"], _version(r.get("since")), _version(r.get("until")),
                              r.get("why", "")) for r in rows]
     return _TABLE
@@ -153,11 +153,9 @@ class BTFObjects:
             self._enumerators = {}
             for b in self.types.builders:
                 btf = b.btf
-                for tid in range(btf.first_id, btf.next_id):
-                    r = btf.record(tid)
-                    if r.kind in (R.ENUM, R.ENUM64):
-                        for ename, v in btf.enumerators(tid):
-                            self._enumerators.setdefault(ename, (btf, tid, v))
+                for tid in btf.enum_ids:
+                    for ename, v in btf.enumerators(tid):
+                        self._enumerators.setdefault(ename, (btf, tid, v))
         hit = self._enumerators.get(name)
         if hit is None:
             return None

@@ -83,6 +83,7 @@ class BTF:
         self.str_end = self.str_base + len(self._strs)
         self._offsets = array("I")
         self.by_name: dict[str, list[int]] = {}
+        self.enum_ids = array("I")  # enumerators are looked up by name (drgn's constants): scan only these
         self._scan()
         self.next_id = self.first_id + len(self._offsets)
 
@@ -107,6 +108,8 @@ class BTF:
             kind = (info >> 24) & 0x1F
             vlen = info & 0xFFFF
             offsets.append(pos)
+            if kind == ENUM or kind == ENUM64:
+                self.enum_ids.append(tid)
             if name_off and kind in _NAMED:
                 o = name_off - str_base
                 if 0 <= o < len(strs):
