@@ -17,7 +17,7 @@
  *   soft-lockup        spin with interrupts on and no cond_resched()
  *   bug-on             BUG_ON()
  *   warn               WARN_ON() (boot with panic_on_warn=1)
- *   panic              panic()
+ *   panic              panic()       (race-member: see section 9; kept out of this list so lines stay put)
  */
 #define pr_fmt(fmt) "crashmod: " fmt
 
@@ -292,6 +292,58 @@ noinline void crashmod_panic(void)
 	panic("crashmod: explicit panic requested");
 }
 
+/* ---------------------------------------------------------------- 9: race (seed 000) */
+
+/*
+ * The reader is crashmod_read_rx_count() itself (mov 0xf0(%rdi),%rax; mov 0xa30(%rax),%rax) on a port whose
+ * ->dev is NULL.  A kthread bound to another CPU waits for the oops to begin (oops_in_progress, raised by
+ * oops_begin() long before panic() stops the other CPUs) and only then stores a valid ->dev: the register
+ * says NULL, the dump says otherwise -- what seed 000 saw with ct->ct_net.  Deterministic: the store cannot
+ * happen before the load (the oops is the load's consequence) and the console output of the oops takes
+ * milliseconds before the CPUs are stopped.
+ */
+static struct crashmod_port *crashmod_race_port;
+static struct crashmod_dev *crashmod_race_dev;
+static DECLARE_COMPLETION(crashmod_race_armed);
+
+static int crashmod_race_writer(void *arg)
+{
+	complete(&crashmod_race_armed);
+	while (!READ_ONCE(oops_in_progress))
+		cpu_relax();
+	WRITE_ONCE(crashmod_race_port->dev, crashmod_race_dev);
+	for (;;)
+		cpu_relax();
+	return 0;
+}
+
+static void crashmod_race_member(void)
+{
+	struct task_struct *t;
+	int cpu, me;
+
+	crashmod_race_port = kzalloc(sizeof(*crashmod_race_port), GFP_KERNEL);
+	crashmod_race_dev = kzalloc(sizeof(*crashmod_race_dev), GFP_KERNEL);
+	if (!crashmod_race_port || !crashmod_race_dev)
+		return;
+	strscpy(crashmod_race_port->name, "cm-race", sizeof(crashmod_race_port->name));
+	t = kthread_create(crashmod_race_writer, NULL, "crashmod_writer");
+	if (IS_ERR(t))
+		return;
+	me = raw_smp_processor_id();
+	cpu = cpumask_any_but(cpu_online_mask, me);
+	if (cpu >= nr_cpu_ids) {
+		pr_err("race-member needs two online CPUs\n");
+		kthread_stop(t);
+		return;
+	}
+	set_cpus_allowed_ptr(current, cpumask_of(me));	/* reader here, writer spinning there */
+	kthread_bind(t, cpu);
+	wake_up_process(t);
+	wait_for_completion(&crashmod_race_armed);
+	pr_info("race rx_count %lu\n", crashmod_read_rx_count(crashmod_race_port));
+}
+
 /* ---------------------------------------------------------------- trigger */
 
 static int crashmod_trigger(const char *what)
@@ -319,6 +371,8 @@ static int crashmod_trigger(const char *what)
 		crashmod_check_state(crashmod_port);
 	else if (!strcmp(what, "warn"))
 		crashmod_warn(crashmod_port);
+	else if (!strcmp(what, "race-member"))
+		crashmod_race_member();
 	else if (!strcmp(what, "panic"))
 		crashmod_panic();
 	else

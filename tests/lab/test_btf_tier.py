@@ -17,7 +17,7 @@ pytest.importorskip("drgn")
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
 
 ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic"]
+       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic", "race-member"]
 _REPORTS: dict = {}
 
 
@@ -180,3 +180,26 @@ def test_every_task_state_and_stack(report):
     assert d["comm"] == "sh" and "crashmod_hung_lock" in d["stack"]
     assert any(x["comm"] == "crashmod_holder" for x in t.data["tasks"])
     assert any(x["pid"] == 1 for x in t.data["tasks"])
+
+
+def test_real_race_without_debug_info(report):
+    """The race of race-member seen from the dump alone: register 0, memory now a kmalloc-4k crashmod_dev."""
+    fs = findings(report("race-member"))
+    race = one(fs, "vmcore.race")
+    assert race.data["used"] == 0 and race.data["now"] != 0 and race.data["changed"] is True
+    assert race.data["member"] == "dev" and "changed after the read" in race.summary
+
+
+def test_kernel_without_kallsyms_in_vmcoreinfo_stays_raw(lab_scenario):
+    """Kernels before 6.0 publish no kallsyms in VMCOREINFO: a real dump read with those lines removed from the
+    parsed VMCOREINFO (what a 5.x kernel writes) stays at the raw tier and says why, in one line."""
+    from ktriage.vmcore import VmcoreSession, _read_vmcoreinfo, load_debug_info, open_program
+
+    notes: list[str] = []
+    prog, _tmp = open_program(lab_scenario("panic")["vmcore"], notes)
+    s = VmcoreSession("vmcore", prog, notes=notes)
+    _read_vmcoreinfo(s)
+    s.vmcoreinfo = {k: v for k, v in s.vmcoreinfo.items() if "kallsyms" not in k}
+    load_debug_info(s, None, [])
+    assert s.tier == "raw"
+    assert any(n.startswith("no kallsyms in VMCOREINFO (kernels before 6.0") for n in s.notes), s.notes

@@ -59,7 +59,7 @@ def frames(fs) -> list[str]:
 
 
 ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic"]
+       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic", "race-member"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -336,6 +336,20 @@ def test_session_freed_after_the_last_crash(lab, lab_scenario):
 def _overlay(prog, addr: int, data: bytes) -> None:
     """Make the dump show `data` at `addr` (a simulated concurrent write), without touching the file."""
     prog.add_memory_segment(addr, len(data), lambda a, count, offset, phys: data[offset:offset + count])
+
+
+def test_real_race_memory_changed_after_the_read(report):
+    """race-member (lab/crashmod/crashmod.c): the CPU loaded port->dev == NULL and faulted on ->rx_count; a
+    kthread on the other CPU stored a freshly kzalloc'ed crashmod_dev (0xa48 bytes: kmalloc-4k) into ->dev once
+    the oops began. The dump must show the new pointer where the register holds 0 -- seed 000's signature."""
+    fs = findings(report("race-member"))
+    race = one(fs, "vmcore.race")
+    assert race.data["used"] == 0 and race.data["now"] != 0 and race.data["changed"] is True
+    assert (race.data["member"], race.data["var"], race.data["disp"]) == ("dev", "port", 0xF0)
+    assert "changed after the read" in race.summary
+    assert any("kmalloc-4k" in e and "allocated" in e for e in race.evidence), race.evidence
+    assert one(fs, "vmcore.member").data["expression"] == "port->dev->rx_count"
+    assert any(t["comm"] == "crashmod_writer" for t in one(fs, "vmcore.tasks").data["tasks"])
 
 
 def test_race_detected_when_memory_changed_after_the_read(lab, lab_scenario):

@@ -7,7 +7,7 @@ types say which debug info is missing when the session has none.
 Finding codes (data keys in brackets):
   vmcore.sys               crash's `sys`: release, CPUs, memory, uptime, load, tasks, panic, dump file [= the facts]
   vmcore.debuginfo         which debug files were loaded [tier, loaded]
-  vmcore.debuginfo-missing tier reached (raw/symbols) and the debug file, by build id, that unlocks more
+  vmcore.debuginfo-missing tier reached (raw/symbols/btf) and the debug file, by build id, that unlocks more
                            [tier, missing, loaded]
   vmcore.stack             crashed thread's frames: function [module] file:line, stack (task / IRQ-softirq /
                            exception / user), interrupted / inline / faulting; registers of the faulting frame
@@ -16,7 +16,7 @@ Finding codes (data keys in brackets):
                            task, task stack, symbol [registers]
   vmcore.race              memory the base register was loaded from, re-read now vs the value the CPU used;
                            slab cache and SLAB_TYPESAFE_BY_RCU [address, now, used, register, from, disp, member,
-                           var, changed, slab]; without types from the log's dataflow.base-origin [tier]
+                           var, changed, slab, now_is]; without types from the log's dataflow.base-origin [tier]
   vmcore.use-after-free    base register read from a FREE slab object (load overwrote its own base register)
                            [candidates, slab, disp, used]
   vmcore.member            the faulting access in source terms, port->dev->rx_count [expression, var, type, member,
@@ -24,15 +24,22 @@ Finding codes (data keys in brackets):
   vmcore.object-bounds     access beyond the slab object's size, type confusion [cache, object_size, offset, member,
                            type, type_size, neighbour_allocated]
   vmcore.args              parameters/locals with DWARF values and recovered callee-saved registers per frame [frames]
-  vmcore.skb               packet in flight: device, protocol, IPv4 addresses, UDP/TCP ports, length [dev, protocol,
+  vmcore.skb               packet in flight: device, protocol, IPv4 addresses, UDP/TCP ports, length; found as a frame
+                           variable (DWARF) or a register pointing at an sk_buff slab object [dev, protocol,
                            saddr, daddr, ip_protocol, sport, dport, len, frame, var]
   vmcore.sock              socket family/state; TCP_NEW_SYN_RECV / TIME_WAIT flagged as the smaller
                            request/timewait sock [family, state, really, really_size, slab]
   vmcore.hung              D-state tasks, ≈ time since they ran, mutex owner chain [tasks, chains]
   vmcore.cpus              every online CPU's current task and where it runs [cpus, panic_cpu]
+  vmcore.tasks             crash's `ps` + `foreach bt`: every task's state, stacks of all but idle workers [count,
+                           states, unreadable, tasks, stacks_for]
+
+Tiers: with DWARF everything above; on the btf tier (no debug info, types from the dump's BTF) all but locals,
+inlined frames and source lines: vmcore.member/race name the variable from the function's BTF prototype
+(calling convention), vmcore.hung finds the mutex from its wait list, vmcore.skb/sock from registers.
 
 Order: vmcore.sys (60) -> stack (61) -> pointers (62) -> race (63) -> bounds (64) -> args (65)
--> skb (66) -> sock (67) -> hung (68) -> cpus (69).
+-> skb (66) -> sock (67) -> hung (68) -> cpus (69) -> tasks (70).
 """
 
 from __future__ import annotations
@@ -468,6 +475,13 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
                                    "another user of the cache while RCU readers still hold it"
                                    if si.get("typesafe_by_rcu") else "; cache is not SLAB_TYPESAFE_BY_RCU"))
         data["slab"] = si
+    if now != used and now >= 0xFFFF800000000000:
+        from ktriage.vmcore.decoders import identify
+
+        what_now = identify(s.prog, now)
+        if what_now:
+            ev.append(f"the value there now, {now:#x}, is: {what_now}")
+            data["now_is"] = what_now
     if now != used:
         summary = (f"{what} holds {now:#x} now, but the CPU loaded {used:#x} from it just before the fault: "
                    f"the object changed after the read (a race or reuse of the object"
@@ -1032,7 +1046,8 @@ NOTABLE_STATES = ("R", "D", "Z", "T", "t", "X")
 
 @analyzer("vmcore.tasks", order=70, needs=("vmcore",))
 def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
-    """crash's `ps` plus `foreach bt`: every task's state, and the stacks of those not sleeping normally."""
+    """crash's `ps` plus `foreach bt`: every task's state, and the stack of every task but idle kernel workers
+    (state I), up to MAX_TASKS_WITH_STACKS."""
     from collections import Counter
 
     from drgn.helpers.linux.pid import for_each_task
@@ -1042,7 +1057,7 @@ def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
     prog = s.prog
     states: Counter[str] = Counter()
     tasks, ev = [], []
-    unreadable = 0
+    unreadable = with_stacks = 0
     for t in for_each_task(prog):
         try:
             st = task_state_to_char(t)
@@ -1053,8 +1068,9 @@ def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
             continue
         states[st] += 1
         entry: dict[str, Any] = {"pid": pid, "comm": comm, "state": st}
-        if len(tasks) < MAX_TASKS_WITH_STACKS:
+        if st != "I" and with_stacks < MAX_TASKS_WITH_STACKS:  # idle kworkers all sit in worker_thread
             entry["stack"] = _names(prog, t, 16)
+            with_stacks += 1
         tasks.append(entry)
         if st in NOTABLE_STATES and len(ev) < 24:
             ev.append(f"{st} {comm}[{pid}]: " + " <- ".join(entry.get("stack", [])[:6]))
@@ -1065,5 +1081,5 @@ def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
     ev.insert(0, f"states: {counts} (R running/runnable, S sleeping, D uninterruptible, I idle kthread, "
                  f"Z zombie, T stopped)")
     data = {"count": len(tasks), "states": dict(states), "unreadable": unreadable, "tasks": tasks,
-            "stacks_for": min(len(tasks), MAX_TASKS_WITH_STACKS)}
+            "stacks_for": with_stacks}
     return [Finding("vmcore.tasks", summary, tuple(ev), "certain", "vmcore.tasks", data)]

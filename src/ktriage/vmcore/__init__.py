@@ -265,6 +265,10 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
         s.notes.append(f"--vmlinux {vmlinux} was not used: it does not match the dump"
                        + (f" (the dump's kernel has build id {bid})" if bid else ""))
     # no kernel DWARF: the kernel's own symbol table, from memory
+    if s.vmcoreinfo and "SYMBOL(kallsyms_names)" not in s.vmcoreinfo:
+        s.notes.append("no kallsyms in VMCOREINFO (kernels before 6.0 do not publish it): without debug info only "
+                       "the kernel log and raw memory can be read (tier raw); no symbols, BTF types or stacks")
+        return
     try:
         from drgn.helpers.linux.kallsyms import load_module_kallsyms, load_vmlinux_kallsyms
 
