@@ -3,9 +3,10 @@
 
     python3 lab/lab.py build            # build what is missing (kernel, crashmod, initramfs)
     python3 lab/lab.py run SCENARIO...  # (re)run scenarios, keep console log + vmcore
-    python3 lab/lab.py all              # build + run every scenario that has no artifacts yet
+    python3 lab/lab.py all              # build + run every scenario that has no artifacts yet (x86_64, then arm64)
+    python3 lab/lab.py arm64 [NAME...]  # arm64 only (console logs, no kdump): build if missing, run
     python3 lab/lab.py list             # what the cache holds
-    python3 lab/lab.py fixtures         # copy console logs into tests/fixtures/lab/
+    python3 lab/lab.py fixtures         # copy console logs into tests/fixtures/lab/ (`fixtures arm64`: lab-arm64/)
     python3 lab/lab.py prune            # delete cached kernels/builds/runs the sources no longer select
 
 Everything large lives in the cache, outside the git tree:
@@ -35,7 +36,8 @@ CACHE = os.environ.get("KTRIAGE_LAB_CACHE") or os.path.join(os.path.expanduser("
 NPROC = os.cpu_count() or 2
 
 APT_PACKAGES = ("qemu-system-x86 busybox-static kexec-tools makedumpfile cpio kmod flex bison bc "
-                "libelf-dev libssl-dev build-essential e2fsprogs xz-utils zstd").split()
+                "libelf-dev libssl-dev build-essential e2fsprogs xz-utils zstd dwarves "
+                "gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-system-arm").split()
 
 
 def log(msg: str) -> None:
@@ -66,7 +68,10 @@ def sha(*paths: str, extra: str = "") -> str:
 def ensure_host_tools() -> None:
     need = {"qemu-system-x86_64": "qemu-system-x86", "kexec": "kexec-tools", "makedumpfile": "makedumpfile",
             "cpio": "cpio", "flex": "flex", "bison": "bison", "bc": "bc", "mkfs.ext4": "e2fsprogs",
-            "debugfs": "e2fsprogs", "zstd": "zstd", "gcc": "build-essential"}
+            "debugfs": "e2fsprogs", "zstd": "zstd", "gcc": "build-essential", "pahole": "dwarves",
+            # the arm64 lab: cross compiler, cross binutils (addr2line/objdump for the tests), QEMU virt
+            "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu", "aarch64-linux-gnu-addr2line": "binutils-aarch64-linux-gnu",
+            "qemu-system-aarch64": "qemu-system-arm"}
     missing = [pkg for tool, pkg in need.items() if not shutil.which(tool) and not os.path.exists("/sbin/" + tool)]
     if not os.path.exists("/bin/busybox") and not os.path.exists("/usr/bin/busybox"):
         missing.append("busybox-static")
@@ -74,6 +79,8 @@ def ensure_host_tools() -> None:
         missing.append("libelf-dev")
     if not os.path.exists("/usr/include/openssl/ssl.h"):
         missing.append("libssl-dev")
+    if not os.path.exists("/usr/aarch64-linux-gnu/lib/libc.a"):  # static init for the arm64 initramfs
+        missing.append("gcc-aarch64-linux-gnu")
     if missing:
         log(f"installing host packages (missing: {sorted(set(missing))})")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -93,6 +100,15 @@ def busybox_path() -> str:
 def source_deb() -> str:
     dl = os.path.join(CACHE, "dl")
     os.makedirs(dl, exist_ok=True)
+    debs = sorted(glob.glob(os.path.join(dl, "linux-source-6.1_*_all.deb")))
+    if debs:
+        return debs[-1]
+    with open(os.path.join(dl, ".lock"), "w") as lk:  # the x86 and arm64 labs may both want it first
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        return _download_source(dl)
+
+
+def _download_source(dl: str) -> str:
     debs = sorted(glob.glob(os.path.join(dl, "linux-source-6.1_*_all.deb")))
     if not debs:
         log("downloading linux-source-6.1 (139 MB)")
@@ -129,7 +145,12 @@ def parse_fragment(path: str) -> dict[str, str]:
 
 def build_kernel() -> str:
     deb, key = kernel_key()
-    kdir = os.path.join(CACHE, "kernel", key)
+    return make_kernel(deb, key, os.path.join(LAB, "kernel.config"), ["ARCH=x86_64"])
+
+
+def make_kernel(deb: str, key: str, frag: str, arch_args: list[str], sub: str = "kernel") -> str:
+    """Unpack linux-source into <sub>/<key>/linux, `make tinyconfig` + `frag` (every line verified), build."""
+    kdir = os.path.join(CACHE, sub, key)
     tree = os.path.join(kdir, "linux")
     stamp = os.path.join(kdir, "BUILT")
     if os.path.exists(stamp):
@@ -147,8 +168,7 @@ def build_kernel() -> str:
         shutil.rmtree(tmp)
         src = glob.glob(os.path.join(kdir, "linux-source-*"))[0]
         os.rename(src, tree)
-    frag = os.path.join(LAB, "kernel.config")
-    mk = ["make", "-C", tree, "ARCH=x86_64", f"-j{NPROC}"]
+    mk = ["make", "-C", tree, *arch_args, f"-j{NPROC}"]
     sh(mk + ["tinyconfig"], stdout=subprocess.DEVNULL)
     sh([os.path.join(tree, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree,
         os.path.join(tree, ".config"), frag], cwd=tree, stdout=subprocess.DEVNULL)
@@ -201,6 +221,17 @@ def make_cpio(root: str, out: str) -> None:
     sh(f"cd {root} && find . -print0 | cpio --null -o -H newc --quiet | gzip -6 > {out}", quiet=True)
 
 
+def build_crashmod(bdir: str, tree: str, make_args: list[str]) -> None:
+    """A fresh build dir with crashmod.ko built out of tree against the lab kernel (full DWARF like the
+    kernel, split BTF when the kernel has BTF)."""
+    shutil.rmtree(bdir, ignore_errors=True)
+    os.makedirs(bdir)
+    mdir = os.path.join(bdir, "crashmod")
+    shutil.copytree(os.path.join(LAB, "crashmod"), mdir)
+    sh(["make", "-C", tree, *make_args, f"M={mdir}", "modules"], stdout=subprocess.DEVNULL)
+    shutil.copy(os.path.join(mdir, "crashmod.ko"), os.path.join(bdir, "crashmod.ko"))
+
+
 def build_userspace(tree: str) -> str:
     bdir = build_dir()
     stamp = os.path.join(bdir, "BUILT")
@@ -208,13 +239,7 @@ def build_userspace(tree: str) -> str:
         log(f"crashmod + initramfs {os.path.basename(bdir)}: cached")
         return bdir
     t0 = time.time()
-    shutil.rmtree(bdir, ignore_errors=True)
-    os.makedirs(bdir)
-    # crashmod, out of tree, against the lab kernel (full DWARF like the kernel)
-    mdir = os.path.join(bdir, "crashmod")
-    shutil.copytree(os.path.join(LAB, "crashmod"), mdir)
-    sh(["make", "-C", tree, "ARCH=x86_64", f"M={mdir}", "modules"], stdout=subprocess.DEVNULL)
-    shutil.copy(os.path.join(mdir, "crashmod.ko"), os.path.join(bdir, "crashmod.ko"))
+    build_crashmod(bdir, tree, ["ARCH=x86_64"])
     sh(["gcc", "-O2", "-static", "-o", os.path.join(bdir, "udpsend"), os.path.join(LAB, "udpsend.c")])
     # capture initramfs: busybox + makedumpfile (+ its shared libraries)
     cap = os.path.join(bdir, "capture-root")
@@ -272,6 +297,7 @@ SCENARIOS: dict[str, dict] = {
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
     "panic": {"args": "", "qemu_elf": True, "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
+    "race-member": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
 }
 
 QEMU_BASE = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,la57=off", "-m", "512", "-smp", "2",
@@ -425,16 +451,204 @@ def write_manifest(tree: str, bdir: str) -> str:
                 "kernel_build_seconds": kstamp.get("build_seconds"),
                 "vmlinux": os.path.join(tree, "vmlinux"), "bzImage": os.path.join(tree, "arch/x86/boot/bzImage"),
                 "crashmod_ko": os.path.join(bdir, "crashmod.ko"), "scenarios": scen}
+    return update_manifest(None, manifest)
+
+
+# --------------------------------------------------------------------------- arm64 (console logs only)
+#
+# The same linux-source-6.1, cross-built for arm64 with Debian's gcc-aarch64-linux-gnu from the fragment
+# lab/kernel.arm64.config, booted on QEMU's `virt` machine (TCG). No kdump: the arm64 lab proves the
+# debug-info-without-vmcore path (console log + vmlinux/crashmod.ko DWARF). The userspace is one static
+# C program (lab/init-arm64.c) because busybox for arm64 needs multiarch on the host.
+# Its own lock (<cache>/.lock-arm64): it never waits for an x86 build, and vice versa.
+
+ARM64_CROSS = "aarch64-linux-gnu-"
+# arm64 trees live in kernel-arm64/, not kernel/: tests treat every kernel/*/linux/vmlinux as an x86 lab build
+ARM64_KERNELS = "kernel-arm64"
+ARM64_MAKE = ["ARCH=arm64", f"CROSS_COMPILE={ARM64_CROSS}"]
+ARM64_FRAGMENT = os.path.join(LAB, "kernel.arm64.config")
+ARM64_BUILD_INPUTS = [os.path.join(LAB, p) for p in ("crashmod/crashmod.c", "crashmod/Kbuild", "init-arm64.c",
+                                                      "udpsend.c")]
+ARM64_BOOT_ARGS = "console=ttyAMA0 loglevel=7 oops=panic slab_nomerge panic=1"
+ARM64_QEMU = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57", "-accel", "tcg", "-m", "512", "-smp", "2",
+              "-display", "none", "-no-reboot", "-monitor", "none"]
+_A64_FAULT = r"Unable to handle kernel (?:NULL pointer dereference|paging request) at virtual address "
+ARM64_SCENARIOS: dict[str, dict] = {
+    "null-member": {"args": "", "expect": _A64_FAULT + "0000000000000a30"},
+    "null-member-timer": {"args": "", "expect": _A64_FAULT + "0000000000000a30"},
+    "null-member-work": {"args": "", "expect": _A64_FAULT + "0000000000000a30"},
+    "netfilter-udp": {"args": "", "expect": _A64_FAULT + "0000000000000a38"},
+    # arm64 ignores the top byte of a data address (TBI): the poisoned pointer 0x6b6b.. faults as 006b6b..
+    "uaf-poison": {"args": "", "expect": _A64_FAULT + "[0-9a-f]{2}6b6b6b6b6b6b6b"},
+    "list-corruption": {"args": "", "expect": r"list_del corruption"},
+    "oob-small-object": {"args": "", "expect": _A64_FAULT + "[0-9a-f]*6b6b6b"},
+    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+                  "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
+    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
+    "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
+    "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
+    "panic": {"args": "", "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
+}
+
+
+def arm64_kernel_key() -> tuple[str, str]:
+    deb = source_deb()
+    ver = os.path.basename(deb).split("_")[1]
+    return deb, f"{ver}-arm64-{sha(ARM64_FRAGMENT)}"  # "-arm64-": never the key of an x86 kernel
+
+
+def arm64_build_key() -> str:
+    return f"{arm64_kernel_key()[1]}-{sha(*ARM64_BUILD_INPUTS)}"
+
+
+def arm64_runs_dir() -> str:
+    return os.path.join(CACHE, "runs", arm64_build_key())
+
+
+def arm64_spec_hash(name: str) -> str:
+    return hashlib.sha256(json.dumps([ARM64_BOOT_ARGS, ARM64_QEMU, ARM64_SCENARIOS[name]],
+                                     sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_arm64_kernel() -> str:
+    deb, key = arm64_kernel_key()
+    return make_kernel(deb, key, ARM64_FRAGMENT, ARM64_MAKE, ARM64_KERNELS)
+
+
+def build_arm64_userspace(tree: str) -> str:
+    bdir = os.path.join(CACHE, "build", arm64_build_key())
+    stamp = os.path.join(bdir, "BUILT")
+    if os.path.exists(stamp):
+        log(f"arm64 crashmod + initramfs {os.path.basename(bdir)}: cached")
+        return bdir
+    t0 = time.time()
+    build_crashmod(bdir, tree, ARM64_MAKE)
+    root = os.path.join(bdir, "initrd-root")
+    for d in ("bin", "proc", "sys", "dev", "lib/modules"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    gcc = ARM64_CROSS + "gcc"
+    sh([gcc, "-O2", "-static", "-Wall", "-o", os.path.join(root, "init"), os.path.join(LAB, "init-arm64.c")])
+    sh([gcc, "-O2", "-static", "-o", os.path.join(root, "bin/udpsend"), os.path.join(LAB, "udpsend.c")])
+    shutil.copy(os.path.join(bdir, "crashmod.ko"), os.path.join(root, "lib/modules/crashmod.ko"))
+    make_cpio(root, os.path.join(bdir, "initrd.cpio.gz"))
+    shutil.rmtree(root)
+    with open(stamp, "w") as f:
+        json.dump({"key": os.path.basename(bdir), "build_seconds": round(time.time() - t0)}, f)
+    log(f"arm64 crashmod + initramfs built in {time.time() - t0:.0f} s")
+    return bdir
+
+
+def run_arm64_scenario(name: str, tree: str, bdir: str, timeout: float = 240) -> dict:
+    spec = ARM64_SCENARIOS[name]
+    sdir = os.path.join(arm64_runs_dir(), name)
+    shutil.rmtree(sdir, ignore_errors=True)
+    os.makedirs(sdir)
+    append = f"{ARM64_BOOT_ARGS} {spec['args']} lab.action={name}".replace("  ", " ")
+    console = os.path.join(sdir, "console.log")
+    meta = {"scenario": name, "arch": "arm64", "spec": arm64_spec_hash(name), "cmdline": append,
+            "build": os.path.basename(bdir)}
+    log(f"arm64 {name}: booting")
+    t0 = time.time()
+    cmd = ARM64_QEMU + ["-kernel", os.path.join(tree, "arch/arm64/boot/Image"),
+                        "-initrd", os.path.join(bdir, "initrd.cpio.gz"), "-append", append,
+                        "-serial", f"file:{console}"]
+    try:  # oops=panic + panic=1 reboot, and -no-reboot makes QEMU exit
+        subprocess.run(cmd, timeout=timeout, check=False)
+        meta["timed_out"] = False
+    except subprocess.TimeoutExpired:
+        meta["timed_out"] = True
+    meta["run_seconds"] = round(time.time() - t0, 1)
+    text = open(console, "rb").read().decode("utf-8", "replace")
+    m = re.search(spec["expect"], text)
+    meta["key_line"] = m.group(0) if m else None
+    meta["panicked"] = "Kernel panic - not syncing" in text  # panic=1: "Rebooting in 1 seconds..", no end marker
+    meta["ok"] = bool(meta["key_line"] and meta["panicked"])
+    with open(os.path.join(sdir, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    log(f"arm64 {name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['run_seconds']} s; key line: {meta['key_line']!r}")
+    return meta
+
+
+def arm64_scenario_done(name: str) -> bool:
+    p = os.path.join(arm64_runs_dir(), name, "meta.json")
+    if not os.path.exists(p):
+        return False
+    meta = json.load(open(p))
+    return bool(meta.get("ok")) and meta.get("spec") == arm64_spec_hash(name)
+
+
+def update_manifest(section: str | None, data: dict) -> str:
+    """Write lab.json: x86 keys at the top level (section None), the arm64 lab under "arm64"; the other
+    architecture's part is kept (both write under <cache>/.manifest.lock)."""
     path = os.path.join(CACHE, "lab.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(path + ".tmp", path)
+    with open(os.path.join(CACHE, ".manifest.lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        try:
+            old = json.load(open(path))
+        except (OSError, ValueError):
+            old = {}
+        if section is None:
+            manifest = dict(data)
+            if "arm64" in old:
+                manifest["arm64"] = old["arm64"]
+        else:
+            manifest = dict(old, **{section: data})
+        with open(path + ".tmp", "w") as f:
+            json.dump(manifest, f, indent=1)
+        os.replace(path + ".tmp", path)
     return path
+
+
+def write_arm64_manifest(tree: str, bdir: str) -> str:
+    scen = {}
+    for name in ARM64_SCENARIOS:
+        p = os.path.join(arm64_runs_dir(), name, "meta.json")
+        if os.path.exists(p):
+            scen[name] = dict(json.load(open(p)), dir=os.path.dirname(p),
+                              console_log=os.path.join(os.path.dirname(p), "console.log"))
+    kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
+    return update_manifest("arm64", {
+        "arch": "arm64", "kernel_key": arm64_kernel_key()[1], "build_key": os.path.basename(bdir),
+        "kernel_build_seconds": kstamp.get("build_seconds"), "vmlinux": os.path.join(tree, "vmlinux"),
+        "Image": os.path.join(tree, "arch/arm64/boot/Image"), "crashmod_ko": os.path.join(bdir, "crashmod.ko"),
+        "addr2line": ARM64_CROSS + "addr2line", "objdump": ARM64_CROSS + "objdump", "scenarios": scen})
+
+
+def lab_arm64(names: list[str] | None = None, force: bool = False) -> list[str]:
+    """Build the arm64 kernel/crashmod/initramfs if missing, run the scenarios; returns the failed ones."""
+    t0 = time.time()
+    os.makedirs(CACHE, exist_ok=True)
+    lock = open(os.path.join(CACHE, ".lock-arm64"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"another lab.py holds {CACHE}/.lock-arm64; waiting for it")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        tree = build_arm64_kernel()
+        bdir = build_arm64_userspace(tree)
+        for n in names or ():
+            if n not in ARM64_SCENARIOS:
+                raise SystemExit(f"unknown arm64 scenario {n}; known: {', '.join(ARM64_SCENARIOS)}")
+        failed = []
+        for n in names or list(ARM64_SCENARIOS):
+            if not force and not names and arm64_scenario_done(n):
+                log(f"arm64 {n}: cached")
+                continue
+            if not run_arm64_scenario(n, tree, bdir)["ok"]:
+                log(f"arm64 {n}: retrying once")
+                if not run_arm64_scenario(n, tree, bdir)["ok"]:
+                    failed.append(n)
+        path = write_arm64_manifest(tree, bdir)
+        log(f"arm64 manifest {path}; arm64 total {time.time() - t0:.0f} s")
+        return failed
+    finally:
+        lock.close()
 
 
 def cmd_list() -> None:
     print(f"cache: {CACHE}")
-    for sub in ("kernel", "build", "runs"):
+    for sub in ("kernel", ARM64_KERNELS, "build", "runs"):
         for d in sorted(glob.glob(os.path.join(CACHE, sub, "*"))):
             print(f"  {sub}/{os.path.basename(d)}")
     if not glob.glob(os.path.join(CACHE, "dl", "linux-source-6.1_*_all.deb")):
@@ -450,6 +664,15 @@ def cmd_list() -> None:
                   f" qemu_elf={m.get('qemu_elf_bytes', '-')}  {m.get('key_line')}")
         else:
             print(f"  {name:18} missing")
+    print(f"arm64 build: {arm64_build_key()}")
+    for name in ARM64_SCENARIOS:
+        p = os.path.join(arm64_runs_dir(), name, "meta.json")
+        if os.path.exists(p):
+            m = json.load(open(p))
+            state = "ok" if arm64_scenario_done(name) else ("stale" if m.get("ok") else "FAILED")
+            print(f"  arm64 {name:18} {state:6} {m.get('run_seconds')}s  {m.get('key_line')}")
+        else:
+            print(f"  arm64 {name:18} missing")
 
 
 def cmd_fixtures() -> None:
@@ -462,10 +685,23 @@ def cmd_fixtures() -> None:
             log(f"fixture {name}.console.log")
 
 
+def cmd_fixtures_arm64() -> None:
+    """Separate (`lab.py fixtures arm64`): tests/test_arm64_logs.py checks values read by hand from these logs
+    (registers, pids, Code: words), which change with every run; refresh them only together with that test."""
+    dst = os.path.join(REPO, "tests", "fixtures", "lab-arm64")
+    os.makedirs(dst, exist_ok=True)
+    for name in ARM64_SCENARIOS:
+        if arm64_scenario_done(name):
+            shutil.copy(os.path.join(arm64_runs_dir(), name, "console.log"), os.path.join(dst, f"{name}.console.log"))
+            log(f"fixture lab-arm64/{name}.console.log")
+
+
 def cmd_prune() -> None:
     """Remove kernel trees, builds and runs that the current sources no longer select."""
-    keep = {os.path.join(CACHE, "kernel", kernel_key()[1]), build_dir(), runs_dir()}
-    for sub in ("kernel", "build", "runs"):
+    keep = {os.path.join(CACHE, "kernel", kernel_key()[1]), build_dir(), runs_dir(),
+            os.path.join(CACHE, ARM64_KERNELS, arm64_kernel_key()[1]), os.path.join(CACHE, "build", arm64_build_key()),
+            arm64_runs_dir()}
+    for sub in ("kernel", ARM64_KERNELS, "build", "runs"):
         for d in glob.glob(os.path.join(CACHE, sub, "*")):
             if d not in keep:
                 log(f"removing {d}")
@@ -474,16 +710,22 @@ def cmd_prune() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cmd", choices=["build", "run", "all", "list", "fixtures", "kernel", "prune"])
+    ap.add_argument("cmd", choices=["build", "run", "all", "list", "fixtures", "kernel", "prune", "arm64"])
     ap.add_argument("scenarios", nargs="*", help="scenario names for run (default: all)")
     ap.add_argument("--force", action="store_true", help="rerun scenarios even if cached")
     a = ap.parse_args()
     if a.cmd == "list":
         return cmd_list()
     if a.cmd == "fixtures":
-        return cmd_fixtures()
+        return cmd_fixtures_arm64() if a.scenarios == ["arm64"] else cmd_fixtures()
     if a.cmd == "prune":
         return cmd_prune()
+    if a.cmd == "arm64":  # arm64 only: its own lock, never waits for an x86 build
+        ensure_host_tools()
+        failed = lab_arm64(a.scenarios or None, a.force)
+        if failed:
+            raise SystemExit(f"arm64 scenarios failed: {', '.join(failed)}")
+        return
     t0 = time.time()
     os.makedirs(CACHE, exist_ok=True)
     lock = open(os.path.join(CACHE, ".lock"), "w")
@@ -513,6 +755,10 @@ def main() -> None:
                     failed.append(n)
         path = write_manifest(tree, bdir)
         log(f"manifest {path}; total {time.time() - t0:.0f} s")
+        lock.close()  # the arm64 part has its own lock
+        if a.cmd == "all":
+            failed += [f"arm64 {n}" for n in lab_arm64(force=a.force)]
+            log(f"x86_64 + arm64 total {time.time() - t0:.0f} s")
         if failed:
             raise SystemExit(f"scenarios failed: {', '.join(failed)}")
     else:

@@ -87,11 +87,18 @@ class Location:
 
 @dataclass(frozen=True)
 class Frame(Location):
-    """One call trace entry. `reliable` is False for `?` entries (stack scan leftovers)."""
+    """One call trace entry. `reliable` is False for `?` entries (stack scan leftovers).
+
+    `interrupted` marks the PC an interrupt or exception stopped, as a register dump nested in the
+    trace printed it (x86 `RIP: 0010:func+off/size` after `</IRQ>` or `asm_sysvec_*`, arm64 the
+    frame after `el1h_64_irq` or one marked `(P)`, ppc64 `--- interrupt: 900 at func`): the exact
+    instruction, not a return address, so it is symbolized at its own address (no offset-1).
+    """
 
     reliable: bool = True
     section: str = "task"  # task, irq, softirq, nmi, exception, user, unknown
     inline: bool = False
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,24 @@ def scenario(lab: dict, name: str) -> dict:
     return s
 
 
+def analyze_log(log: str, **kw):
+    """The first crash of a log through the real pipeline, with Options(**kw)."""
+    from ktriage.pipeline import Options, analyze_paths
+
+    rep = analyze_paths([log], Options(**kw))
+    assert rep.crashes, f"no crash read from {log}"
+    return rep.crashes[0]
+
+
+def debug_opts(lab: dict) -> dict:
+    """Options giving the lab's vmlinux and crashmod.ko (x86 manifest or its "arm64" part)."""
+    return {"vmlinux": lab["vmlinux"], "debuginfo_dirs": [str(Path(lab["crashmod_ko"]).parent)]}
+
+
+def findings_of(cr, code: str) -> list:
+    return [f for f in cr.findings if f.code == code]
+
+
 @pytest.fixture(scope="session")
 def lab() -> dict:
     return lab_artifacts()

@@ -106,6 +106,9 @@ def test_netfilter_udp_packet_from_registers(report):
     assert (skb.data["saddr"], skb.data["daddr"], skb.data["dev"]) == ("127.0.0.1", "127.0.0.1", "lo")
     assert skb.data["len"] == 20 + 8 + len("ktriage-lab")
     assert "register" in skb.evidence[0]
+    # the sending socket, as the packet's owner (skb->sk): udpsend's unconnected UDP socket bound to :5555
+    sk = next(f for f in fs["vmcore.sock"] if f.data["var"].endswith("->sk"))
+    assert (sk.data["family"], sk.data["protocol"], sk.data["slab"]["cache"]) == ("AF_INET", "UDP", "UDP")
     assert one(fs, "vmcore.member").data["expression"] == "port->dev->rx_bytes"
 
 

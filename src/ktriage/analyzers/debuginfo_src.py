@@ -8,6 +8,7 @@ where ktriage looked; every log-only finding before it stays as it was.
 from __future__ import annotations
 
 import os
+import re
 
 from ktriage.analyzers import AnalysisContext, Skip, analyzer
 from ktriage.model import Crash, Finding, Frame, Location
@@ -68,18 +69,72 @@ def analyze_debuginfo(ctx: AnalysisContext) -> list[Finding]:
 
 # --- frames -----------------------------------------------------------------------------------
 
+def _same_place(a: Location, b: Location | None) -> bool:
+    return b is not None and (a.symbol, a.offset, a.module) == (b.symbol, b.offset, b.module)
+
+
+_LR = re.compile(r"^\s*lr\s*:\s*(\S.*?)\s*$")
+
+
+def arm64_lr(crash: Crash) -> Location | None:
+    """The `lr : func+off/size [mod]` line of an arm64 register dump (the link register, symbolized)."""
+    from ktriage.logs.frames import parse_location
+
+    for line in crash.lines:
+        m = _LR.match(line)
+        if m:
+            loc = parse_location(m.group(1))
+            return loc if loc is not None and loc.symbol and loc.offset is not None else None
+    return None
+
+
+def missing_caller(crash: Crash) -> Location | None:
+    """arm64: the caller a leaf function's trace leaves out, from the `lr :` line.
+
+    A leaf function builds no frame record, so the unwinder goes from the trapping pc straight to the
+    frame record of the leaf's caller, whose saved return address is in the caller's caller: the caller
+    itself is only in the link register (`pc : crashmod_read_rx_count+0x4`, `lr : crashmod_trigger+0x54`,
+    `Call trace:` pc, then `crashmod_write+0x70`). The lr counts only when the trace starts at the pc, it
+    names another function than the pc's (a non-leaf function's lr points after its own last call) and
+    the trace's next entry is not that same return address already."""
+    if crash.arch != "arm64" or crash.ip is None or not crash.frames or not _same_place(crash.frames[0], crash.ip):
+        return None
+    lr = arm64_lr(crash)
+    if lr is None or (lr.symbol, lr.module) == (crash.ip.symbol, crash.ip.module):
+        return None
+    if len(crash.frames) > 1 and _same_place(crash.frames[1], lr):
+        return None
+    return lr
+
+
 def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
-    """Each frame -> debug-file address, lookup address (return address - 1 except the faulting IP
-    and exception frames), and the inline chain innermost first."""
+    """Each frame -> debug-file address, lookup address (return address - 1 except the faulting IP,
+    exception frames and interrupted PCs), and the inline chain innermost first.
+
+    arm64 prints the trapping pc again as the first `Call trace:` entry (the unwind starts at the
+    exception's pt_regs): that entry is the faulting instruction too, looked up exactly. The caller of a
+    leaf function, missing from an arm64 trace, is added after it from `lr :` (`register: "lr"`). An
+    arm64 return address at func+0x0 follows a noreturn call at the end of the function before it: it
+    is looked up at offset-1 like every return address (x86 keeps +0x0 as is: stack-scan pointers)."""
     out = []
-    locs: list[tuple[Location, bool]] = []
+    locs: list[tuple[Location, bool, str | None]] = []
     if crash.ip is not None and crash.ip.symbol:
-        locs.append((crash.ip, True))
-    for f in crash.frames:
-        locs.append((f, isinstance(f, Frame) and f.section == "exception"))
-    for loc, exact in locs:
+        locs.append((crash.ip, True, None))
+    lr = missing_caller(crash)
+    for n, f in enumerate(crash.frames):
+        exact = isinstance(f, Frame) and (f.section == "exception" or f.interrupted)
+        if n == 0 and crash.arch == "arm64" and _same_place(f, crash.ip):
+            exact = True
+        locs.append((f, exact, None))
+        if n == 0 and lr is not None:
+            locs.append((lr, False, "lr"))
+    for loc, exact, reg in locs:
         rec: dict = {"frame": str(loc), "symbol": loc.symbol, "offset": loc.offset, "size": loc.size, "module": loc.module,
                      "reliable": getattr(loc, "reliable", True), "exact": exact, "locations": []}
+        if reg:
+            rec["register"] = reg
+            rec["note"] = ("from `lr :`: the return address into the caller of a leaf function (no frame record), "
+                           "missing from the Call trace")
         if not loc.symbol or loc.offset is None:
             rec["note"] = "no symbol+offset"
         elif not di.has(loc.module):
@@ -89,7 +144,12 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
             if addr is None:
                 rec["note"] = f"{loc.symbol} not in {_rel(di.object_for(loc.module) or '')}"
             else:
-                look = addr if exact or loc.offset == 0 else addr - 1
+                # func+0x0 as a return address: on arm64 (frame-record unwinder, no stack scan) the call was
+                # the last instruction of the function before (a noreturn call: `panic`, `do_group_exit`),
+                # so offset-1 names the caller as addr2line does; elsewhere +0x0 is usually a stack-scan
+                # function pointer, looked up as is
+                at0 = loc.offset == 0 and not (crash.arch == "arm64" and rec["reliable"])
+                look = addr if exact or at0 else addr - 1
                 rec["address"], rec["lookup"] = addr, look
                 path, sec, a2l = di.file_location(look)
                 rec["file"], rec["section"], rec["addr2line_address"] = path, sec, a2l
@@ -115,7 +175,7 @@ def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyp
     lines = []
     done = 0
     for n, fr in enumerate(frames):
-        tag = "IP " if n == 0 and fr["exact"] else f"#{n:<2}"
+        tag = "IP " if n == 0 and fr["exact"] else ("lr " if fr.get("register") == "lr" else f"#{n:<2}")
         if not fr["locations"]:
             lines.append(f"{tag} {fr['frame']}: {fr.get('note', 'no line information')}")
             continue
@@ -147,8 +207,10 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
     ip = crash.ip
     if ip is None or not ip.symbol or ip.offset is None or not di.has(ip.module):
         return []
-    if (crash.arch or "x86_64") != "x86_64":
-        return [Finding("debuginfo.error", f"no disassembly for {crash.arch} (x86_64 only)", (), "low", "debuginfo")]
+    arch = crash.arch or "x86_64"
+    if arch not in ("x86_64", "arm64"):
+        return [Finding("debuginfo.error", f"no disassembly for {crash.arch} (x86_64 and arm64 only)", (), "low",
+                        "debuginfo")]
     sym = di.function(ip.symbol, ip.module)
     if sym is None:
         return []
@@ -157,7 +219,7 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
         return [Finding("debuginfo.error", f"{ip.symbol}: no code bytes in {_rel(di.object_for(ip.module) or '')} "
                         f"(a split .debug file has no .text)", (), "low", "debuginfo")]
     fault = sym.address + ip.offset
-    insns = disassemble(code, sym.address)
+    insns = disassemble(code, sym.address, arch=arch)
     idx = next((k for k, i in enumerate(insns) if i.address == fault), None)
     lo, hi = 0, len(insns)
     if len(insns) > MAX_LISTING and idx is not None:
@@ -177,8 +239,9 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
             last = key
         mark = "*" if i.address == fault else " "
         ops = i.op_str
-        if not is_mod and (i.group(1) or i.group(2)) and i.operands and i.operands[0].type == 2:  # jump/call imm
-            tgt = i.operands[0].imm & 0xFFFFFFFFFFFFFFFF
+        # jump/call with an immediate target (the last operand: arm64 `cbz x0, T`); IMM is 2 in both capstone enums
+        if not is_mod and (i.group(1) or i.group(2)) and i.operands and i.operands[-1].type == 2:
+            tgt = i.operands[-1].imm & 0xFFFFFFFFFFFFFFFF
             try:
                 ts = di.prog.symbol(tgt)
                 ops += f" <{ts.name}+{tgt - ts.address:#x}>" if tgt != ts.address else f" <{ts.name}>"
@@ -190,6 +253,8 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
           f"(debug-file address; the oops' KASLR/module address differs)"]
     if is_mod:
         ev.append("module code is unrelocated: call/jump targets and %rip-relative data outside the function read as "
+                  "self-relative / 0" if arch == "x86_64" else
+                  "module code is unrelocated: `bl` to other functions and adrp/add (or literal) data addresses read as "
                   "self-relative / 0")
     if idx is None:
         ev.append(f"no instruction starts at +{ip.offset:#x}: the file is not the code that ran, or alternatives "
@@ -201,7 +266,7 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
                + (f" `{tr.mnemonic} {tr.op_str}`" if tr else "") + where + ".")
     data = {"function": ip.symbol, "address": sym.address, "size": sym.size, "fault": fault,
             "fault_insn": f"{tr.mnemonic} {tr.op_str}" if tr else None, "instructions": len(insns),
-            "syntax": "att"}
+            "syntax": "att" if arch == "x86_64" else "arm64"}
     return [Finding("src.disassembly", summary, tuple(ev), "certain" if tr else "low", "debuginfo", data,
                     tuple(lines))]
 
@@ -209,18 +274,19 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
 # --- the member at fault ------------------------------------------------------------------------
 
 def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
-    from ktriage.debuginfo.member import DUMP2PT, Resolver, disassemble, member_path, pointee, type_name
+    from ktriage.debuginfo.member import Resolver, disassemble, member_path, pointee, reg_field, type_name
 
     crash = ctx.crash
     acc = ctx.finding("insn.bad-access")
     ip = crash.ip
     if acc is None or ip is None or not ip.symbol or ip.offset is None or not di.has(ip.module):
         return []
-    if (crash.arch or "x86_64") != "x86_64" or di.kernel is None:
-        return [Finding("debuginfo.error", "the member at fault needs x86_64 and the vmlinux (for struct pt_regs)",
-                        (), "low", "debuginfo")]
+    arch = crash.arch or "x86_64"
+    if arch not in ("x86_64", "arm64") or di.kernel is None:
+        return [Finding("debuginfo.error", "the member at fault needs x86_64 or arm64 and the vmlinux", (), "low",
+                        "debuginfo")]
     base, disp = acc.data.get("base"), acc.data.get("disp") or 0
-    reg = DUMP2PT.get(base or "")
+    reg = reg_field(base, arch)
     if reg is None or acc.data.get("index"):
         return []
     sym = di.function(ip.symbol, ip.module)
@@ -228,11 +294,11 @@ def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # t
     if code is None:
         return []
     fault = sym.address + ip.offset
-    insns = disassemble(code, sym.address)
+    insns = disassemble(code, sym.address, arch=arch)
     idx = next((k for k, i in enumerate(insns) if i.address == fault), None)
     if idx is None:
         return []
-    res = Resolver(di, dict(crash.registers), insns, idx)
+    res = Resolver(di, dict(crash.registers), insns, idx, arch)
     readings = res.resolve(reg, idx)
     if not readings:
         readings = res.by_type(disp)

@@ -753,6 +753,33 @@ def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None): 
                 yield i, f"{r.upper()} ({'at the trap' if i == 0 or f.interrupted else 'callee-saved'})", o
 
 
+def _found_as(name: str, i: int, trace, what: str) -> str:  # type: ignore[no-untyped-def]
+    """How an object was found: a DWARF variable, a register that points at a slab object, or a member."""
+    where = f"in frame #{i} {_frame_name(trace[i])}"
+    if "->" in name:
+        return f"found as `{name}` (the packet's owner) {where}"
+    if name[:1].isupper():
+        return f"found as register {name} {where}: it points at the start of an allocated object of a {what} slab cache"
+    return f"found as variable `{name}` {where}"
+
+
+def _socks_in_frames(prog, trace):  # type: ignore[no-untyped-def]
+    """Sockets in frame variables and registers, then the owners (`skb->sk`) of the packets found there."""
+    seen = set()
+    for i, n, o in _typed_in_frames(trace, ("sock", "sock_common", "request_sock", "inet_timewait_sock"), prog=prog):
+        seen.add(o.value_())
+        yield i, n, o
+    for i, n, skb in _typed_in_frames(trace, ("sk_buff",), prog=prog):
+        try:
+            sk = skb.sk
+            v = sk.value_()
+        except Exception:  # noqa: BLE001
+            continue
+        if v and v not in seen:
+            seen.add(v)
+            yield i, f"{n.split(' ')[0]}->sk", sk
+
+
 @analyzer("vmcore.skb", order=66, needs=("vmcore",))
 def analyze_skb(ctx: AnalysisContext) -> list[Finding]:
     from ktriage.vmcore.decoders import decode_skb
@@ -767,10 +794,7 @@ def analyze_skb(ctx: AnalysisContext) -> list[Finding]:
             continue
         if not d:
             continue
-        how = "register" if n[:1].isupper() else "variable"
-        ev = [f"found as {how} `{n}` in frame #{i} {_frame_name(trace[i])}"
-              + (" (points at an allocated object of an sk_buff slab cache)" if how == "register" else "")]
-        ev += d.pop("evidence")
+        ev = [_found_as(n, i, trace, "sk_buff")] + d.pop("evidence")
         pkt = d.get("ip_protocol") or d.get("protocol")
         flow = ""
         if d.get("saddr"):
@@ -795,16 +819,12 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
     s = _session(ctx)
     trace = _trace(s)
     out = []
-    for i, n, o in _typed_in_frames(trace, ("sock", "sock_common", "request_sock", "inet_timewait_sock"),
-                                    prog=s.prog):
+    for i, n, o in _socks_in_frames(s.prog, trace):
         try:
             d = decode_sock(s.prog, o)
         except Exception:  # noqa: BLE001
             continue
-        how = "register" if n[:1].isupper() else "variable"
-        ev = [f"found as {how} `{n}` in frame #{i} {_frame_name(trace[i])}"
-              + (" (points at an allocated object of an sk_buff slab cache)" if how == "register" else "")]
-        ev += d.pop("evidence")
+        ev = [_found_as(n, i, trace, "socket")] + d.pop("evidence")
         if d.get("really"):
             summary = (f"`{n}` in {_frame_name(trace[i])} is in state {d['state']}: really a {d['really']}"
                        + (f" ({d['really_size']:#x} bytes)" if d.get("really_size") else "")

@@ -10,6 +10,8 @@ vmlinux
   3. distro layouts under the system root: /usr/lib/debug/lib/modules/<release>/vmlinux,
      /usr/lib/debug/boot/vmlinux-<release>, /boot/vmlinux-<release>, /lib/modules/<release>/build/vmlinux
      (a kernel build tree), /usr/lib/debug/.build-id/ (with a build ID)
+  4. debuginfod (`debuginfod.py`): elfutils' cache, then DEBUGINFOD_URLS, by build ID (a vmcore's
+     VMCOREINFO, or a log of a CONFIG_STACKTRACE_BUILD_ID kernel); modules only when the log prints theirs
 modules (every module named in the IP or a frame)
   DIR/<mod>.ko(.debug), DIR/*/<mod>.ko(.debug), a kernel/module build tree under DIR (bounded walk),
   /usr/lib/debug/lib/modules/<release>/kernel/**/<mod>.ko.debug, /lib/modules/<release>/**/<mod>.ko
@@ -58,7 +60,8 @@ class Search:
     def looked_summary(self, limit: int = 12) -> str:
         seen = list(dict.fromkeys(self.looked))
         more = f" (+{len(seen) - limit} more)" if len(seen) > limit else ""
-        return ", ".join(seen[:limit]) + more if seen else "nowhere (no --vmlinux/--debuginfo and no distro layout)"
+        shown = seen[:limit] + [x for x in seen[limit:] if x.startswith("debuginfod")]  # always said
+        return ", ".join(shown) + more if seen else "nowhere (no --vmlinux/--debuginfo and no distro layout)"
 
 
 def _root() -> Path:
@@ -104,6 +107,8 @@ def _banners(path: str) -> list[tuple[int, str]]:
 def log_banner(crash: Crash) -> str | None:
     """The `Linux version ...` boot line of the same log, before the crash (the oops prints only `#N`)."""
     path = crash.source.path if crash.source else None
+    if crash.source and crash.source.format == "vmcore":
+        return None  # the log is inside the dump (its lines are not the file's); the vmcore session checks the build
     if not path or path == "-" or not os.path.isfile(path) or os.path.getsize(path) > (256 << 20):
         return None
     try:
@@ -412,7 +417,9 @@ def search(crash: Crash, vmlinux: str | None = None, dirs: list[str] | None = No
             s.refused.append(note)
     if "vmlinux" not in bids:
         s.looked.append(".build-id/ dirs not usable for vmlinux (the log prints no vmlinux build ID)")
-    if os.environ.get("DEBUGINFOD_URLS"):
-        s.looked.append("debuginfod (DEBUGINFOD_URLS is set, but an oops log carries no vmlinux build ID to ask for)"
-                        if "vmlinux" not in bids else "debuginfod (not queried: not implemented)")
+    # debuginfod (DEBUGINFOD_URLS, elfutils' cache) for what is still missing, by build ID; verified like the rest
+    from ktriage.debuginfo import debuginfod
+
+    debuginfod.lookup(crash, s, bids, lambda p, bid: check_vmlinux(p, crash, banner_log, bid),
+                      lambda p, name, bid: check_module(p, name, crash, bid))
     return s

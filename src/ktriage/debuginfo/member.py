@@ -13,8 +13,10 @@ From the `insn.bad-access` base register and displacement, at the faulting PC:
 3. the member of the pointee type at the displacement (nested structs/arrays give a path:
    `stats.rx[3]`), with its type and offset.
 
-Only x86_64 (the lab has no arm64 kernel). Straight-line walk only: a jump target between the load
-and the fault lowers the confidence.
+x86_64 (AT&T: `mov 0xf0(%rdi),%rax`) and arm64 (`ldr x0, [x0, #0xf0]`, `ldur`, `ldr w..` loads and
+`mov` register copies; registers by their dump names x0..x30, sp: on arm64 the pt_regs field, the
+oops' name and the DWARF register are one name). Straight-line walk only: a jump target between the
+load and the fault lowers the confidence.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import capstone
+from capstone import arm64_const as A
 from capstone import x86_const as X
 
 # capstone register name (any width) -> pt_regs field
@@ -42,6 +45,24 @@ DUMP2PT = {"RAX": "ax", "RBX": "bx", "RCX": "cx", "RDX": "dx", "RSI": "si", "RDI
 PT2DUMP = {"ax": "RAX", "bx": "RBX", "cx": "RCX", "dx": "RDX", "si": "RSI", "di": "RDI", "bp": "RBP", "sp": "RSP",
            **{f"r{i}": f"R{i:02d}" for i in range(8, 16)}}
 SENTINEL = 0x5EED_0000_0000_0000
+# arm64: capstone says fp/lr for x29/x30 and w<n> for the 32-bit view of x<n>; the oops and pt_regs say x<n>
+A64 = {**{f"x{i}": f"x{i}" for i in range(31)}, **{f"w{i}": f"x{i}" for i in range(31)},
+       "fp": "x29", "lr": "x30", "sp": "sp", "wsp": "sp"}
+_UNCOND = ("jmp", "jmpq", "ljmp", "b", "br")
+
+
+def arch_regs(arch: str) -> dict[str, str]:
+    """capstone register name -> pt_regs field (x86_64) / dump name (arm64)."""
+    return A64 if arch == "arm64" else CS2PT
+
+
+def reg_field(dump_name: str | None, arch: str) -> str | None:
+    """The oops' register name (insn.bad-access `base`) -> the key Resolver works with."""
+    if not dump_name:
+        return None
+    if arch == "arm64":
+        return A64.get(dump_name.lower())
+    return DUMP2PT.get(dump_name)
 
 
 @dataclass
@@ -59,10 +80,17 @@ class Reading:
     steps: list[dict] = field(default_factory=list)
 
 
-def disassemble(code: bytes, address: int, att: bool = True) -> list[Any]:
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+def disassemble(code: bytes, address: int, att: bool = True, arch: str = "x86_64") -> list[Any]:
+    """capstone instructions (with details) of `code` at `address`; x86_64 in AT&T syntax unless att=False,
+    arm64 in the kernel's (objdump's) syntax."""
+    if arch == "arm64":
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        step = 4  # fixed width: an undecodable word (data, a literal pool) is skipped whole
+    else:
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        step = 1
     md.detail = True
-    if att:
+    if att and arch != "arm64":
         md.syntax = capstone.CS_OPT_SYNTAX_ATT
     out, off = [], 0
     while off < len(code):  # capstone stops at an undecodable byte: skip it and go on
@@ -71,16 +99,17 @@ def disassemble(code: bytes, address: int, att: bool = True) -> list[Any]:
             out.append(i)
             off += i.size
         if off == start:
-            off += 1
+            off += step
     return out
 
 
-def written_regs(i: Any) -> set[str]:
+def written_regs(i: Any, arch: str = "x86_64") -> set[str]:
     try:
         _, w = i.regs_access()
     except capstone.CsError:
         return set()
-    return {CS2PT[i.reg_name(r)] for r in w if i.reg_name(r) in CS2PT}
+    names = arch_regs(arch)
+    return {names[i.reg_name(r)] for r in w if i.reg_name(r) in names}
 
 
 def member_path(t: Any, offset: int, want_size: int | None = None) -> list[tuple[str, Any, int]]:
@@ -150,15 +179,24 @@ def type_name(t: Any) -> str:
 
 
 class Resolver:
-    def __init__(self, session: Any, regs: dict[str, int], insns: list[Any], fault_index: int) -> None:
+    def __init__(self, session: Any, regs: dict[str, int], insns: list[Any], fault_index: int,
+                 arch: str | None = None) -> None:
         self.s = session
-        self.regs = {DUMP2PT.get(k, k): v for k, v in regs.items()}
+        self.arch = arch or getattr(session, "machine", None) or "x86_64"
+        self.names = arch_regs(self.arch)
+        if self.arch == "arm64":
+            self.regs = {A64[k.lower()]: v for k, v in regs.items() if k.lower() in A64}
+        else:
+            self.regs = {DUMP2PT.get(k, k): v for k, v in regs.items()}
         self.insns = insns
         self.fault_index = fault_index
         self._cache: dict[tuple[int, str], list[tuple[str, Any]]] = {}
 
+    def _dump(self, reg: str) -> str:
+        return reg if self.arch == "arm64" else PT2DUMP.get(reg, reg)
+
     def _values(self, pc: int, over: dict[str, int]) -> dict[str, tuple[int, Any]]:
-        dump = {PT2DUMP.get(k, k): v for k, v in {**self.regs, **over}.items()}
+        dump = {self._dump(k): v for k, v in {**self.regs, **over}.items()}
         trace = self.s.frame_at(pc, dump)
         out: dict[str, tuple[int, Any]] = {}
         if trace is None:
@@ -199,9 +237,9 @@ class Resolver:
         out = []
         for n, t in hits:
             r = Reading(n, n, type_name(t), None, None, None, "certain",
-                        [f"DWARF: {n} ({type_name(t)}) is in {PT2DUMP.get(reg, reg)} at {pc:#x}"])
+                        [f"DWARF: {n} ({type_name(t)}) is in {self._dump(reg)} at {pc:#x}"])
             r._type = t  # type: ignore[attr-defined]
-            r.steps.append({"expression": n, "register": PT2DUMP.get(reg, reg), "pc": pc, "type": r.base_type})
+            r.steps.append({"expression": n, "register": self._dump(reg), "pc": pc, "type": r.base_type})
             out.append(r)
         if depth >= 4:
             return out
@@ -215,23 +253,48 @@ class Resolver:
             return out
         return walked
 
+    def _load(self, i: Any) -> tuple[str | None, int] | None:
+        """(base register, displacement) when `i` loads a register from [base + disp], else None."""
+        ops = i.operands
+        if self.arch == "arm64":
+            # ldr/ldur x|w, [xB, #disp] (no index, no writeback: ldp and pre/post-indexed loads are not member reads)
+            if i.mnemonic in ("ldr", "ldur") and len(ops) == 2 and ops[0].type == A.ARM64_OP_REG \
+                    and ops[1].type == A.ARM64_OP_MEM and ops[1].mem.base and not ops[1].mem.index \
+                    and not i.writeback:
+                return self.names.get(i.reg_name(ops[1].mem.base)), ops[1].mem.disp
+            return None
+        if i.mnemonic.startswith("mov") and len(ops) == 2 and ops[0].type == X.X86_OP_MEM \
+                and ops[1].type == X.X86_OP_REG and ops[0].mem.index == 0 and ops[0].mem.base:
+            return CS2PT.get(i.reg_name(ops[0].mem.base)), ops[0].mem.disp
+        return None
+
+    def _copy(self, i: Any) -> str | None:
+        """The source register when `i` copies one register into another (`mov %rdi,%rax`, `mov x1, x0`)."""
+        ops = i.operands
+        if self.arch == "arm64":
+            if i.mnemonic == "mov" and len(ops) == 2 and all(o.type == A.ARM64_OP_REG for o in ops):
+                return self.names.get(i.reg_name(ops[1].reg))
+            return None
+        if i.mnemonic in ("mov", "movq") and len(ops) == 2 and ops[0].type == X.X86_OP_REG \
+                and ops[1].type == X.X86_OP_REG:
+            return CS2PT.get(i.reg_name(ops[0].reg))
+        return None
+
     def _walk(self, reg: str, index: int, depth: int) -> list[Reading]:
         """Walk back (straight line) to the instruction that wrote `reg` and read it as a member load."""
         out: list[Reading] = []
         for j in range(index - 1, -1, -1):
             i = self.insns[j]
-            cond = i.group(capstone.CS_GRP_JUMP) and i.mnemonic not in ("jmp", "jmpq", "ljmp")
+            cond = i.group(capstone.CS_GRP_JUMP) and i.mnemonic not in _UNCOND
             if (i.group(capstone.CS_GRP_JUMP) and not cond) or i.group(capstone.CS_GRP_CALL) \
                     or i.group(capstone.CS_GRP_RET):
                 return out
-            if reg not in written_regs(i):
+            if reg not in written_regs(i, self.arch):
                 continue
             text = f"{i.mnemonic} {i.op_str}"
-            ops = i.operands
-            if i.mnemonic.startswith("mov") and len(ops) == 2 and ops[0].type == X.X86_OP_MEM \
-                    and ops[1].type == X.X86_OP_REG and ops[0].mem.index == 0 and ops[0].mem.base:
-                src = CS2PT.get(i.reg_name(ops[0].mem.base))
-                disp = ops[0].mem.disp
+            load = self._load(i)
+            if load is not None:
+                src, disp = load
                 if src is None:
                     return out
                 for base in self.resolve(src, j, depth + 1):
@@ -244,8 +307,8 @@ class Resolver:
                         r = Reading(expr, expr, type_name(mtype), None, None, None,
                                     "high" if base.confidence == "certain" else "medium",
                                     base.how + [f"{i.address:#x} `{text}` loads {expr} ({type_name(mtype)}, "
-                                                f"{type_name(st)} +{disp:#x}) into {PT2DUMP.get(reg, reg)}"],
-                                    base.steps + [{"expression": expr, "register": PT2DUMP.get(reg, reg),
+                                                f"{type_name(st)} +{disp:#x}) into {self._dump(reg)}"],
+                                    base.steps + [{"expression": expr, "register": self._dump(reg),
                                                    "pc": i.address, "insn": text, "offset": disp,
                                                    "type": type_name(mtype)}])
                         r._type = mtype  # type: ignore[attr-defined]
@@ -256,20 +319,21 @@ class Resolver:
                                          f"{self.insns[index].address:#x}: this reading assumes the fall-through path")
                         out.append(r)
                 return out
-            if i.mnemonic in ("mov", "movq") and len(ops) == 2 and ops[0].type == X.X86_OP_REG \
-                    and ops[1].type == X.X86_OP_REG:
-                src = CS2PT.get(i.reg_name(ops[0].reg))
-                return self.resolve(src, j, depth + 1) if src else out
+            src = self._copy(i)
+            if src is not None:
+                return self.resolve(src, j, depth + 1)
             return out
         return out
 
     def targets(self) -> set[int]:
         if not hasattr(self, "_targets"):
             t = set()
+            imm = A.ARM64_OP_IMM if self.arch == "arm64" else X.X86_OP_IMM
             for i in self.insns:
+                # the target is the last operand (arm64 cbz x0, T / tbnz w1, #3, T; x86 jmp T)
                 if (i.group(capstone.CS_GRP_JUMP) or i.group(capstone.CS_GRP_CALL)) and i.operands \
-                        and i.operands[0].type == X.X86_OP_IMM:
-                    t.add(i.operands[0].imm & 0xFFFFFFFFFFFFFFFF)
+                        and i.operands[-1].type == imm:
+                    t.add(i.operands[-1].imm & 0xFFFFFFFFFFFFFFFF)
             self._targets = t
         return self._targets
 

@@ -25,6 +25,9 @@ MODULE_BASE = 0xFFFFFFFFC0000000
 _PT_REGS = {"r15": "R15", "r14": "R14", "r13": "R13", "r12": "R12", "bp": "RBP", "bx": "RBX", "r11": "R11",
             "r10": "R10", "r9": "R09", "r8": "R08", "ax": "RAX", "cx": "RCX", "dx": "RDX", "si": "RSI",
             "di": "RDI", "sp": "RSP", "flags": "EFLAGS", "ss": "SS", "cs": "CS"}
+# arm64 `struct pt_regs` starts with user_pt_regs: x0..x30, sp, pc, pstate (arch/arm64/include/asm/ptrace.h);
+# drgn reads those 34 words by layout. The oops dump names them x0..x29, sp, pstate (x30 is `lr : sym+off`).
+_PT_REGS_ARM64 = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,25 @@ class DebugInfo:
         import drgn
 
         swapper = 0xFFFFFFFF82000000
+        extra = ""
         if self.search.vmlinux:
             self.kernel = ElfFile.cached(self.search.vmlinux)
-            syms = self.kernel.symbols({"init_top_pgt", "swapper_pg_dir"})
+            syms = self.kernel.symbols({"init_top_pgt", "swapper_pg_dir", "_text"})
             hit = syms.get("init_top_pgt") or syms.get("swapper_pg_dir")
             if hit:
                 swapper = hit[0]
+            if self.kernel.machine == "arm64":
+                # drgn's aarch64 Linux support refuses a VMCOREINFO without VA_BITS (it sizes the page tables
+                # with it; nothing here reads memory). The image is linked at _PAGE_END(VA_BITS_MIN) + 128M
+                # (0xffff800008000000 for 48/52 bits, 0xffffffc008000000 for 39): its leading one bits say it.
+                text = (syms.get("_text") or (0xFFFF800008000000,))[0]
+                ones = 64 - (~text & 0xFFFFFFFFFFFFFFFF).bit_length()
+                extra = f"NUMBER(VA_BITS)={65 - ones if 16 <= ones <= 28 else 48}\n"
+        elif any(ElfFile.cached(p).machine == "arm64" for p in self.search.modules.values()):
+            extra = "NUMBER(VA_BITS)=48\n"
         arch = self.kernel.machine if self.kernel else "x86_64"
+        if not self.kernel and extra:
+            arch = "arm64"
         plat = {"x86_64": drgn.Architecture.X86_64, "arm64": drgn.Architecture.AARCH64}.get(arch)
         if plat is None:
             raise RuntimeError(f"no drgn platform for {arch}")
@@ -94,7 +109,7 @@ class DebugInfo:
 
         with without_drgn_command_plugins():  # why: see ktriage.drgn_plugins (~75 ms)
             prog.set_linux_kernel_custom(f"OSRELEASE={rel}\nPAGESIZE=4096\nKERNELOFFSET=0\n"
-                                         f"SYMBOL(swapper_pg_dir)={swapper:x}\n", False)
+                                         f"SYMBOL(swapper_pg_dir)={swapper:x}\n{extra}", False)
         if self.kernel:
             main = prog.main_module("kernel", create=True)
             main.try_file(self.search.vmlinux, force=True)
@@ -235,20 +250,33 @@ class DebugInfo:
 
     # --- registers and variables -------------------------------------------------------------
 
+    @property
+    def machine(self) -> str | None:
+        """"x86_64" / "arm64" of the loaded files (vmlinux first, else the first module)."""
+        if self.kernel is not None:
+            return self.kernel.machine
+        return next((m.elf.machine for m in self.modules.values()), None)
+
     def frame_at(self, pc: int, regs: dict[str, int]) -> Any:
-        """drgn StackTrace whose first frame is at `pc` with the oops registers (x86_64 pt_regs)."""
+        """drgn StackTrace whose first frame is at `pc` with the oops registers (`struct pt_regs` of
+        x86_64: dump names RAX..R15; arm64: x0..x30, sp, pstate)."""
         import drgn
 
-        if self.kernel is None or self.kernel.machine != "x86_64":
+        machine = self.machine
+        if not self.ok or machine not in ("x86_64", "arm64"):
             return None
         if self._regs_type is None:
-            self._regs_type = self._pt_regs_type()
-        val = {k: (regs.get(v) or 0) & 0xFFFFFFFFFFFFFFFF for k, v in _PT_REGS.items()}
-        val["ip"] = pc
+            self._regs_type = self._pt_regs_type(machine)
+        if machine == "arm64":
+            val = {k: (regs.get(k) or 0) & 0xFFFFFFFFFFFFFFFF for k in _PT_REGS_ARM64}
+            val["pc"] = pc
+        else:
+            val = {k: (regs.get(v) or 0) & 0xFFFFFFFFFFFFFFFF for k, v in _PT_REGS.items()}
+            val["ip"] = pc
         return self.prog.stack_trace(drgn.Object(self.prog, self._regs_type, value=val))
 
-    def _pt_regs_type(self) -> Any:
-        """`struct pt_regs` for frame_at, built from its fixed x86_64 layout instead of looked up.
+    def _pt_regs_type(self, machine: str = "x86_64") -> Any:
+        """`struct pt_regs` for frame_at, built from its fixed x86_64/arm64 layout instead of looked up.
 
         Why: a type lookup by name makes drgn index all of vmlinux's DWARF (~60 ms) although frame_at
         needs no other named type (locals are found from the DIEs at the pc). drgn reads the
@@ -260,6 +288,8 @@ class DebugInfo:
 
         names = ("r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di",
                  "orig_ax", "ip", "cs", "flags", "sp", "ss")
+        if machine == "arm64":  # only the user_pt_regs head: drgn reads no further (orig_x0... are not registers)
+            names = _PT_REGS_ARM64
         try:
             ul = self.prog.int_type("unsigned long", 8, False)
             return self.prog.struct_type("pt_regs", 8 * len(names),

@@ -75,6 +75,9 @@ class MemAccess:
     missing: tuple[str, ...] = ()  # registers whose values the dump lacks
     writeback: str | None = None  # "pre" / "post" (arm64 writeback addressing)
     extend: str | None = None  # index extension/shift description (arm64)
+    # arm64: the kernel reports the fault address untagged (do_mem_abort: untagged_addr(FAR) = bits 63..56
+    # copied from bit 55): a pointer 0x6b6b6b6b6b6b6b6b faults as "virtual address 006b6b6b6b6b6b6b"
+    untag: bool = False
 
     def formula(self) -> str:
         """`[RAX + 0xa30]`-style text of the address computation."""
@@ -97,7 +100,15 @@ class MemAccess:
         if self.ea is None:
             return False
         size = self.size or 1
-        return (fault - self.ea) & MASK64 < max(size, 1)
+        if (fault - self.ea) & MASK64 < max(size, 1):
+            return True
+        return self.untag and (fault - untagged(self.ea)) & MASK64 < max(size, 1)
+
+
+def untagged(v: int) -> int:
+    """arm64 untagged_addr(): sign-extend from bit 55 (the top byte is a tag, ignored by the MMU)."""
+    v &= MASK64
+    return v | (0xFF << 56) if v >> 55 & 1 else v & ~(0xFF << 56)
 
 
 _NO_ACCESS = ("lea", "nop", "prefetch", "prfm", "prfum", "clflush", "clflushopt", "clwb", "invlpg", "bnd")
@@ -223,7 +234,8 @@ def _arm64_mems(cs, reg: RegLookup) -> list[MemAccess]:
             index = iname
         wb = ("post" if post else "pre") if cs.writeback else None
         out.append(MemAccess(base, index, scale, 0 if post else m.disp, _arm64_size(cs, reg_ops), None,
-                             _access(op), None if missing else ea & MASK64, values, tuple(missing), wb, extend))
+                             _access(op), None if missing else ea & MASK64, values, tuple(missing), wb, extend,
+                             untag=True))
     return out
 
 

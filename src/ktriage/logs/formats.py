@@ -262,8 +262,9 @@ FORMATS: tuple[Format, ...] = (
     F(r"Kernel panic - not syncing: Couldn't open N_TTY ldisc for [^ ]+ --- error -[0-9]+", "panic",
       "kernel panic: Couldn't open N_TTY ldisc", stack="none", no_stack=True),
     # printed after the real report: captured alone, the report's header was lost
-    F(r"Kernel panic - not syncing: Fatal exception", "panic", "kernel panic: Fatal exception", stack="none",
-      corrupted=True, starts_report=False),
+    # (arm64's die() words it `Oops: Fatal exception` / `Oops - BUG: Fatal exception`)
+    F(r"Kernel panic - not syncing: (?:Oops(?: - BUG)?: )?Fatal exception", "panic", "kernel panic: Fatal exception",
+      stack="none", corrupted=True, starts_report=False),
     F(r"Kernel panic - not syncing: panic_on_warn set", "panic", "kernel panic: panic_on_warn set", stack="none",
       corrupted=True, starts_report=False),
     F(r"Kernel panic - not syncing: hung_task: blocked tasks", "hung-task",

@@ -26,13 +26,44 @@ _FRAME = re.compile(
     r"(?:\s+([\w\-./]+\.(?:c|h|S|rs)):\d+(?::\d+)?)?"
     r"(?:\s+\[inline\])?"
     r"\)?"
-    r"(\s+\((?:unreliable|[TPC])\))?"
+    r"(\s+\((?:unreliable|[CTPLU]?[FK]{0,2})\))?"  # ppc64 unreliable; arm64 6.13+ source (T)ask (P)C (L)R
     r"(?:\s+\[([\w\-.]+)\])?"
     r"\s*$"
 )
 # A symbolized inline frame: no offset, a file:line and "[inline]".
 _INLINE = re.compile(r"^\s*([a-zA-Z_$][\w.$]*)\s+([\w\-./]+\.(?:c|h|S|rs)):\d+(?::\d+)?\s+\[inline\]\s*$")
 # The bare 2.6.32/3.10 "IP:"/"RIP" forms and crash-style "func at addr" are parsed elsewhere.
+
+# A register dump nested in a call trace names the PC an interrupt or exception stopped:
+#   x86_64 4.10+  `RIP: 0010:native_safe_halt+0xb/0x10` (after `</IRQ>`, `asm_sysvec_*`, `invalid_op`),
+#                 4.x `RIP: 0010:[<ffffffff810a1b6d>]  [<ffffffff810a1b6d>] func+0x1d/0x40`
+#   ppc64         `--- interrupt: 901 at .arch_local_irq_restore+0x64/0x80`
+# Only a kernel code segment (CPL 0) counts: `RIP: 0033:0x7f..` is the user state a syscall entered with.
+_NESTED_RIP = re.compile(r"^\s*RIP: ([0-9a-f]{4}):\s*(\S.*)$")
+_PPC_INTERRUPT = re.compile(r"^\s*--- interrupt: [0-9a-f]+ at (\S.*)$")
+# arm64 exception vectors (4.x `el1_irq`, 5.12+ `el1h_64_irq`): the unwinder continues from the
+# pt_regs they saved, so the next frame is the interrupted PC.
+EL1_VECTOR = re.compile(r"^el1[th]?(?:_64)?_(?:irq|fiq|sync|error)$")
+
+
+def parse_interrupted(text: str, section: str = "task") -> Frame | None:
+    """A nested exception register dump's IP line (`RIP: 0010:func+off/size [mod]`, ppc64
+    `--- interrupt: 900 at func+off/size`) as an interrupted Frame, else None."""
+    m = _NESTED_RIP.match(text)
+    if m:
+        if int(m.group(1), 16) & 3:
+            return None  # user mode
+        rest = m.group(2)
+    else:
+        m = _PPC_INTERRUPT.match(text)
+        if not m:
+            return None
+        rest = m.group(1)
+    loc = parse_location(rest)
+    if loc is None or not loc.symbol:
+        return None
+    return Frame(symbol=loc.symbol, offset=loc.offset, size=loc.size, module=loc.module, address=loc.address,
+                 section=section, interrupted=True)
 
 SECTION_MARKERS = {
     "<IRQ>": "irq",
@@ -52,7 +83,10 @@ def parse_frame(text: str, section: str = "task") -> Frame | None:
     m = _FRAME.match(text)
     if m:
         addr_s = m.group(1)
-        unreliable = bool(m.group(2)) or bool(m.group(8)) or text.lstrip().startswith("(")
+        note = (m.group(8) or "").strip()
+        # arm64's `(P)`: the PC of the pt_regs an exception saved (the interrupted instruction, exact)
+        at_regs_pc = note.startswith("(P")
+        unreliable = bool(m.group(2)) or (bool(note) and not at_regs_pc) or text.lstrip().startswith("(")
         name = m.group(3)
         if name.startswith(".") and len(name) > 1:  # ppc64 ELFv1 function descriptors
             name = name[1:]
@@ -64,6 +98,7 @@ def parse_frame(text: str, section: str = "task") -> Frame | None:
             address=int(addr_s, 16) if addr_s else None,
             reliable=not unreliable,
             section=section,
+            interrupted=at_regs_pc,
         )
     m = _INLINE.match(text)
     if m:

@@ -286,6 +286,7 @@ STACKS: dict[str, StackSpec] = {
 }
 
 
+_NESTED_IP = re.compile(r"^\s*RIP: 00[0-9a-f][048c]:(?:" + _PC + r"\s*){0,2}" + _FN)
 _MODULE_TAG = re.compile(r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)? \[([\w\-]+)\]")
 
 
@@ -348,6 +349,11 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
                 if fr:
                     mod = _MODULE_TAG.search(ln)
                     add(fr, mod.group(1) if mod and len(fr) == 1 else None)
+                    continue
+                m = _NESTED_IP.match(ln)
+                if m:
+                    mod = _MODULE_TAG.search(ln)
+                    add([m.group(1)], mod.group(1) if mod else None)
             p += 1
             continue
         while i < n:

@@ -5,6 +5,7 @@ The scanner decides where a report starts and ends; this module only reads it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from typing import Sequence
@@ -12,7 +13,7 @@ from typing import Sequence
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
 from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
-from ktriage.logs.frames import SECTION_MARKERS, normalize, parse_frame
+from ktriage.logs.frames import EL1_VECTOR, SECTION_MARKERS, normalize, parse_frame, parse_interrupted
 from ktriage.logs.guilty import (CALL_TRACE, FRAME_LINE, STACK_START, STACKS, extract_frame, first_guilty,
                                  strip_prefixes)
 from ktriage.logs.records import Record
@@ -62,28 +63,49 @@ _NMI_FRAMES = re.compile(r"^(?:do_nmi|default_do_nmi|nmi_handle|exc_nmi|asm_exc_
 
 
 def parse_frames(lines: Sequence[str]) -> list[Frame]:
-    """The crashing stack: frames of the first stack listing, up to a secondary listing."""
+    """The crashing stack: frames of the first stack listing, up to a secondary listing.
+
+    A register dump nested in the listing (an interrupt or exception taken inside the stack:
+    `</IRQ>` then `RIP: 0010:native_safe_halt+0xb/0x10`, arm64 the frame after `el1h_64_irq`,
+    ppc64 `--- interrupt: 900 at func`) gives the interrupted PC: a frame in its place, marked
+    `interrupted`. Only inside a listing, right after a frame or a `<IRQ>`-style marker: the
+    oops's own `RIP:` line (before `Call Trace:`, read by `arch.parse_ip`) is not a frame.
+    """
     frames: list[Frame] = []
     section = "task"
     started = False
+    adjacent = False  # the previous non-empty line was a frame or a section marker
     for line in lines:
         s = line.strip()
         if started and _SECONDARY.match(s):
             break
+        marked = False
         for marker, sect in SECTION_MARKERS.items():
             if s.startswith(marker):
                 section = sect
                 s = s[len(marker):].strip()
+                marked = True
         if s.startswith("--- interrupt:"):
             section = "task"
         if s.startswith("Exception stack("):
             section = "exception"
+        if started and adjacent and s:
+            f = parse_interrupted(s, section)
+            if f is not None:
+                frames.append(f)
+                adjacent = False
+                continue
         f = parse_frame(s, section) if s else None
         if f:
+            if frames and f.reliable and not f.inline and frames[-1].symbol \
+                    and EL1_VECTOR.match(normalize(frames[-1].symbol)):
+                f = dataclasses.replace(f, interrupted=True)
             frames.append(f)
             started = True
         elif _STACK_START.match(s):
             started = True
+        if s or marked:
+            adjacent = f is not None or marked
     return frames
 
 

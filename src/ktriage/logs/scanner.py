@@ -33,6 +33,9 @@ _PROSE_LINES = 4
 _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped report  # a second header this early in a report belongs to it (list_del -> kernel BUG)
 
 
+PANIC_TRAILER_LINES = 60  # a panic line this close after a closed report is that report's ending
+
+
 def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
     if not _TRIGGER_STR.search(text) or IGNORE.search(text):
         return None
@@ -98,7 +101,7 @@ class Scanner:
 
     def _attach_panic(self, rec: Record) -> bool:
         """A `Kernel panic - not syncing` right after a closed report is that report's ending."""
-        if not self.done or self.since_close > 60 or "Kernel panic" not in rec.text:
+        if not self.done or self.since_close > PANIC_TRAILER_LINES or "Kernel panic" not in rec.text:
             return False
         last = self.done[-1]
         if last.panic is None:
@@ -170,6 +173,11 @@ class Scanner:
         return self.done
 
     def take(self) -> list[Crash]:
+        """The closed crashes, but the last one stays while its `Kernel panic - not syncing` trailer may still come
+        (arm64 prints `---[ end trace ]---` before it): streaming must not cut the panic reason off."""
+        if self.region is None and self.done and self.since_close <= PANIC_TRAILER_LINES:
+            out, self.done = self.done[:-1], self.done[-1:]
+            return out
         out, self.done = self.done, []
         return out
 
@@ -239,6 +247,7 @@ def _skip(sc: Scanner, chunk: bytes, start: int, end: int, lineno: int) -> int:
     """Lines [start, end) of a chunk hold no trigger: count them, keep only what later reports need
     (the last boot banner, and the last CONTEXT_LINES lines as context)."""
     n = chunk.count(b"\n", start, end)
+    sc.since_close += n  # a panic trailer belongs to a report only when it comes right after it
     boot = chunk.rfind(b"Linux version ", start, end)
     if boot >= 0:
         b0 = chunk.rfind(b"\n", start, boot) + 1 if chunk.rfind(b"\n", start, boot) >= 0 else start

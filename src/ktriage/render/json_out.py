@@ -21,6 +21,8 @@ def _loc(loc: Location | None) -> dict[str, Any] | None:
 def _frame(f: Frame) -> dict[str, Any]:
     d = _loc(f) or {}
     d.update({"reliable": f.reliable, "section": f.section, "inline": f.inline})
+    if f.interrupted:  # only when set: the PC an interrupt/exception stopped (exact, not a return address)
+        d["interrupted"] = True
     return d
 
 

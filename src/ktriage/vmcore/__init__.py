@@ -228,6 +228,8 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
     defaults = _default_debug_paths(release) if release else []
     for p in defaults:
         paths += _scan_dir(p) if os.path.isdir(p) else [p]
+    if not vmlinux and not any(os.path.basename(p).startswith("vmlinux") for p in paths):
+        paths += _from_debuginfod(s)
     if paths:
         try:
             prog.load_debug_info(paths)
@@ -286,6 +288,19 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
             prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=1)
         except Exception:  # noqa: BLE001
             pass
+
+
+def _from_debuginfod(s: VmcoreSession) -> list[str]:
+    """The dump's vmlinux by the build ID VMCOREINFO publishes, from elfutils' cache or DEBUGINFOD_URLS."""
+    bid = s.vmcoreinfo.get("BUILD-ID")
+    if not bid:
+        return []
+    from ktriage.debuginfo import debuginfod
+
+    got = debuginfod.fetch(bid)
+    if got.path or debuginfod.urls():
+        s.notes.append(f"debuginfod, vmlinux (build id {bid}): " + "; ".join(got.steps))
+    return [got.path] if got.path else []
 
 
 def _enable_btf(s: VmcoreSession, release: str) -> None:
