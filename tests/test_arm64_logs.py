@@ -163,3 +163,16 @@ def test_arm64_oops_is_one_crash(name):
 
     rep = analyze_paths([str(FIX / f"{name}.console.log")], Options(analyze=False))
     assert len(rep.crashes) == 1, [c.crash.title for c in rep.crashes]
+
+
+def test_arm64_fault_address_with_top_byte_ignored():
+    """uaf-poison on arm64 (lab fixture, checked by hand): `Code: ... (f9400001)` is `ldr x1, [x0]`, x0 =
+    6b6b6b6b6b6b6b6b (slab poison), and the kernel reports `virtual address 006b6b6b6b6b6b6b`: the same access
+    with the top byte cleared (TBI). The finding says so instead of printing two different numbers as equal."""
+    from ktriage.pipeline import Options, analyze_paths
+
+    rep = analyze_paths([str(FIX / "uaf-poison.console.log")], Options())
+    [acc] = [f for f in rep.crashes[0].findings if f.code == "insn.bad-access"]
+    assert acc.data["match"] is True and acc.data["untagged"] is True
+    assert acc.data["fault"] == 0x006B6B6B6B6B6B6B and acc.data["ea"] == 0x6B6B6B6B6B6B6B6B
+    assert "top byte ignored (arm64 TBI)" in acc.summary

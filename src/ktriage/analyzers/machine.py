@@ -405,6 +405,11 @@ def _bad_access(d: Decoded, m: MemAccess, fault: int | None, source: str, arch: 
         summary = f"Fault {fault:#x} = {calc}: the {size}{m.access} of {m.formula()} is the faulting access."
         conf = "certain"
         ev.append(f"{source}: {fault:#x}")
+        if m.ea is not None and (fault - m.ea) & V.MASK64 >= max(m.size or 1, 1):
+            # arm64 reports the address with its top byte stripped (TBI: the MMU ignores it)
+            summary = (f"Fault {fault:#x} = {calc} = {m.ea:#x} with its top byte ignored (arm64 TBI): the {size}"
+                       f"{m.access} of {m.formula()} is the faulting access.")
+            data["untagged"] = True
     else:
         data["match"] = False
         summary = (f"{m.formula()} computes {m.ea:#x} = {calc}, but {source} says {fault:#x}: the registers or the "
