@@ -52,7 +52,8 @@ def render(report: Report) -> str:
                 out += m.markdown_lines() + [""]
         if c.frames:
             out += ["### Call trace", "", "```"]
-            out += [("  " if f.reliable else "? ") + str(f) for f in c.frames]
+            out += [("  " if f.reliable else "? ") + str(f) + ("  (interrupted here)" if f.interrupted else "")
+                    for f in c.frames]
             out += ["```", ""]
         if cr.skipped:
             out += ["### Not analyzed", ""] + [f"- {s.analyzer}: {s.reason}" for s in cr.skipped] + [""]

@@ -75,6 +75,8 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int) -> None:
         for f in c.frames[:40]:
             mark = "  " if f.reliable else "? "
             sect = f" <{f.section}>" if f.section not in ("task",) else ""
+            if getattr(f, "interrupted", False):
+                sect += " (interrupted here: exception/interrupt entry)"
             con.print(f"    {mark}{escape(str(f))}[dim]{sect}[/]", highlight=False)
         if len(c.frames) > 40:
             con.print(f"    ... {len(c.frames) - 40} more frames")
