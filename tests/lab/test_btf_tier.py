@@ -206,3 +206,18 @@ def test_kernel_without_kallsyms_in_vmcoreinfo_stays_raw(lab_scenario):
     load_debug_info(s, None, [])
     assert s.tier == "raw"
     assert any(n.startswith("no kallsyms in VMCOREINFO (kernels before 6.0") for n in s.notes), s.notes
+
+
+def test_qemu_elf_dump_without_debug_info(lab_scenario):
+    """QEMU's dump-guest-memory ELF (registers at dump time: the trace starts in the panic path and reaches the
+    faulting frame through the exception frame), no debug info: same tier, same member."""
+    core = lab_scenario("null-member").get("qemu_elf")
+    if not core:
+        pytest.skip("null-member has no QEMU ELF dump")
+    fs = findings(analyze_paths([core], Options()))
+    assert fs["_crash"].system["DEBUGINFO"] == "btf"
+    st = one(fs, "vmcore.stack")
+    fault = st.data["frames"][st.data["faulting_frame"]]
+    assert fault["function"] == "crashmod_read_rx_count" and fault["interrupted"]
+    assert st.data["faulting_frame"] > 0  # the panic path sits above it in a dump taken by QEMU
+    assert one(fs, "vmcore.member").data["expression"] == "port->dev->rx_count"
