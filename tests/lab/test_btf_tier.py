@@ -221,3 +221,20 @@ def test_qemu_elf_dump_without_debug_info(lab_scenario):
     assert fault["function"] == "crashmod_read_rx_count" and fault["interrupted"]
     assert st.data["faulting_frame"] > 0  # the panic path sits above it in a dump taken by QEMU
     assert one(fs, "vmcore.member").data["expression"] == "port->dev->rx_count"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_truncated_dump_without_debug_info_is_a_partial_report(lab_scenario, tmp_path, keep):
+    """A kdump file cut short (a full /var/crash): no traceback, a partial report that says what was lost. Which tier
+    survives depends on where KASLR put the kernel image in physical memory (kdump files are in PFN order)."""
+    from pathlib import Path
+
+    src = Path(lab_scenario("null-member")["vmcore"])
+    cut = tmp_path / "vmcore"
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * keep)])
+    rep = analyze_paths([str(cut)], Options())
+    rec = rep.inputs[0]
+    assert rec.status == "partial" and "\n" not in rec.error and "truncated or corrupt dump" in rec.error
+    assert rep.crashes and rep.crashes[-1].crash.source.format == "vmcore"
+    assert rep.crashes[-1].crash.system["DEBUGINFO"] in ("raw", "symbols", "btf")
+    assert any("could not" in n for n in rec.notes)
