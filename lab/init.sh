@@ -50,6 +50,12 @@ netfilter-udp)
 	# the hook is armed first, then a real datagram 127.0.0.1:5555 -> 127.0.0.1:4789 goes out
 	sh -c 'echo netfilter-udp > /proc/crashmod && exec /bin/udpsend 127.0.0.1 5555 4789 ktriage-lab' &
 	;;
+synrecv-sk)
+	# a listener on :7777, the SYN-ACK hook armed, then a connect: the SYN-ACK's owner is the request sock
+	nc -l -p 7777 >/dev/null </dev/null &
+	sleep 1
+	sh -c 'echo synrecv-sk > /proc/crashmod && exec nc 127.0.0.1 7777 </dev/null' &
+	;;
 "") ;;
 *)
 	sh -c "echo $ACTION > /proc/crashmod" &

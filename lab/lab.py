@@ -54,6 +54,19 @@ def sh(cmd, cwd=None, env=None, check=True, quiet=False, **kw):
     return subprocess.run(args, cwd=cwd, env=env, check=check, **kw)
 
 
+def exclusive(path: str, who: str):  # type: ignore[no-untyped-def]
+    """An flock-held file: two lab processes on one cache take turns (two `make` in one tree corrupt it).
+    Returns the open file; closing it releases the lock."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lock = open(path, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"another {who} holds {path}; waiting for it")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 def sha(*paths: str, extra: str = "") -> str:
     h = hashlib.sha256()
     for p in paths:
@@ -298,6 +311,7 @@ SCENARIOS: dict[str, dict] = {
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
     "panic": {"args": "", "qemu_elf": True, "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
     "race-member": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
+    "synrecv-sk": {"args": "", "expect": r"BUG: kernel NULL pointer dereference|general protection fault"},
 }
 
 QEMU_BASE = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,la57=off", "-m", "512", "-smp", "2",
@@ -617,13 +631,7 @@ def write_arm64_manifest(tree: str, bdir: str) -> str:
 def lab_arm64(names: list[str] | None = None, force: bool = False) -> list[str]:
     """Build the arm64 kernel/crashmod/initramfs if missing, run the scenarios; returns the failed ones."""
     t0 = time.time()
-    os.makedirs(CACHE, exist_ok=True)
-    lock = open(os.path.join(CACHE, ".lock-arm64"), "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"another lab.py holds {CACHE}/.lock-arm64; waiting for it")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = exclusive(os.path.join(CACHE, ".lock-arm64"), "lab.py")
     try:
         tree = build_arm64_kernel()
         bdir = build_arm64_userspace(tree)
@@ -727,13 +735,7 @@ def main() -> None:
             raise SystemExit(f"arm64 scenarios failed: {', '.join(failed)}")
         return
     t0 = time.time()
-    os.makedirs(CACHE, exist_ok=True)
-    lock = open(os.path.join(CACHE, ".lock"), "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"another lab.py holds {CACHE}/.lock; waiting for it")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = exclusive(os.path.join(CACHE, ".lock"), "lab.py")  # noqa: F841 - held until the process exits
     ensure_host_tools()
     tree = build_kernel()
     if a.cmd == "kernel":

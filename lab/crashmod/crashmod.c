@@ -17,7 +17,7 @@
  *   soft-lockup        spin with interrupts on and no cond_resched()
  *   bug-on             BUG_ON()
  *   warn               WARN_ON() (boot with panic_on_warn=1)
- *   panic              panic()       (race-member: see section 9; kept out of this list so lines stay put)
+ *   panic              panic()       (race-member, synrecv-sk: sections 9 and 10)
  */
 #define pr_fmt(fmt) "crashmod: " fmt
 
@@ -344,6 +344,60 @@ static void crashmod_race_member(void)
 	pr_info("race rx_count %lu\n", crashmod_read_rx_count(crashmod_race_port));
 }
 
+/* ---------------------------------------------------------------- 10: a request sock read as a full sock (seed 004) */
+
+/*
+ * synrecv-sk: a LOCAL_OUT hook looks at the owner of an outgoing TCP SYN-ACK from port 7777.  For a SYN-ACK
+ * that owner, skb->sk, is the listener's request sock (state TCP_NEW_SYN_RECV, a struct tcp_request_sock of
+ * 0x128 bytes in 6.1, from the request_sock_TCP cache), not a full struct sock (0x2d0 bytes): reading
+ * sk->sk_socket (0x258) reads past the object, and using what is there faults -- seed 004's class of bug.
+ * Sent in softirq context (the SYN arrives on lo).  The includes sit here so that the lines above keep
+ * the numbers the tests quote.
+ */
+#include <linux/tcp.h>
+#include <net/sock.h>
+
+#define CRASHMOD_TCP_PORT 7777
+
+noinline unsigned long crashmod_sk_socket_flags(struct sock *sk)
+{
+	return sk->sk_socket->flags;	/* sk_socket at 0x258: beyond a request sock */
+}
+
+static unsigned int crashmod_synack_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	const struct iphdr *iph;
+	const struct tcphdr *th;
+
+	if (!skb || !skb->sk)
+		return NF_ACCEPT;
+	iph = ip_hdr(skb);
+	if (iph->protocol != IPPROTO_TCP)
+		return NF_ACCEPT;
+	th = (const struct tcphdr *)((const u8 *)iph + iph->ihl * 4);
+	if (!th->syn || !th->ack || ntohs(th->source) != CRASHMOD_TCP_PORT)
+		return NF_ACCEPT;
+	pr_info("SYN-ACK owner state %u\n", skb->sk->sk_state);
+	pr_info("owner's socket flags %lu\n", crashmod_sk_socket_flags(skb->sk));
+	return NF_ACCEPT;
+}
+
+static struct nf_hook_ops crashmod_synack_ops = {
+	.hook = crashmod_synack_hook,
+	.pf = NFPROTO_IPV4,
+	.hooknum = NF_INET_LOCAL_OUT,
+	.priority = NF_IP_PRI_FILTER,
+};
+static bool crashmod_synack_armed;
+
+static int crashmod_synrecv_sk(void)
+{
+	int ret = nf_register_net_hook(&init_net, &crashmod_synack_ops);
+
+	crashmod_synack_armed = !ret;
+	return ret;
+}
+
 /* ---------------------------------------------------------------- trigger */
 
 static int crashmod_trigger(const char *what)
@@ -373,6 +427,8 @@ static int crashmod_trigger(const char *what)
 		crashmod_warn(crashmod_port);
 	else if (!strcmp(what, "race-member"))
 		crashmod_race_member();
+	else if (!strcmp(what, "synrecv-sk"))
+		return crashmod_synrecv_sk();
 	else if (!strcmp(what, "panic"))
 		crashmod_panic();
 	else
@@ -430,6 +486,8 @@ static void __exit crashmod_exit(void)
 {
 	remove_proc_entry("crashmod", NULL);
 	nf_unregister_net_hook(&init_net, &crashmod_nf_ops);
+	if (crashmod_synack_armed)
+		nf_unregister_net_hook(&init_net, &crashmod_synack_ops);
 	del_timer_sync(&crashmod_timer);
 	cancel_work_sync(&crashmod_work);
 	kmem_cache_destroy(crashmod_req_cache);

@@ -58,6 +58,27 @@ def debug_opts(lab: dict) -> dict:
     return {"vmlinux": lab["vmlinux"], "debuginfo_dirs": [str(Path(lab["crashmod_ko"]).parent)]}
 
 
+def vmcore_findings(rep) -> dict:
+    """The last crash's findings by code, plus `_skipped` (analyzer -> reason) and `_crash`."""
+    assert len(rep.crashes) >= 1
+    cr = rep.crashes[-1]
+    out: dict = {}
+    for f in cr.findings:
+        out.setdefault(f.code, []).append(f)
+    out["_skipped"] = {s.analyzer: s.reason for s in cr.skipped}
+    out["_crash"] = cr.crash
+    return out
+
+
+def one_finding(fs: dict, code: str):  # type: ignore[no-untyped-def]
+    assert code in fs, f"{code} missing; skipped: {fs['_skipped']}"
+    return fs[code][0]
+
+
+def stack_functions(fs: dict) -> list[str]:
+    return [f["function"] for f in one_finding(fs, "vmcore.stack").data["frames"]]
+
+
 def findings_of(cr, code: str) -> list:
     return [f for f in cr.findings if f.code == code]
 

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("drgn")
 
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
+from tests.lab.conftest import vmcore_findings as findings, one_finding as one, stack_functions as frames  # noqa: E402
 
 _REPORTS: dict = {}
 
@@ -38,28 +39,10 @@ def report(lab, lab_scenario):
     return get
 
 
-def findings(rep) -> dict:
-    assert len(rep.crashes) >= 1
-    cr = rep.crashes[-1]
-    out: dict = {}
-    for f in cr.findings:
-        out.setdefault(f.code, []).append(f)
-    out["_skipped"] = {s.analyzer: s.reason for s in cr.skipped}
-    out["_crash"] = cr.crash
-    return out
-
-
-def one(fs, code):
-    assert code in fs, f"{code} missing; skipped: {fs['_skipped']}"
-    return fs[code][0]
-
-
-def frames(fs) -> list[str]:
-    return [f["function"] for f in one(fs, "vmcore.stack").data["frames"]]
 
 
 ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic", "race-member"]
+       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic", "race-member", "synrecv-sk"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -350,6 +333,27 @@ def test_real_race_memory_changed_after_the_read(report):
     assert any("kmalloc-4k" in e and "allocated" in e for e in race.evidence), race.evidence
     assert one(fs, "vmcore.member").data["expression"] == "port->dev->rx_count"
     assert any(t["comm"] == "crashmod_writer" for t in one(fs, "vmcore.tasks").data["tasks"])
+
+
+def test_real_request_sock_read_as_full_sock(report):
+    """synrecv-sk (seed 004's class, on the kernel's own path): a LOCAL_OUT hook reads skb->sk->sk_socket of a
+    SYN-ACK; the owner is the listener's request sock (state 12 = TCP_NEW_SYN_RECV, printed by the module before
+    the fault), struct tcp_request_sock is 0x128 bytes (pahole/DWARF), sk_socket is at 0x258 of struct sock:
+    the read lands in the next, free, object of request_sock_TCP and the pointer found there faults."""
+    fs = findings(report("synrecv-sk"))
+    assert frames(fs)[0] == "crashmod_sk_socket_flags"
+    assert fs["_crash"].kind == "gpf"
+    sk = next(f for f in fs["vmcore.sock"] if f.data["state"] == "TCP_NEW_SYN_RECV")
+    assert sk.data["really"] == "struct tcp_request_sock" and sk.data["really_size"] == 0x128
+    assert sk.data["var"] == "sk" and "not a full sock" in sk.summary
+    ob = one(fs, "vmcore.object-bounds")
+    assert (ob.data["cache"], ob.data["object_size"], ob.data["offset"]) == ("request_sock_TCP", 0x128, 0x258)
+    assert (ob.data["member"], ob.data["type"]) == ("sk_socket", "struct sock")
+    assert ob.data["neighbour_allocated"] is False
+    assert one(fs, "vmcore.member").data["expression"] == "sk->sk_socket->flags"
+    skb = one(fs, "vmcore.skb")
+    assert (skb.data["ip_protocol"], skb.data["sport"], skb.data["saddr"]) == ("TCP", 7777, "127.0.0.1")
+    assert "IRQ/softirq stack" in {f["stack"] for f in one(fs, "vmcore.stack").data["frames"]}
 
 
 def test_race_detected_when_memory_changed_after_the_read(lab, lab_scenario):

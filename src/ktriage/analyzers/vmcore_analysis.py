@@ -107,6 +107,12 @@ def _module_of(prog, pc: int) -> str | None:  # type: ignore[no-untyped-def]
         return None
 
 
+def _kernel_ptr(v: int) -> bool:
+    """A kernel-half address on x86_64 (from 0xffff800000000000) and arm64 (linear map from 0xffff000000000000
+    with 48-bit VAs); values in between are non-canonical on x86_64 and simply fail to read."""
+    return v >= 0xFFFF000000000000
+
+
 def _frame_name(f) -> str:  # type: ignore[no-untyped-def]
     if f.name:
         return f.name
@@ -121,7 +127,11 @@ def faulting_index(ctx: AnalysisContext, trace) -> int:  # type: ignore[no-untyp
     interrupted kernel frame, else frame 0."""
     ip = ctx.crash.ip.symbol if ctx.crash.ip else None
     kernel = [i for i, f in enumerate(trace) if f.pc >= 0xFFFF800000000000]
-    inter = [i for i in kernel if trace[i].interrupted and _frame_name(trace[i]) not in DUMP_PATH]
+    last = max((i for i in kernel if _frame_name(trace[i]) in PANIC_PATH), default=None)
+    # an "interrupted" frame above panic() is where a hypervisor stopped the CPU for the dump (QEMU dumps hold the
+    # registers at dump time: panic's delay loop), not a trap
+    inter = [i for i in kernel if trace[i].interrupted and _frame_name(trace[i]) not in DUMP_PATH
+             and (last is None or i > last)]
     if ip:
         for i in inter:
             if _frame_name(trace[i]) == ip:
@@ -132,7 +142,6 @@ def faulting_index(ctx: AnalysisContext, trace) -> int:  # type: ignore[no-untyp
     if inter:
         return inter[0]
     # no trap: the thread called panic(); the interesting frame is the caller of the panic path
-    last = max((i for i in kernel if _frame_name(trace[i]) in PANIC_PATH), default=None)
     if last is not None and last + 1 < len(trace) and trace[last + 1].pc >= 0xFFFF800000000000:
         return last + 1
     return 0
@@ -308,6 +317,9 @@ def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def
     trace = _trace(s)
     fi = faulting_index(ctx, trace)
     f = trace[fi]
+    if ctx.crash.ip is None and not f.interrupted:
+        raise Skip(f"no faulting instruction: the log has no trapping IP and {_frame_name(f)} called the panic path "
+                   f"(a panic or hang, not a fault)")
     regs = dict(f.registers())
     out: dict[str, Any] = {"frame": f, "index": fi, "regs": regs}
     insns, sym = function_insns(s.prog, f.pc)
@@ -378,15 +390,17 @@ def _param_for(prog, f, reg: str, value: int, arg_index: int | None):  # type: i
             except Exception:  # noqa: BLE001
                 pass
     if arg_index is not None:
+        fn = ""
         try:
             fn = f.symbol().name
             ftype = prog.function(fn).type_
         except Exception:  # noqa: BLE001
             ftype = None
-        if ftype is not None and arg_index < len(ftype.parameters):
+        if ftype is not None and arg_index < len(ftype.parameters) and _one_reg_each(ftype.parameters[:arg_index]) \
+                and "." not in fn:
             p = ftype.parameters[arg_index]
             return p.name, p.type, f"{reg.upper()} holds parameter #{arg_index + 1} `{p.name}` (calling convention)"
-        if arg_index < len(names):
+        if arg_index < len(names) and f.name and "." not in f.name and not f.is_inline:
             try:
                 o = f[names[arg_index]]
                 return names[arg_index], o.type_, (f"{reg.upper()} holds parameter #{arg_index + 1} "
@@ -394,6 +408,23 @@ def _param_for(prog, f, reg: str, value: int, arg_index: int | None):  # type: i
             except Exception:  # noqa: BLE001
                 pass
     return None
+
+
+def _one_reg_each(params) -> bool:  # type: ignore[no-untyped-def]
+    """The parameters before the one wanted each took one integer register (pointers, integers, enums): a struct
+    by value, a float or a 128-bit integer would shift the mapping. (GCC's .isra/.constprop clones reorder
+    parameters: callers exclude names with a dot.)"""
+    import drgn
+
+    for p in params:
+        try:
+            t = p.type.unaliased()
+        except Exception:  # noqa: BLE001
+            return False
+        if t.kind not in (drgn.TypeKind.POINTER, drgn.TypeKind.INT, drgn.TypeKind.BOOL, drgn.TypeKind.ENUM) \
+                or drgn.sizeof(t) > 8:
+            return False
+    return True
 
 
 def _access_names(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def]
@@ -466,6 +497,8 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
         now = int.from_bytes(s.prog.read(addr, org.size), "little")
     except Exception as e:  # noqa: BLE001
         raise Skip(f"{addr:#x} is not in the dump ({e})") from None
+    # a narrower load (movl, movslq, movzbl...) filled only the low bytes, possibly sign-extended: compare those
+    used = used & ((1 << (8 * org.size)) - 1) if org.size and org.size < 8 else used
     ev.append(f"memory at {addr:#x} now holds {now:#x}; the CPU used {used:#x}")
     si = slab_info(s.prog, regs[org.reg])
     data = {"address": addr, "now": now, "used": used, "register": acc.base.upper(), "from": org.reg.upper(),
@@ -475,7 +508,7 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
                                    "another user of the cache while RCU readers still hold it"
                                    if si.get("typesafe_by_rcu") else "; cache is not SLAB_TYPESAFE_BY_RCU"))
         data["slab"] = si
-    if now != used and now >= 0xFFFF800000000000:
+    if now != used and _kernel_ptr(now):
         from ktriage.vmcore.decoders import identify
 
         what_now = identify(s.prog, now)
@@ -642,7 +675,8 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
                                     "type_size": names["outer"].size if names.get("outer") is not None else None,
                                     "neighbour_allocated": target["allocated"] if target else None}))
     if not out:
-        raise Skip("the faulting access could not be named from the frame's DWARF")
+        raise Skip("the faulting access could not be named from the frame's variables (DWARF) or the function's "
+                   "prototype")
     return out
 
 
@@ -745,7 +779,7 @@ def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None): 
         names = GP_REGS if f.interrupted or i == 0 else CALLEE_SAVED
         for r in names:
             v = regs.get(r)
-            if v is None or v < 0xFFFF800000000000 or v in seen:
+            if v is None or not _kernel_ptr(v) or v in seen:
                 continue
             o, _si = object_in_cache(prog, v, tags)
             if o is not None:
@@ -902,7 +936,7 @@ def _mutex_by_waiter(prog, task, trace):  # type: ignore[no-untyped-def]
         pass
     seen: set[int] = set()
     for v in cands:
-        if v in seen or v < 0xFFFF800000000000 or v & 7:
+        if v in seen or not _kernel_ptr(v) or v & 7:
             continue
         seen.add(v)
         try:

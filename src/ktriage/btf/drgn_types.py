@@ -11,19 +11,20 @@ from typing import Any, Callable
 
 from ktriage.btf import reader as R
 
-_CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
-
-
 class TypeBuilder:
     """Builds drgn types from one BTF blob (a module's split BTF resolves base ids through its base)."""
 
-    def __init__(self, prog: Any, btf: R.BTF, complete: Callable[[str, int], Any] | None = None) -> None:
+    def __init__(self, prog: Any, btf: R.BTF, complete: Callable[[str, int], Any] | None = None,
+                 base: "TypeBuilder | None" = None) -> None:
         self.prog = prog
         self.btf = btf
         self._cache: dict[int, Any] = {}
         self._complete = complete  # resolves a FWD to the complete struct/union of that name
+        self.base = base  # a module's builder hands the kernel's type ids to the kernel's builder (one Type each)
 
     def type(self, tid: int) -> Any:
+        if self.base is not None and tid < self.btf.first_id:
+            return self.base.type(tid)
         t = self._cache.get(tid)
         if t is None:
             t = self._build(tid)
@@ -43,8 +44,8 @@ class TypeBuilder:
             enc, _off, _bits = btf.int_encoding(tid)
             if enc & R.INT_BOOL:
                 return prog.bool_type(r.name or "_Bool", r.size)
-            signed = bool(enc & R.INT_SIGNED) or (r.name in ("char", "signed char") and r.name != "unsigned char")
-            return prog.int_type(r.name, r.size, signed)
+            # trust the encoding: `char` is unsigned on arm64 and, since 6.2 (-funsigned-char), on every arch
+            return prog.int_type(r.name, r.size, bool(enc & R.INT_SIGNED))
         if k == R.FLOAT:
             return prog.float_type(r.name, r.size)
         if k == R.PTR:
@@ -62,7 +63,8 @@ class TypeBuilder:
         if k in (R.ENUM, R.ENUM64):
             values = btf.enumerators(tid)
             signed = r.kind_flag or any(v < 0 for _, v in values)
-            compat = prog.int_type(("" if signed else "unsigned ") + ("long" if r.size == 8 else "int"), r.size, signed)
+            cname = {1: "char", 2: "short", 4: "int", 8: "long"}.get(r.size, "int")
+            compat = prog.int_type(("" if signed else "unsigned ") + cname, r.size, signed)
             return prog.enum_type(name, compat, [drgn.TypeEnumerator(n, v) for n, v in values])
         if k == R.FWD:
             if self._complete is not None and name:
@@ -129,7 +131,7 @@ class BTFTypes:
         self.built_by_name = 0
 
     def add_module(self, btf: R.BTF) -> None:
-        self.builders.append(TypeBuilder(self.prog, btf, self._complete))
+        self.builders.append(TypeBuilder(self.prog, btf, self._complete, base=self.builders[0]))
 
     def _complete(self, name: str, kind: int) -> Any:
         for b in self.builders:

@@ -64,6 +64,8 @@ class BTF:
         if len(data) < 24:
             raise BTFError(f"{name}: {len(data)} bytes, too short for a BTF header")
         magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+        if magic == 0x9FEB:
+            raise BTFError(f"{name}: big-endian BTF (s390x, ppc64): not supported")
         if magic != MAGIC:
             raise BTFError(f"{name}: not BTF (magic {magic:#x})")
         if version != 1:
@@ -108,6 +110,7 @@ class BTF:
         named = [k in _NAMED for k in range(32)]
         known = [k in KIND_NAMES for k in range(32)]
         enum_ids, append, find = self.enum_ids, offsets.append, strs.find
+        base_string = self.base.string if self.base is not None else None
         while pos < end:
             if pos + 12 > end:
                 raise BTFError(f"{self.name}: type record {tid} is cut short")
@@ -122,6 +125,11 @@ class BTF:
                 o = name_off - str_base
                 if 0 <= o < nstrs:
                     n = strs[o:find(b"\0", o)].decode("utf-8", "replace")
+                elif o < 0 and base_string is not None:  # split BTF dedup points names at the base's strings
+                    n = base_string(name_off)
+                else:
+                    n = ""
+                if n:
                     ids = by_name.get(n)
                     if ids is None:
                         by_name[n] = [tid]

@@ -37,8 +37,9 @@ class BTFTier:
             if self.modules_without_btf:
                 mods += " (none for: " + ", ".join(self.modules_without_btf) + ")"
         return (f"BTF from the dump: {self.vmlinux_types} types ({self.vmlinux_bytes / (1 << 20):.1f} MB) between "
-                f"__start_BTF and __stop_BTF{mods}; symbols from kallsyms; stacks from the kernel's ORC tables"
-                + ("" if self.unwinding else " (not available: no stack unwinding)"))
+                f"__start_BTF and __stop_BTF{mods}; symbols from kallsyms; "
+                + ("stacks unwound by drgn from the kernel's own tables (ORC on x86_64, frame pointers on arm64)"
+                   if self.unwinding else "no stack unwinding"))
 
 
 def _symbol_address(prog: Any, name: str) -> int:
@@ -60,13 +61,13 @@ def read_vmlinux_btf(prog: Any) -> BTF:
 def enable(prog: Any, release: str) -> BTFTier:
     """Make drgn see types, globals, threads and stacks from the dump alone. Raises when the kernel has no BTF."""
     t0 = time.perf_counter()
-    btf = read_vmlinux_btf(prog)
+    btf = read_vmlinux_btf(prog)  # raises before anything is registered: the session stays on the symbols tier
     types = BTFTypes(prog, btf)
-    prog.register_type_finder("ktriage-btf", types.finder, enable_index=0)
     objects = BTFObjects(prog, types, release)
-    prog.register_object_finder("ktriage-btf", objects.finder, enable_index=-1)
     tier = BTFTier(types, objects, len(btf.data), len(btf))
     _main_module(prog, tier)
+    prog.register_type_finder("ktriage-btf", types.finder, enable_index=0)
+    prog.register_object_finder("ktriage-btf", objects.finder, enable_index=-1)
     _modules(prog, tier, btf)
     tier.seconds = time.perf_counter() - t0
     return tier
@@ -75,10 +76,14 @@ def enable(prog: Any, release: str) -> BTFTier:
 def _main_module(prog: Any, tier: BTFTier) -> None:
     """The kernel image's address range: with it drgn finds the built-in ORC tables in memory."""
     try:
-        start = _symbol_address(prog, "_stext")
-    except LookupError:
-        start = _symbol_address(prog, "_text")
-    end = _symbol_address(prog, "_end")
+        try:
+            start = _symbol_address(prog, "_stext")
+        except LookupError:
+            start = _symbol_address(prog, "_text")
+        end = _symbol_address(prog, "_end")
+    except LookupError as e:
+        tier.notes.append(f"kernel image range unknown ({e}): no stack unwinding")
+        return
     try:
         main = prog.main_module("kernel", create=True)
         main.address_range = (start, end)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 X86_GP = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
           "r15"}
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+# a call may change these (SysV x86_64 ABI); capstone does not list them among a `call`'s writes
+CALL_CLOBBERED = frozenset({"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"})
 _SUB = {"eax": "rax", "ax": "rax", "al": "rax", "ebx": "rbx", "bx": "rbx", "bl": "rbx", "ecx": "rcx", "cx": "rcx",
         "cl": "rcx", "edx": "rdx", "dx": "rdx", "dl": "rdx", "esi": "rsi", "si": "rsi", "sil": "rsi", "edi": "rdi",
         "di": "rdi", "dil": "rdi", "ebp": "rbp", "bp": "rbp", "bpl": "rbp", "esp": "rsp", "sp": "rsp", "spl": "rsp"}
@@ -84,7 +86,10 @@ def _writes(insn) -> set[str]:  # type: ignore[no-untyped-def]
         _, w = insn.regs_access()
     except Exception:  # noqa: BLE001
         return set()
-    return {full_reg(insn.reg_name(r)) for r in w}
+    out = {full_reg(insn.reg_name(r)) for r in w}
+    if insn.mnemonic.startswith("call"):
+        out |= CALL_CLOBBERED
+    return out
 
 
 def memory_access(insn) -> Access | None:  # type: ignore[no-untyped-def]

@@ -51,13 +51,19 @@ def slab_info(prog, addr: int) -> dict | None:  # type: ignore[no-untyped-def]
         out["typesafe_by_rcu"] = bool(out["flags"] & SLAB_TYPESAFE_BY_RCU)
     except Exception:  # noqa: BLE001
         pass
+    try:
+        from drgn.helpers.linux.slab import slab_cache_is_merged
+
+        out["merged"] = bool(slab_cache_is_merged(cache))
+    except Exception:  # noqa: BLE001
+        pass
     return out
 
 
 # Slab caches whose objects are one struct: a register pointing at the start of an allocated object of one of
 # these is that struct, with no DWARF needed (seed 000 found its skb this way, from %r13 saved by nf_iterate).
 CACHE_TYPES: dict[str, str] = {
-    "skbuff_head_cache": "sk_buff", "skbuff_fclone_cache": "sk_buff", "skbuff_small_head": "sk_buff",
+    "skbuff_head_cache": "sk_buff", "skbuff_fclone_cache": "sk_buff",  # (not skbuff_small_head: packet data)
     "TCP": "sock", "TCPv6": "sock", "UDP": "sock", "UDPv6": "sock", "UDP-Lite": "sock", "UDPLITEv6": "sock",
     "RAW": "sock", "RAWv6": "sock", "PING": "sock", "PINGv6": "sock", "UNIX": "sock", "UNIX-STREAM": "sock",
     "NETLINK": "sock", "PACKET": "sock", "MPTCP": "sock",
@@ -72,7 +78,7 @@ def object_in_cache(prog, addr: int, tags: tuple[str, ...]):  # type: ignore[no-
     si = slab_info(prog, addr)
     if not si or si.get("offset") or not si.get("allocated"):
         return None, si
-    tag = CACHE_TYPES.get(si["cache"])
+    tag = None if si.get("merged") else CACHE_TYPES.get(si["cache"])
     if tag not in tags:
         return None, si
     try:
@@ -87,7 +93,9 @@ def slab_text(si: dict) -> str:
     state = "allocated" if si["allocated"] else "FREE" if si["allocated"] is False else "state unknown"
     off = f"+{si['offset']:#x}" if si.get("offset") else ""
     size = f", object size {si['object_size']}" if si.get("object_size") else ""
-    return f"slab cache {si['cache']}: object {si['object']:#x}{off} ({state}{size})"
+    merged = ("; a merged cache: other caches of this size share it, so its name does not say the object's type"
+              if si.get("merged") else "")
+    return f"slab cache {si['cache']}: object {si['object']:#x}{off} ({state}{size}{merged})"
 
 
 def identify(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
