@@ -69,6 +69,14 @@ class BTFObjects:
         self._enumerators: dict[str, tuple[R.BTF, int, int]] | None = None
         self._cache: dict[str, Any] = {}
 
+    def check_table(self) -> dict[str, str]:
+        """Every table entry that does not fit this kernel, with the reason (symbol missing, type unknown to
+        its BTF, type larger than the symbol's extent). Cheap: types are built without their members."""
+        for name, spec in self.table.items():
+            if name not in self.skipped:
+                self._global(spec)
+        return dict(self.skipped)
+
     # --- the three kinds of object -------------------------------------------------------------------------
 
     def _symbol(self, name: str) -> Any:

@@ -69,6 +69,10 @@ def enable(prog: Any, release: str) -> BTFTier:
     prog.register_type_finder("ktriage-btf", types.finder, enable_index=0)
     prog.register_object_finder("ktriage-btf", objects.finder, enable_index=-1)
     _modules(prog, tier, btf)
+    skipped = objects.check_table()
+    if skipped:
+        tier.notes.append("globals without a type on this kernel (what reads them is skipped): "
+                          + "; ".join(f"{n}: {why}" for n, why in sorted(skipped.items())))
     tier.seconds = time.perf_counter() - t0
     return tier
 
