@@ -66,6 +66,7 @@ class BTFObjects:
         self.release = release
         self.table = {g.name: g for g in globals_table() if applies(g, release)}
         self.skipped: dict[str, str] = {}
+        self.unchecked: set[str] = set()
         self._enumerators: dict[str, tuple[R.BTF, int, int]] | None = None
         self._cache: dict[str, Any] = {}
 
@@ -117,6 +118,8 @@ class BTFObjects:
             self.skipped[spec.name] = f"type `{spec.type}` not in this kernel's BTF ({e})"
             return None
         extent = sym.size or 0
+        if not extent:
+            self.unchecked.add(spec.name)  # kallsyms gives no extent: the type's size cannot be checked
         if spec.type.endswith("[]"):
             n = extent // drgn.sizeof(t) if extent else 0
             n = self._trim_padding(sym.address, t, n)

@@ -73,6 +73,9 @@ def enable(prog: Any, release: str) -> BTFTier:
     if skipped:
         tier.notes.append("globals without a type on this kernel (what reads them is skipped): "
                           + "; ".join(f"{n}: {why}" for n, why in sorted(skipped.items())))
+    if objects.unchecked:
+        tier.notes.append("globals typed from the table whose size kallsyms cannot confirm (no extent): "
+                          + ", ".join(sorted(objects.unchecked)))
     tier.seconds = time.perf_counter() - t0
     return tier
 
