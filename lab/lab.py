@@ -399,7 +399,9 @@ def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
         with open(vmcore, "rb") as f:
             meta["vmcore_format"] = "kdump-compressed (makedumpfile -c -d 31)" if f.read(8) == b"KDUMP   " else "unknown"
     if spec.get("qemu_elf"):
-        meta.update(run_qemu_elf(name, sdir, bz, initrd, spec, timeout))
+        hang = f"{BOOT_ARGS} panic=0 {spec['args']} lab.kdump=0 lab.action={name}".replace("  ", " ")
+        meta.update(run_qemu_elf(name, sdir, QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", hang],
+                                 timeout, r"---\[ end Kernel panic"))
     meta["ok"] = bool(meta["key_line"] and meta["vmcore"] and meta.get("vmcore_format", "").startswith("kdump") and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
     with open(os.path.join(sdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
@@ -408,20 +410,20 @@ def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
     return meta
 
 
-def run_qemu_elf(name: str, sdir: str, bz: str, initrd: str, spec: dict, timeout: float) -> dict:
-    """Second boot without kdump: wait for the panic, then QMP dump-guest-memory (ELF, no paging)."""
+def run_qemu_elf(name: str, sdir: str, boot: list[str], timeout: float, panicked: str) -> dict:
+    """A boot (QEMU command with kernel, initrd and a `panic=0` command line) that is left hanging after the
+    panic, then QMP dump-guest-memory (ELF, no paging): QEMU's own dump, registers at dump time."""
     console = os.path.join(sdir, "console.qemu-elf.log")
     sock = os.path.join(sdir, "qmp.sock")
     pidfile = os.path.join(sdir, "qemu.pid")
-    append = f"{BOOT_ARGS} panic=0 {spec['args']} lab.kdump=0 lab.action={name}".replace("  ", " ")
     log(f"{name}: booting (QEMU ELF dump)")
     t0 = time.time()
-    cmd = QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", append, "-serial", f"file:{console}",
-                       "-qmp", f"unix:{sock},server=on,wait=off", "-daemonize", "-pidfile", pidfile]
+    cmd = boot + ["-serial", f"file:{console}", "-qmp", f"unix:{sock},server=on,wait=off", "-daemonize",
+                  "-pidfile", pidfile]
     sh(cmd, quiet=True)
     out = {"qemu_elf": None}
     try:
-        if wait_for(console, r"---\[ end Kernel panic", timeout):
+        if wait_for(console, panicked, timeout):
             time.sleep(1)
             elf = os.path.join(sdir, "vmcore.qemu.elf")
             qmp(sock, {"execute": "dump-guest-memory", "arguments": {"paging": False, "protocol": f"file:{elf}"}})
@@ -488,15 +490,15 @@ ARM64_QEMU = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57", "-accel
               "-display", "none", "-no-reboot", "-monitor", "none"]
 _A64_FAULT = r"Unable to handle kernel (?:NULL pointer dereference|paging request) at virtual address "
 ARM64_SCENARIOS: dict[str, dict] = {
-    "null-member": {"args": "", "expect": _A64_FAULT + "0000000000000a30"},
+    "null-member": {"args": "", "qemu_elf": True, "expect": _A64_FAULT + "0000000000000a30"},
     "null-member-timer": {"args": "", "expect": _A64_FAULT + "0000000000000a30"},
     "null-member-work": {"args": "", "expect": _A64_FAULT + "0000000000000a30"},
-    "netfilter-udp": {"args": "", "expect": _A64_FAULT + "0000000000000a38"},
+    "netfilter-udp": {"args": "", "qemu_elf": True, "expect": _A64_FAULT + "0000000000000a38"},
     # arm64 ignores the top byte of a data address (TBI): the poisoned pointer 0x6b6b.. faults as 006b6b..
     "uaf-poison": {"args": "", "expect": _A64_FAULT + "[0-9a-f]{2}6b6b6b6b6b6b6b"},
     "list-corruption": {"args": "", "expect": r"list_del corruption"},
     "oob-small-object": {"args": "", "expect": _A64_FAULT + "[0-9a-f]*6b6b6b"},
-    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1", "qemu_elf": True,
                   "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
     "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
@@ -576,7 +578,12 @@ def run_arm64_scenario(name: str, tree: str, bdir: str, timeout: float = 240) ->
     m = re.search(spec["expect"], text)
     meta["key_line"] = m.group(0) if m else None
     meta["panicked"] = "Kernel panic - not syncing" in text  # panic=1: "Rebooting in 1 seconds..", no end marker
-    meta["ok"] = bool(meta["key_line"] and meta["panicked"])
+    if spec.get("qemu_elf"):  # a second boot left hanging after the panic, dumped by QEMU (VMCOREINFO via fw_cfg)
+        hang = re.sub(r"(?<!\S)panic=1(?!\S)", "panic=0", append)  # not hung_task_panic=1
+        meta.update(run_qemu_elf(name, sdir, ARM64_QEMU + [
+            "-device", "vmcoreinfo", "-kernel", os.path.join(tree, "arch/arm64/boot/Image"),
+            "-initrd", os.path.join(bdir, "initrd.cpio.gz"), "-append", hang], timeout, r"---\[ end Kernel panic"))
+    meta["ok"] = bool(meta["key_line"] and meta["panicked"] and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
     with open(os.path.join(sdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     log(f"arm64 {name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['run_seconds']} s; key line: {meta['key_line']!r}")
@@ -618,8 +625,10 @@ def write_arm64_manifest(tree: str, bdir: str) -> str:
     for name in ARM64_SCENARIOS:
         p = os.path.join(arm64_runs_dir(), name, "meta.json")
         if os.path.exists(p):
-            scen[name] = dict(json.load(open(p)), dir=os.path.dirname(p),
-                              console_log=os.path.join(os.path.dirname(p), "console.log"))
+            meta = json.load(open(p))
+            d = os.path.dirname(p)
+            scen[name] = dict(meta, dir=d, console_log=os.path.join(d, "console.log"),
+                              qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None)
     kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
     return update_manifest("arm64", {
         "arch": "arm64", "kernel_key": arm64_kernel_key()[1], "build_key": os.path.basename(bdir),

@@ -53,6 +53,17 @@ from ktriage.model import Finding
 MAX_FRAMES = 48
 GP_REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 CALLEE_SAVED = ("rbx", "rbp", "r12", "r13", "r14", "r15")
+A64_GP = tuple(f"x{i}" for i in range(31))  # drgn's aarch64 register names (x29 = fp, x30 = lr)
+A64_CALLEE_SAVED = tuple(f"x{i}" for i in range(19, 30))
+
+
+def gp_regs(regs: dict) -> tuple[str, ...]:
+    """The general-purpose register names of the frame's architecture (drgn names them per platform)."""
+    return A64_GP if "x0" in regs or "x19" in regs else GP_REGS
+
+
+def callee_saved(regs: dict) -> tuple[str, ...]:
+    return A64_CALLEE_SAVED if any(r in regs for r in A64_CALLEE_SAVED) else CALLEE_SAVED
 # frames that only record the dump itself (kdump saves the registers there), and the panic path above them
 DUMP_PATH = frozenset(("crash_setup_regs", "__crash_kexec", "crash_kexec", "machine_kexec", "crash_save_cpu",
                        "native_machine_crash_shutdown", "__crash_shutdown_handler"))
@@ -163,8 +174,27 @@ def _stacks(s, task) -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-d
         top = per_cpu(prog["hardirq_stack_ptr"], task_cpu(task)).value_()
         out.append(("IRQ/softirq stack", top + 8 - 0x4000, top + 8))
     except Exception:  # noqa: BLE001
-        pass
+        try:  # arm64: irq_stack_ptr is the base of a THREAD_SIZE (16 KiB) stack
+            from drgn.helpers.linux.percpu import per_cpu
+            from drgn.helpers.linux.sched import task_cpu
+
+            base = per_cpu(prog["irq_stack_ptr"], task_cpu(task)).value_()
+            out.append(("IRQ/softirq stack", base, base + 0x4000))
+        except Exception:  # noqa: BLE001
+            pass
     return out
+
+
+def _sp(f) -> int | None:  # type: ignore[no-untyped-def]
+    """Where the frame lives on its stack: the stack pointer, or for a frame unwound by frame pointers (arm64,
+    no CFI), whose sp drgn does not know, the address of its frame record (fp/x29), on the same stack."""
+    try:
+        return f.sp
+    except LookupError:
+        try:
+            return f.registers().get("fp") or f.registers().get("x29")
+        except Exception:  # noqa: BLE001
+            return None
 
 
 def _where(stacks, sp: int) -> str:
@@ -175,7 +205,7 @@ def _where(stacks, sp: int) -> str:
 
 
 def _fmt_regs(regs: dict) -> str:
-    return " ".join(f"{k.upper()}={regs[k]:#x}" for k in ("rip", "rsp") + GP_REGS if k in regs)
+    return " ".join(f"{k.upper()}={regs[k]:#x}" for k in ("rip", "rsp", "pc", "sp") + gp_regs(regs) if k in regs)
 
 
 # --- vmcore.sys ---------------------------------------------------------------------------------
@@ -238,7 +268,8 @@ def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
         name = _frame_name(f)
         mod = _module_of(prog, f.pc)
         src = _source(f)
-        where = _where(stacks, f.sp)
+        sp = _sp(f)
+        where = _where(stacks, sp) if sp is not None else "stack unknown"
         tags = []
         if f.interrupted and name in DUMP_PATH:
             tags.append("registers saved for the dump")
@@ -248,7 +279,8 @@ def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
             tags.append("inline")
         if i == fi:
             tags.append("FAULTING FRAME")
-        text = (f"#{i:<2} {name}" + (f" [{mod}]" if mod else "") + f" pc {f.pc:#x} sp {f.sp:#x}"
+        text = (f"#{i:<2} {name}" + (f" [{mod}]" if mod else "") + f" pc {f.pc:#x}"
+                + (f" sp {sp:#x}" if sp is not None else "")
                 + (f" at {src}" if src else "") + f" ({where}" + (", " + ", ".join(tags) if tags else "") + ")")
         lines.append(text)
         frames.append({"index": i, "function": name, "module": mod, "source": src, "stack": where,
@@ -266,6 +298,8 @@ def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
     ctxs = sorted({fd["stack"] for fd in frames})
     summary = (f"Crashed thread {comm} (pid {thread.tid}): {len(trace)} frames from {_frame_name(trace[0])}"
                + (f"; the CPU trapped in #{fi} {_frame_name(fr)}" if fr.interrupted and _frame_name(fr) not in DUMP_PATH
+                  else f"; the CPU trapped in #{fi} {_frame_name(fr)} (the oops' faulting IP, reached through the "
+                       f"exception frame)" if ctx.crash.ip and _frame_name(fr) == ctx.crash.ip.symbol
                   else f"; no trap: #{fi} {_frame_name(fr)} called the panic path" if fi and
                   _frame_name(trace[fi - 1]) in PANIC_PATH
                   else f"; no trapping frame: the thread was in #{fi} {_frame_name(fr)} when the dump was taken")
@@ -273,7 +307,7 @@ def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
                + f"; stacks: {', '.join(ctxs)}.")
     return [Finding("vmcore.stack", summary, tuple(lines), "certain", "vmcore.stack",
                     {"comm": comm, "pid": thread.tid, "faulting_frame": fi, "frames": frames,
-                     "registers": {k: v for k, v in regs.items() if k in GP_REGS + ("rip", "rsp")}})]
+                     "registers": {k: v for k, v in regs.items() if k in gp_regs(regs) + ("rip", "rsp", "pc", "sp")}})]
 
 
 # --- vmcore.pointers ----------------------------------------------------------------------------
@@ -287,9 +321,9 @@ def analyze_pointers(ctx: AnalysisContext) -> list[Finding]:
     fi = faulting_index(ctx, trace)
     regs = dict(trace[fi].registers())
     lines, data = [], {}
-    for r in GP_REGS:
+    for r in gp_regs(regs):
         v = regs.get(r)
-        if v is None or v < 0xFFFF800000000000:
+        if v is None or not _kernel_ptr(v):
             continue
         what = identify(s.prog, v)
         if not what:
@@ -314,6 +348,7 @@ def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def
         return ctx.__dict__["_vm_code"]
     from ktriage.vmcore.code import function_insns, memory_access, origin_of
 
+    _x86_only(s)
     trace = _trace(s)
     fi = faulting_index(ctx, trace)
     f = trace[fi]
@@ -331,6 +366,17 @@ def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def
             out["origin"] = origin_of(insns, acc.base)
     ctx.__dict__["_vm_code"] = out
     return out
+
+
+def _x86_only(s) -> None:  # type: ignore[no-untyped-def]
+    """The dump-side instruction walk (vmcore/code.py) decodes x86_64; other architectures keep the log's own
+    instruction analysis (insn.*, dataflow.*), which covers arm64."""
+    import drgn
+
+    arch = s.prog.platform.arch if s.prog.platform else None
+    if arch is not None and arch != drgn.Architecture.X86_64:
+        raise Skip(f"the dump-side instruction walk is x86_64 only (this dump: {arch.name.lower()}); see the "
+                   f"log-level insn/dataflow findings")
 
 
 def _struct_of(t):  # type: ignore[no-untyped-def]
@@ -536,6 +582,7 @@ def _race_from_log(ctx: AnalysisContext, s) -> list[Finding]:  # type: ignore[no
     from ktriage.analyzers.machine import lookup_for
     from ktriage.vmcore.code import full_reg
 
+    _x86_only(s)
     df = next((f for f in ctx.findings if f.code == "dataflow.base-origin"), None)
     if df is None or not df.data.get("steps"):
         raise Skip("no debug info, and the log gives no load of the base register (dataflow.base-origin) to re-read")
@@ -729,7 +776,7 @@ def analyze_args(ctx: AnalysisContext) -> list[Finding]:
         parts = [f"{n} = {_value_text(o)}" for n, o in vals]
         try:
             regs = f.registers()
-            saved = [f"{r}={regs[r]:#x}" for r in CALLEE_SAVED if r in regs] if i else []
+            saved = [f"{r}={regs[r]:#x}" for r in callee_saved(regs) if r in regs] if i else []
         except Exception:  # noqa: BLE001
             saved = []
         if parts or saved:
@@ -776,7 +823,7 @@ def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None): 
             regs = f.registers()
         except Exception:  # noqa: BLE001
             continue
-        names = GP_REGS if f.interrupted or i == 0 else CALLEE_SAVED
+        names = gp_regs(regs) if f.interrupted or i == 0 else callee_saved(regs)
         for r in names:
             v = regs.get(r)
             if v is None or not _kernel_ptr(v) or v in seen:
@@ -929,7 +976,9 @@ def _mutex_by_waiter(prog, task, trace):  # type: ignore[no-untyped-def]
         except Exception:  # noqa: BLE001
             pass
     try:
-        lo, hi = frames[0].sp, frames[idx[-1] + 1].sp if idx[-1] + 1 < len(frames) else frames[idx[-1]].sp + 512
+        lo = _sp(frames[0])
+        nxt = _sp(frames[idx[-1] + 1]) if idx[-1] + 1 < len(frames) else None
+        hi = nxt if nxt is not None else (lo or 0) + 4096
         data = prog.read(lo, min(max(hi - lo, 0), 4096))
         cands += [int.from_bytes(data[k:k + 8], "little") for k in range(0, len(data) - 7, 8)]
     except Exception:  # noqa: BLE001

@@ -26,6 +26,7 @@ class GlobalSpec:
     since: tuple[int, int] | None = None
     until: tuple[int, int] | None = None
     why: str = ""
+    arch: str | None = None
 
 
 def _version(s: str | None) -> tuple[int, int] | None:
@@ -46,11 +47,13 @@ def globals_table() -> list[GlobalSpec]:
         with open(GLOBALS_FILE, encoding="utf-8") as f:
             rows = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
         _TABLE = [GlobalSpec(r["name"], r["type"], _version(r.get("since")), _version(r.get("until")),
-                             r.get("why", "")) for r in rows]
+                             r.get("why", ""), r.get("arch")) for r in rows]
     return _TABLE
 
 
-def applies(spec: GlobalSpec, release: str) -> bool:
+def applies(spec: GlobalSpec, release: str, arch: str | None = None) -> bool:
+    if spec.arch and arch and spec.arch != arch:
+        return False
     v = _version(release)
     if v is None:
         return True
@@ -64,7 +67,11 @@ class BTFObjects:
         self.prog = prog
         self.types = types
         self.release = release
-        self.table = {g.name: g for g in globals_table() if applies(g, release)}
+        try:
+            arch = prog.platform.arch.name.lower()
+        except AttributeError:
+            arch = None
+        self.table = {g.name: g for g in globals_table() if applies(g, release, arch)}
         self.skipped: dict[str, str] = {}
         self.unchecked: set[str] = set()
         self._enumerators: dict[str, tuple[R.BTF, int, int]] | None = None

@@ -95,13 +95,30 @@ class VmcoreSession:
 
 
 def kernel_frames(trace) -> list:  # type: ignore[no-untyped-def]
-    """The frames down to the first user-space one: past it, drgn walks user stacks without their CFI."""
-    out = []
+    """The frames down to the first user-space one (past it, drgn walks user stacks without their CFI), and
+    never the same frame twice in a row: an unwinder that cannot leave a frame (seen on arm64 with CFI for a
+    leaf function entered through an exception) would repeat it up to drgn's limit."""
+    out: list = []
+    seen = None
     for f in trace:
+        key = (f.pc, _frame_position(f), f.name, f.is_inline)  # inlined frames share pc and sp with their caller
+        if key == seen:
+            break
+        seen = key
         out.append(f)
         if f.pc < 0xFFFF800000000000:
             break
     return out
+
+
+def _frame_position(f):  # type: ignore[no-untyped-def]
+    try:
+        return f.sp
+    except LookupError:
+        try:
+            return f.registers().get("fp")
+        except Exception:  # noqa: BLE001
+            return None
 
 
 def session_for(crash: Crash) -> VmcoreSession | None:
