@@ -56,6 +56,8 @@ class TypeBuilder:
             return prog.array_type(self.type(elem), n if n else None)
         if k in (R.STRUCT, R.UNION):
             ms = btf.members(tid)
+            if not r.kind_flag:  # pahole < 1.16 wrote a bit-field's width and offset in its INT type instead
+                ms = [self._int_bitfield(m) for m in ms]
             members = [drgn.TypeMember(self._lazy(mt, bsize, zero_len=i < len(ms) - 1), mname or None, boff)
                        for i, (mname, mt, boff, bsize) in enumerate(ms)]
             make = prog.struct_type if k == R.STRUCT else prog.union_type
@@ -90,6 +92,18 @@ class TypeBuilder:
                                       [drgn.TypeParameter(self._lazy(pt), pn or None) for pn, pt in params],
                                       variadic)
         raise R.BTFError(f"{btf.name}: type {tid} of kind {r.kind_name} has no drgn equivalent")
+
+    def _int_bitfield(self, m: tuple[str, int, int, int]) -> tuple[str, int, int, int]:
+        name, mt, boff, bsize = m
+        if mt == 0 or bsize:
+            return m
+        r = self.btf.record(mt)
+        if r.kind != R.INT:
+            return m
+        enc, off, bits = self.btf.int_encoding(mt)
+        if bits and not enc & R.INT_BOOL and (bits != r.size * 8 or off):
+            return name, mt, boff + off, bits
+        return m
 
     def _zero_length_array(self, tid: int) -> Any:
         """BTF writes both `T x[0]` (a GNU marker inside a struct) and `T x[]` (a flexible array, always last)
