@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import NamedTuple
 
 import click
 
@@ -19,7 +20,27 @@ from ktriage import __version__
 EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_INTERNAL = 0, 2, 3, 70
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """Subsystems bring their own command groups (`ktriage kb ...`), imported only when one is asked for:
+    importing them on every `ktriage analyze` cost ~20 ms (YAML, difflib) for nothing."""
+
+    LAZY = {"kb": "ktriage.kb.cli"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY and name not in self.commands:
+            import importlib
+
+            try:
+                self.add_command(getattr(importlib.import_module(self.LAZY[name]), name))
+            except ImportError:
+                return None
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ktriage")
 def main() -> None:
     """Linux kernel crash triage: what failed, the evidence, the known bug and the fix."""
@@ -46,12 +67,15 @@ def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple
             debuginfo_dirs: tuple[str, ...], src_dirs: tuple[str, ...], no_analysis: bool, no_btf: bool,
             color: bool | None, debug: bool) -> None:
     """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
-    from ktriage.pipeline import Options, analyze_paths
-
     try:
-        report = analyze_paths(list(paths), Options(kb_dirs=list(kb_dirs), vmlinux=vmlinux,
-                                                    debuginfo_dirs=list(debuginfo_dirs), src_dirs=list(src_dirs),
-                                                    analyze=not no_analysis, btf=not no_btf))
+        early = _start_vmcore_open(paths, vmlinux, debuginfo_dirs, no_btf)
+        from ktriage.pipeline import Options, analyze_paths, warm
+
+        opts = Options(kb_dirs=list(kb_dirs), vmlinux=vmlinux, debuginfo_dirs=list(debuginfo_dirs),
+                       src_dirs=list(src_dirs), analyze=not no_analysis, btf=not no_btf)
+        if early:
+            warm(opts, fmt)
+        report = analyze_paths(list(paths), opts)
         if fmt == "json":
             from ktriage.render.json_out import render
             text = render(report)
@@ -86,16 +110,31 @@ def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple
     sys.exit(EXIT_INPUT if failed else EXIT_OK)
 
 
-def _register_subcommands() -> None:
-    """Subsystems bring their own command groups (e.g. `ktriage kb ...`)."""
+def _start_vmcore_open(paths: tuple[str, ...], vmlinux: str | None, debuginfo_dirs: tuple[str, ...],
+                       no_btf: bool) -> bool:
+    """Open the first vmcore among the inputs on a worker thread (ktriage.vmcore.prefetch says why),
+    before the heavy imports, so that drgn's loading overlaps them."""
+    from ktriage.inputs import expand
+
     try:
-        from ktriage.kb.cli import kb
-    except ImportError:
-        return
-    main.add_command(kb)
+        for i, path in enumerate(expand(list(paths))):
+            if i >= 64 or path == "-":
+                return False
+            from ktriage.vmcore import looks_like_vmcore, prefetch
+
+            if looks_like_vmcore(path):
+                return prefetch(path, _PrefetchOpts(vmlinux, tuple(debuginfo_dirs), not no_btf))
+    except Exception:  # noqa: BLE001 - only a head start: the pipeline reads and reports every input itself
+        return False
+    return False
 
 
-_register_subcommands()
+class _PrefetchOpts(NamedTuple):
+    vmlinux: str | None
+    debuginfo_dirs: tuple[str, ...]
+    btf: bool
+
+
 
 if __name__ == "__main__":
     main()

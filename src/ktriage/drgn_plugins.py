@@ -5,17 +5,74 @@ call their `drgn_prog_set` hooks. drgn's two built-in entry points (`builtin_com
 `crash_commands`) only register commands for the interactive drgn CLI (no hooks), yet importing
 them costs ~75 ms per run. ktriage never runs drgn commands, so while it sets up its Programs it
 asks drgn (through its documented DRGN_DISABLE_PLUGINS variable) to skip just those two; other
-installed plugins still load and run, and a user's own DRGN_PLUGINS/DRGN_DISABLE_PLUGINS still apply.
-The variable is restored afterwards.
+installed plugins (say one adding CTF type support) still load and run, and a user's own
+DRGN_PLUGINS/DRGN_DISABLE_PLUGINS still apply. The variable is restored afterwards.
+
+Finding the entry points at all costs another ~40-70 ms (drgn imports importlib.metadata, which pulls
+in the email and csv packages, and reads every installed distribution's metadata). When no installed
+distribution other than drgn declares a `drgn.plugins` entry point, there is nothing to find, so
+ktriage sets DRGN_DISABLE_PLUGINS=* instead: drgn's own switch for "avoid the entry point machinery
+entirely", with the same plugins loaded (none).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Iterator
 
 _DRGN_OWN = ("builtin_commands", "crash_commands")
+_GROUP = "[drgn.plugins]"
+_others: bool | None = None  # other distributions declare drgn plugins (None: not looked yet)
+
+
+def _entry_point_names(text: str) -> list[str]:
+    """The names in the [drgn.plugins] section of an entry_points.txt (an INI file)."""
+    names, inside = [], False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("["):
+            inside = s == _GROUP
+        elif inside and "=" in s and not s.startswith(("#", ";")):
+            names.append(s.split("=", 1)[0].strip())
+    return names
+
+
+def other_plugins_installed(paths: list[str] | None = None) -> bool:
+    """Does any distribution on sys.path, besides drgn itself, declare a drgn plugin entry point?
+
+    Reads only the `entry_points.txt` files of `*.dist-info` / `*.egg-info` directories, which is where
+    importlib.metadata finds entry points; anything unreadable counts as "maybe" (True)."""
+    for d in paths if paths is not None else sys.path:
+        try:
+            entries = list(os.scandir(d or "."))
+        except OSError:
+            continue
+        for e in entries:
+            if not e.name.endswith((".dist-info", ".egg-info")):
+                continue
+            p = os.path.join(e.path, "entry_points.txt")
+            try:
+                with open(p, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return True
+            if _GROUP in text and any(n not in _DRGN_OWN for n in _entry_point_names(text)):
+                return True
+    return False
+
+
+def _disable_value(old: str | None) -> str:
+    global _others
+    if old is None and not os.environ.get("DRGN_PLUGINS"):
+        if _others is None:
+            _others = other_plugins_installed()
+        if not _others:
+            return "*"
+    return ",".join([p for p in (old or "").split(",") if p] + list(_DRGN_OWN))
 
 
 @contextlib.contextmanager
@@ -24,7 +81,7 @@ def without_drgn_command_plugins() -> Iterator[None]:
     if old == "*":
         yield
         return
-    os.environ["DRGN_DISABLE_PLUGINS"] = ",".join([p for p in (old or "").split(",") if p] + list(_DRGN_OWN))
+    os.environ["DRGN_DISABLE_PLUGINS"] = _disable_value(old)
     try:
         yield
     finally:

@@ -144,6 +144,34 @@ def _drop_dmesg_duplicates(report: Report) -> None:
     report.crashes = kept
 
 
+def warm(opts: Options, fmt: str = "text") -> None:
+    """Import what the report of a vmcore needs and load the knowledge base now, while the dump opens on the
+    worker thread (ktriage.vmcore.prefetch): all of it is needed anyway, and drgn's loading leaves the main
+    thread free (the GIL released) for that long."""
+    import importlib
+
+    from ktriage.analyzers import load_all
+
+    load_all()
+    mods = [{"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(fmt, "ktriage.render.text")]
+    if opts.analyze:
+        mods += ["drgn.helpers.linux", "ktriage.vmcore.code", "ktriage.insn.codeline", "ktriage.debuginfo",
+                 "ktriage.debuginfo.member", "ktriage.vmcore.decoders"]
+        if opts.vmlinux or opts.debuginfo_dirs:
+            mods.append("elftools.elf.elffile")  # the log-level debug info search opens the files
+        try:
+            from ktriage.kb.rules import cached_rules
+        except ImportError:
+            pass
+        else:
+            cached_rules(tuple(opts.kb_dirs))
+    for mod in mods:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+
+
 def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     opts = opts or Options()
     report = Report()

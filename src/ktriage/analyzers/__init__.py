@@ -56,14 +56,15 @@ def analyzer(name: str, order: int = 50, needs: tuple[str, ...] = ()) -> Callabl
     return wrap
 
 
-def _load_all() -> None:
+def load_all() -> None:
+    """Import every analyzer module (each registers itself)."""
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
 
 
 def run_analyzers(ctx: AnalysisContext) -> list[Skipped]:
     """Run every registered analyzer in order; return what was skipped and why."""
-    _load_all()
+    load_all()
     skipped: list[Skipped] = []
     for a in sorted(_REGISTRY.values(), key=lambda a: (a.order, a.name)):
         missing = [n for n in a.needs if getattr(ctx, n, None) is None]

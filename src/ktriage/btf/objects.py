@@ -40,15 +40,24 @@ _TABLE: list[GlobalSpec] | None = None
 
 
 def globals_table() -> list[GlobalSpec]:
+    """globals.yaml, parsed (through the per-user cache: importing and running the YAML parser costs ~20 ms)."""
     global _TABLE
     if _TABLE is None:
-        import yaml
+        from ktriage import diskcache
 
-        with open(GLOBALS_FILE, encoding="utf-8") as f:
-            rows = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
-        _TABLE = [GlobalSpec(r["name"], r["type"], _version(r.get("since")), _version(r.get("until")),
-                             r.get("why", ""), r.get("arch")) for r in rows]
+        st = os.stat(GLOBALS_FILE)
+        _TABLE = diskcache.cached("btf-globals", diskcache.key_of("globals/1", st.st_size, st.st_mtime_ns),
+                                  _read_globals)
     return _TABLE
+
+
+def _read_globals() -> list[GlobalSpec]:
+    import yaml
+
+    with open(GLOBALS_FILE, encoding="utf-8") as f:
+        rows = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
+    return [GlobalSpec(r["name"], r["type"], _version(r.get("since")), _version(r.get("until")),
+                       r.get("why", ""), r.get("arch")) for r in rows]
 
 
 def applies(spec: GlobalSpec, release: str, arch: str | None = None) -> bool:

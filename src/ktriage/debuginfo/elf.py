@@ -19,10 +19,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.elf import enums as _enums
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 MACHINES = {62: "x86_64", 3: "i386", 183: "arm64", 40: "arm", 243: "riscv64", 21: "ppc64", 22: "s390x"}
 SHF_ALLOC = 0x2
@@ -32,10 +28,21 @@ SHT_NOTE = 7
 ET_REL = 1
 SHN_ABS = 0xFFF1
 
-# pyelftools decodes header enums to names ("SHT_NOBITS", "EM_X86_64"); callers compare numbers.
-_SH_TYPES = {"EM_ARM": _enums.ENUM_SH_TYPE_ARM, "EM_AARCH64": _enums.ENUM_SH_TYPE_AARCH64,
-             "EM_X86_64": _enums.ENUM_SH_TYPE_AMD64, "EM_MIPS": _enums.ENUM_SH_TYPE_MIPS,
-             "EM_RISCV": _enums.ENUM_SH_TYPE_RISCV}
+
+
+def _enums():  # type: ignore[no-untyped-def]
+    """pyelftools' enum tables, imported when a file is first opened (pyelftools costs ~25 ms to import,
+    and a vmcore whose debug info drgn matched never opens one)."""
+    from elftools.elf import enums
+
+    return enums
+
+
+def _sh_types(e_machine: Any) -> dict:
+    """pyelftools decodes header enums to names ("SHT_NOBITS", "EM_X86_64"); callers compare numbers."""
+    e = _enums()
+    return {"EM_ARM": e.ENUM_SH_TYPE_ARM, "EM_AARCH64": e.ENUM_SH_TYPE_AARCH64, "EM_X86_64": e.ENUM_SH_TYPE_AMD64,
+            "EM_MIPS": e.ENUM_SH_TYPE_MIPS, "EM_RISCV": e.ENUM_SH_TYPE_RISCV}.get(e_machine, e.ENUM_SH_TYPE_BASE)
 _DRGN_ARCH = {"x86_64": "X86_64", "i386": "I386", "arm64": "AARCH64", "arm": "ARM", "riscv64": "RISCV64",
               "ppc64": "PPC64", "s390x": "S390X"}
 
@@ -106,6 +113,9 @@ class ElfFile:
             self._m = None
 
     def _parse(self) -> None:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
         try:
             elf = ELFFile(self._m)
             hdr = elf.header
@@ -118,10 +128,10 @@ class ElfFile:
             raise ElfError(f"{self.path}: truncated ELF headers") from None
         self._elf = elf
         self.is64, self.little = elf.elfclass == 64, elf.little_endian
-        self.etype = _num(hdr["e_type"], _enums.ENUM_E_TYPE)
-        self.e_machine = _num(hdr["e_machine"], _enums.ENUM_E_MACHINE)
+        self.etype = _num(hdr["e_type"], _enums().ENUM_E_TYPE)
+        self.e_machine = _num(hdr["e_machine"], _enums().ENUM_E_MACHINE)
         self.machine = MACHINES.get(self.e_machine, f"machine {self.e_machine}")
-        types = _SH_TYPES.get(hdr["e_machine"], _enums.ENUM_SH_TYPE_BASE)
+        types = _sh_types(hdr["e_machine"])
         for name, h in sections:
             self.sections.append(Section(name, _num(h["sh_type"], types), h["sh_flags"], h["sh_addr"],
                                          h["sh_offset"], h["sh_size"], h["sh_addralign"]))
@@ -158,8 +168,10 @@ class ElfFile:
         return None
 
     @cached_property
-    def _symtabs(self) -> list[SymbolTableSection]:
+    def _symtabs(self) -> list[Any]:
         """The SHT_SYMTAB sections, kept so that pyelftools' name index is built once per file."""
+        from elftools.elf.sections import SymbolTableSection
+
         return [sec for sec in (self._elf.get_section(i) for i, s in enumerate(self.sections) if s.type == SHT_SYMTAB)
                 if isinstance(sec, SymbolTableSection)]
 
@@ -232,7 +244,7 @@ class ElfFile:
             return None
         for tab in self._symtabs:
             for sym in tab.get_symbol_by_name(name) or ():
-                shndx = _num(sym["st_shndx"], _enums.ENUM_ST_SHNDX)
+                shndx = _num(sym["st_shndx"], _enums().ENUM_ST_SHNDX)
                 if shndx == 0 or (func and sym["st_info"]["type"] != "STT_FUNC"):
                     continue
                 return sym["st_value"], sym["st_size"], shndx

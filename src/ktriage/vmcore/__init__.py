@@ -493,6 +493,90 @@ def _fallback_crash(s: VmcoreSession) -> Crash:
                  panic=panic)
 
 
+# --- opening, on a worker thread when the caller asks early --------------------------------------
+
+_OpenArgs = tuple[str, "str | None", tuple[str, ...], bool]
+_PREFETCH: dict[_OpenArgs, "concurrent.futures.Future[VmcoreSession]"] = {}
+
+
+def _open_args(path: str, opts) -> _OpenArgs:  # type: ignore[no-untyped-def]
+    return (os.path.realpath(path), getattr(opts, "vmlinux", None),
+            tuple(getattr(opts, "debuginfo_dirs", None) or ()), bool(getattr(opts, "btf", True)))
+
+
+def _open_session(path: str, vmlinux: str | None, dirs: tuple[str, ...], btf: bool) -> VmcoreSession:
+    """The dump opened, VMCOREINFO read and the best debug tier loaded. Raises InputError."""
+    notes: list[str] = []
+    prog, tmpdir = open_program(path, notes)
+    s = VmcoreSession(path, prog, notes=notes, tmpdir=tmpdir, dump_format=_format_of(_head(path)))
+    _read_vmcoreinfo(s)
+    load_debug_info(s, vmlinux, list(dirs), btf=btf)
+    return s
+
+
+def looks_like_vmcore(path: str) -> bool:
+    """A kdump/diskdump/flattened/ELF-core signature at the start of a regular file (no decompression)."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        head = _head(path)
+    except OSError:
+        return False
+    if head.startswith(b"\x7fELF") and len(head) >= 18:
+        return int.from_bytes(head[16:18], "little" if head[5:6] == b"\x01" else "big") == 4
+    return head.startswith((b"KDUMP   ", b"DISKDUMP", b"makedumpfile"))
+
+
+def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
+    """Start opening a vmcore and loading its debug info on a worker thread; read_vmcore takes the result.
+
+    Why: drgn releases the GIL while it reads the dump and reads and indexes the DWARF (0.1-0.2 s on a
+    distribution kernel), so that work runs on a second core while the main thread imports the log
+    parsers, analyzers and knowledge base (~0.2 s). The worker imports drgn, ktriage.btf and the
+    debuginfod client; none of them imports the modules the main thread is importing meanwhile, so the two
+    threads can only wait for each other's imports, never deadlock on them.
+    """
+    if not looks_like_vmcore(path):
+        return False
+    import concurrent.futures
+    import logging
+
+    logging.getLogger("drgn").setLevel(logging.ERROR)
+    want = _open_args(path, opts)
+    if want in _PREFETCH:
+        return True
+    import threading
+
+    fut: concurrent.futures.Future[VmcoreSession] = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            fut.set_result(_open_session(*want))
+        except BaseException as e:  # noqa: BLE001 - handed to read_vmcore, which re-raises it
+            fut.set_exception(e)
+
+    fut.add_done_callback(_clean_if_untaken)
+    _PREFETCH[want] = fut
+    # a daemon thread: Ctrl-C or an early error must not wait for drgn to finish indexing
+    threading.Thread(target=work, name="ktriage-vmcore-open", daemon=True).start()
+    return True
+
+
+def _clean_if_untaken(fut) -> None:  # type: ignore[no-untyped-def]
+    """A reassembled temporary dump must not outlive the run even if nobody asks for the session."""
+    try:
+        s = fut.result()
+    except BaseException:  # noqa: BLE001 - read_vmcore re-raises it when it asks
+        return
+    if s.tmpdir:
+        atexit.register(s.close)
+
+
+def _take_prefetched(want: _OpenArgs) -> VmcoreSession | None:
+    fut = _PREFETCH.pop(want, None)
+    return None if fut is None else fut.result()  # re-raises the worker's InputError
+
+
 def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
     """The crashes a vmcore's own kernel log describes, each with `system` facts and a live session."""
     import logging
@@ -501,13 +585,10 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
     from ktriage.logs.records import records
 
     logging.getLogger("drgn").setLevel(logging.ERROR)  # drgn's DWARF-opcode warnings are not the user's problem
-    notes: list[str] = []
-    prog, tmpdir = open_program(path, notes)
-    s = VmcoreSession(path, prog, notes=notes, tmpdir=tmpdir, dump_format=_format_of(_head(path)))
+    want = _open_args(path, opts)
+    s = _take_prefetched(want) or _open_session(*want)
     rec.format = "vmcore"
-    _read_vmcoreinfo(s)
-    load_debug_info(s, getattr(opts, "vmlinux", None), list(getattr(opts, "debuginfo_dirs", []) or []),
-                    btf=getattr(opts, "btf", True))
+    tmpdir = s.tmpdir
     _read_dmesg(s)
     try:
         s.system = _system(s)
