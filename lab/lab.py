@@ -306,6 +306,8 @@ SCENARIOS: dict[str, dict] = {
     "oob-small-object": {"args": "", "expect": r"general protection fault, probably for non-canonical address"},
     "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
                   "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
+    "deadlock": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+                 "expect": r"INFO: task crashmod_[ab]:\d+ blocked for more than \d+ seconds"},
     "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5 clocksource=hpet tsc=reliable", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},

@@ -10,10 +10,13 @@
  *   null-member-timer  the same from a timer (softirq)
  *   null-member-work   the same from a workqueue worker
  *   netfilter-udp      NF_INET_LOCAL_OUT hook crashes on a UDP packet 127.0.0.1:5555 -> :4789
+ *                      (conntrack enabled first: the packet carries its new, unconfirmed nf_conn)
  *   uaf-poison         use after free of an object of the named cache "crashmod_obj" (poisoned)
  *   list-corruption    list_del() twice: CONFIG_DEBUG_LIST report + BUG
  *   oob-small-object   a 64-byte "request" read as a larger "sock": member at 0x230 is out of bounds
  *   hung-task          a kthread holds a mutex forever, the writer blocks on it
+ *   deadlock           ABBA: kthread A holds a mutex and wants an rwsem that kthread B holds while
+ *                      B wants the mutex; the writer then blocks on the mutex too (section 11)
  *   soft-lockup        spin with interrupts on and no cond_resched()
  *   bug-on             BUG_ON()
  *   warn               WARN_ON() (boot with panic_on_warn=1)
@@ -32,6 +35,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/proc_fs.h>
+#include <linux/rwsem.h>
 #include <linux/sched.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
@@ -41,6 +45,9 @@
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include <net/net_namespace.h>
+#if IS_ENABLED(CONFIG_NF_CONNTRACK)
+#include <net/netfilter/nf_conntrack.h>
+#endif
 
 #define CRASHMOD_UDP_SPORT 5555
 #define CRASHMOD_UDP_DPORT 4789
@@ -136,6 +143,24 @@ static struct nf_hook_ops crashmod_nf_ops = {
 	.hooknum = NF_INET_LOCAL_OUT,
 	.priority = NF_IP_PRI_FILTER,
 };
+
+/*
+ * Conntrack hooks are registered only when something in the namespace asks for them (an iptables/nft
+ * rule that matches on state does this).  With them, conntrack's LOCAL_OUT hook (NF_IP_PRI_CONNTRACK,
+ * -200) runs before ours (0): the packet reaches crashmod_nf_hook with skb->_nfct pointing at a new,
+ * not yet confirmed nf_conn -- the state seed 000's packet was in while NFQUEUE held it.
+ */
+static int crashmod_netfilter_udp(void)
+{
+#if IS_ENABLED(CONFIG_NF_CONNTRACK)
+	int ret = nf_ct_netns_get(&init_net, NFPROTO_IPV4);
+
+	if (ret)
+		return ret;
+#endif
+	WRITE_ONCE(crashmod_nf_armed, true);
+	return 0;
+}
 
 /* ---------------------------------------------------------------- 4: use after free */
 
@@ -398,6 +423,60 @@ static int crashmod_synrecv_sk(void)
 	return ret;
 }
 
+/* ---------------------------------------------------------------- 11: ABBA deadlock (mutex + rwsem) */
+
+/*
+ * crashmod_lock_a (a mutex) and crashmod_sem_b (an rwsem) taken in opposite orders by two kthreads, each
+ * waiting until the other holds its first lock: a certain deadlock, no timing involved.  The writer then
+ * blocks on crashmod_lock_a as well (a waiter outside the cycle), and the hung-task detector panics.
+ */
+static DEFINE_MUTEX(crashmod_lock_a);
+static DECLARE_RWSEM(crashmod_sem_b);
+static DECLARE_COMPLETION(crashmod_a_held);
+static DECLARE_COMPLETION(crashmod_b_held);
+
+noinline void crashmod_take_sem_b(void)
+{
+	down_write(&crashmod_sem_b);	/* held by crashmod_b, which waits for crashmod_lock_a */
+	up_write(&crashmod_sem_b);
+}
+
+noinline void crashmod_take_lock_a(void)
+{
+	mutex_lock(&crashmod_lock_a);	/* held by crashmod_a, which waits for crashmod_sem_b */
+	mutex_unlock(&crashmod_lock_a);
+}
+
+static int crashmod_abba_a(void *arg)
+{
+	mutex_lock(&crashmod_lock_a);
+	complete_all(&crashmod_a_held);	/* crashmod_b and the writer both wait for it */
+	wait_for_completion(&crashmod_b_held);
+	crashmod_take_sem_b();
+	mutex_unlock(&crashmod_lock_a);
+	return 0;
+}
+
+static int crashmod_abba_b(void *arg)
+{
+	down_write(&crashmod_sem_b);
+	complete_all(&crashmod_b_held);
+	wait_for_completion(&crashmod_a_held);
+	crashmod_take_lock_a();
+	up_write(&crashmod_sem_b);
+	return 0;
+}
+
+static void crashmod_deadlock(void)
+{
+	kthread_run(crashmod_abba_a, NULL, "crashmod_a");
+	kthread_run(crashmod_abba_b, NULL, "crashmod_b");
+	wait_for_completion(&crashmod_a_held);
+	wait_for_completion(&crashmod_b_held);
+	msleep(200);			/* both are now blocked on each other's lock */
+	crashmod_take_lock_a();		/* the writer joins the queue on crashmod_lock_a */
+}
+
 /* ---------------------------------------------------------------- trigger */
 
 static int crashmod_trigger(const char *what)
@@ -410,7 +489,7 @@ static int crashmod_trigger(const char *what)
 	else if (!strcmp(what, "null-member-work"))
 		schedule_work(&crashmod_work);
 	else if (!strcmp(what, "netfilter-udp"))
-		WRITE_ONCE(crashmod_nf_armed, true);
+		return crashmod_netfilter_udp();
 	else if (!strcmp(what, "uaf-poison"))
 		crashmod_uaf();
 	else if (!strcmp(what, "list-corruption"))
@@ -419,6 +498,8 @@ static int crashmod_trigger(const char *what)
 		crashmod_oob();
 	else if (!strcmp(what, "hung-task"))
 		crashmod_hung_task();
+	else if (!strcmp(what, "deadlock"))
+		crashmod_deadlock();
 	else if (!strcmp(what, "soft-lockup"))
 		crashmod_spin();
 	else if (!strcmp(what, "bug-on"))

@@ -116,3 +116,57 @@ def lab_program(lab):
 @pytest.fixture(scope="session")
 def lab_scenario(lab):
     return lambda name: scenario(lab, name)
+
+
+# --- facts of the lab scenarios, the same with DWARF and on the btf tier (test_vmcore_analysis, test_btf_tier)
+
+def assert_abba_deadlock(fs: dict) -> None:
+    """The lab's ABBA: crashmod_a holds mutex crashmod_lock_a and sleeps in down_write(crashmod_sem_b), which
+    crashmod_b holds while it sleeps in mutex_lock(crashmod_lock_a); the writer `sh` queues on crashmod_lock_a
+    too (lab/crashmod/crashmod.c, section 11). Every edge is read from the lock's own wait list and owner word."""
+    assert fs["_crash"].kind == "hung-task"
+    h = one_finding(fs, "vmcore.hung")
+    by = {t["comm"]: t for t in h.data["tasks"]}
+    assert {"crashmod_a", "crashmod_b", "sh"} <= set(by)
+    a, b, sh = by["crashmod_a"], by["crashmod_b"], by["sh"]
+    assert "crashmod_take_sem_b" in a["stack"] and "crashmod_take_lock_a" in b["stack"]
+    assert a["lock"]["kind"] == "rwsem" and a["rwsem"] == "crashmod_sem_b"
+    assert a["owner"]["comm"] == "crashmod_b" and a["owner"]["reader_owned"] is False
+    assert b["lock"]["kind"] == "mutex" and b["mutex"] == "crashmod_lock_a" and b["owner"]["comm"] == "crashmod_a"
+    assert sh["mutex"] == "crashmod_lock_a" and sh["owner"]["comm"] == "crashmod_a"
+    # the mutex's wait list holds both of its sleepers, crashmod_b first (it queued 200 ms before sh)
+    assert [w.split("[")[0] for w in b["lock"]["waiters"]] == ["crashmod_b", "sh"]
+    assert a["lock"]["owner_word"] & ~3 != 0 and not a["lock"]["owner_word"] & 1  # a writer, not readers
+    assert len(h.data["cycles"]) == 1
+    dl = one_finding(fs, "vmcore.deadlock")
+    assert len(fs["vmcore.deadlock"]) == 1 and dl.confidence == "certain"
+    assert sorted(t["comm"] for t in dl.data["tasks"]) == ["crashmod_a", "crashmod_b"]
+    waits = {t["comm"]: (t["waits_on"]["kind"], t["waits_on"]["name"], t["held_by"]["comm"]) for t in dl.data["tasks"]}
+    assert waits == {"crashmod_a": ("rwsem", "crashmod_sem_b", "crashmod_b"),
+                     "crashmod_b": ("mutex", "crashmod_lock_a", "crashmod_a")}
+    assert dl.data["behind"] == [f"sh[{sh['pid']}]"]
+    assert "deadlock" in dl.summary.lower() and "crashmod_lock_a" in dl.summary
+
+
+def assert_no_deadlock(fs: dict) -> None:
+    """The plain hung task: a chain (sh -> crashmod_mutex -> crashmod_holder, sleeping in S) and no cycle."""
+    assert one_finding(fs, "vmcore.hung").data["cycles"] == []
+    assert "vmcore.deadlock" not in fs
+
+
+def assert_lab_packet_conntrack(fs: dict) -> None:
+    """netfilter-udp enables conntrack first (nf_ct_netns_get), so conntrack's LOCAL_OUT hook (priority -200)
+    attached a new nf_conn to the packet before crashmod's hook (0) crashed: unconfirmed (confirmation happens at
+    POST_ROUTING), ctinfo IP_CT_NEW, in the SLAB_TYPESAFE_BY_RCU cache nf_conntrack: seed 000's packet state."""
+    ct = one_finding(fs, "vmcore.conntrack")
+    assert ct.data["original"] == {"src": "127.0.0.1", "dst": "127.0.0.1", "l3": 2, "protocol": "udp",
+                                   "sport": 5555, "dport": 4789}
+    assert (ct.data["reply"]["sport"], ct.data["reply"]["dport"]) == (4789, 5555)
+    assert ct.data["confirmed"] is False and "IPS_CONFIRMED" not in ct.data["status_bits"]
+    assert ct.data["ctinfo"] == "IP_CT_NEW" and ct.data["use"] >= 1
+    assert ct.data["slab"]["cache"] == "nf_conntrack" and ct.data["slab"]["allocated"] is True
+    assert ct.data["slab"]["typesafe_by_rcu"] is True
+    assert "net" not in ct.data  # the lab kernel has no CONFIG_NET_NS: possible_net_t is empty, nothing to read
+    assert "_nfct" in ct.evidence[0]
+    skb = one_finding(fs, "vmcore.skb")
+    assert skb.data["conntrack"]["flow"] == "udp 127.0.0.1:5555 -> 127.0.0.1:4789"

@@ -16,9 +16,11 @@ pytest.importorskip("drgn")
 
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
 from tests.lab.conftest import vmcore_findings as findings, one_finding as one, stack_functions as frames  # noqa: E402
+from tests.lab.conftest import assert_abba_deadlock, assert_lab_packet_conntrack, assert_no_deadlock  # noqa: E402
 
 ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic", "race-member", "synrecv-sk"]
+       "oob-small-object", "hung-task", "deadlock", "soft-lockup", "bug-on", "warn", "panic", "race-member",
+       "synrecv-sk"]
 _REPORTS: dict = {}
 
 
@@ -237,3 +239,16 @@ def test_request_sock_read_as_full_sock_without_debug_info(report):
     ob = one(fs, "vmcore.object-bounds")
     assert (ob.data["cache"], ob.data["offset"], ob.data["member"]) == ("request_sock_TCP", 0x258, "sk_socket")
     assert one(fs, "vmcore.member").data["expression"] == "sk->sk_socket->flags"
+
+
+
+def test_deadlock_cycle_mutex_and_rwsem(report):
+    assert_abba_deadlock(findings(report("deadlock")))
+
+
+def test_hung_task_without_cycle_is_no_deadlock(report):
+    assert_no_deadlock(findings(report("hung-task")))
+
+
+def test_packet_conntrack(report):
+    assert_lab_packet_conntrack(findings(report("netfilter-udp")))

@@ -277,3 +277,15 @@ def test_cli_json(stock):
     codes = {f["code"]: f for f in cr["findings"]}
     assert codes["vmcore.member"]["data"]["expression"] == "port->dev->rx_bytes"
     assert (codes["vmcore.skb"]["data"]["sport"], codes["vmcore.skb"]["data"]["dport"]) == (5555, 4789)
+
+
+def test_packet_conntrack_on_the_stock_kernel(stock, report):
+    """The stock kernel's nf_conntrack.ko (types from its split BTF, no debug info): the UDP packet's new,
+    unconfirmed nf_conn, both tuples, and its namespace (CONFIG_NET_NS: ct_net is &init_net)."""
+    ct = one(findings(report("netfilter-udp")), "vmcore.conntrack")
+    o = ct.data["original"]
+    assert (o["protocol"], o["src"], o["sport"], o["dst"], o["dport"]) == ("udp", "127.0.0.1", 5555, "127.0.0.1", 4789)
+    assert (ct.data["reply"]["sport"], ct.data["reply"]["dport"]) == (4789, 5555)
+    assert ct.data["confirmed"] is False and ct.data["ctinfo"] == "IP_CT_NEW"
+    assert ct.data["slab"]["cache"] == "nf_conntrack" and ct.data["slab"]["typesafe_by_rcu"] is True
+    assert ct.data["net_name"] == "init_net"

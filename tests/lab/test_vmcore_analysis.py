@@ -18,6 +18,7 @@ pytest.importorskip("drgn")
 
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
 from tests.lab.conftest import vmcore_findings as findings, one_finding as one, stack_functions as frames  # noqa: E402
+from tests.lab.conftest import assert_abba_deadlock, assert_lab_packet_conntrack, assert_no_deadlock  # noqa: E402
 
 _REPORTS: dict = {}
 
@@ -42,7 +43,8 @@ def report(lab, lab_scenario):
 
 
 ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic", "race-member", "synrecv-sk"]
+       "oob-small-object", "hung-task", "deadlock", "soft-lockup", "bug-on", "warn", "panic", "race-member",
+       "synrecv-sk"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -394,3 +396,16 @@ def test_wrong_vmlinux_is_named(lab, lab_scenario):
     fs = findings(rep)
     assert one(fs, "vmcore.debuginfo-missing").data["tier"] == "btf"
     assert fs["_crash"].kind == "panic"
+
+
+
+def test_deadlock_cycle_mutex_and_rwsem(report):
+    assert_abba_deadlock(findings(report("deadlock")))
+
+
+def test_hung_task_without_cycle_is_no_deadlock(report):
+    assert_no_deadlock(findings(report("hung-task")))
+
+
+def test_packet_conntrack(report):
+    assert_lab_packet_conntrack(findings(report("netfilter-udp")))

@@ -29,7 +29,8 @@ Finding codes (data keys in brackets):
                            saddr, daddr, ip_protocol, sport, dport, len, frame, var]
   vmcore.sock              socket family/state; TCP_NEW_SYN_RECV / TIME_WAIT flagged as the smaller
                            request/timewait sock [family, state, really, really_size, slab]
-  vmcore.hung              D-state tasks, ≈ time since they ran, mutex owner chain [tasks, chains]
+  vmcore.hung              (analyzers/vmcore_hung.py) D-state tasks, the lock each sleeps on, its owner, the chain of
+                           who waits for whom [tasks, chains, cycles]; vmcore.deadlock when the chain closes
   vmcore.cpus              every online CPU's current task and where it runs [cpus, panic_cpu]
   vmcore.tasks             crash's `ps` + `foreach bt`: every task's state, stacks of all but idle workers [count,
                            states, unreadable, tasks, stacks_for]
@@ -109,13 +110,9 @@ def _source(f) -> str:  # type: ignore[no-untyped-def]
 
 
 def _module_of(prog, pc: int) -> str | None:  # type: ignore[no-untyped-def]
-    try:
-        import drgn
+    from ktriage.vmcore.decoders import module_name
 
-        m = prog.module(pc)
-        return None if isinstance(m, drgn.MainModule) else m.name
-    except Exception:  # noqa: BLE001
-        return None
+    return module_name(prog, pc)
 
 
 def _kernel_ptr(v: int) -> bool:
@@ -922,7 +919,7 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
     return out
 
 
-# --- vmcore.hung --------------------------------------------------------------------------------
+# --- task helpers (vmcore.hung, vmcore.cpus, vmcore.tasks) -------------------------------------
 
 def _names(prog, task, n: int = 12) -> list[str]:  # type: ignore[no-untyped-def]
     try:
@@ -939,152 +936,6 @@ def _waited_s(prog, task) -> float | None:  # type: ignore[no-untyped-def]
         return (task_rq(task).clock.value_() - task.se.exec_start.value_()) / 1e9
     except Exception:  # noqa: BLE001
         return None
-
-
-def _mutex_in_stack(prog, task):  # type: ignore[no-untyped-def]
-    """The mutex a task sleeps on, from the `lock` parameter of a mutex frame."""
-    try:
-        trace = prog.stack_trace(task)
-    except Exception:  # noqa: BLE001
-        return None
-    for f in trace:
-        if "mutex_lock" in (f.name or ""):
-            try:
-                lock = f["lock"]
-                if not lock.absent_ and lock.value_():
-                    return lock
-            except Exception:  # noqa: BLE001
-                continue
-    return _mutex_by_waiter(prog, task, trace)
-
-
-def _mutex_by_waiter(prog, task, trace):  # type: ignore[no-untyped-def]
-    """Without DWARF locals: the mutex whose wait list holds this task's `struct mutex_waiter`. Candidates are the
-    registers recovered in the mutex frames and the words of their stack; a candidate counts only if walking its
-    `wait_list` reaches a waiter whose `task` is this task (the kernel's own record of who waits on what)."""
-    import drgn
-
-    frames = list(trace)
-    idx = [i for i, f in enumerate(frames) if "mutex_lock" in (_frame_name(f) or "")]
-    if not idx:
-        return None
-    me = task.value_()
-    cands: list[int] = []
-    for i in range(0, idx[-1] + 1):
-        try:
-            cands += [v for v in frames[i].registers().values() if isinstance(v, int)]
-        except Exception:  # noqa: BLE001
-            pass
-    try:
-        lo = _sp(frames[0])
-        nxt = _sp(frames[idx[-1] + 1]) if idx[-1] + 1 < len(frames) else None
-        hi = nxt if nxt is not None else (lo or 0) + 4096
-        data = prog.read(lo, min(max(hi - lo, 0), 4096))
-        cands += [int.from_bytes(data[k:k + 8], "little") for k in range(0, len(data) - 7, 8)]
-    except Exception:  # noqa: BLE001
-        pass
-    seen: set[int] = set()
-    for v in cands:
-        if v in seen or not _kernel_ptr(v) or v & 7:
-            continue
-        seen.add(v)
-        try:
-            lock = drgn.Object(prog, "struct mutex *", v)
-            if _waits_on(prog, lock, me):
-                return lock
-        except Exception:  # noqa: BLE001 - not a mutex: its "list" leads to unreadable memory
-            continue
-    return None
-
-
-def _waits_on(prog, lock, task_addr: int, limit: int = 32) -> bool:  # type: ignore[no-untyped-def]
-    """The wait list is a well-formed ring back to its head (every node's prev is the node before it) and one of
-    its waiters is the task. The ring check rejects a pointer a few bytes off a real mutex."""
-    from drgn import container_of
-
-    head = lock.wait_list.address_of_()
-    prev, node, found = head.value_(), lock.wait_list.next, False
-    for _ in range(limit):
-        if node.prev.value_() != prev:
-            return False
-        if node.value_() == head.value_():
-            return found
-        w = container_of(node, "struct mutex_waiter", "list")
-        found = found or w.task.value_() == task_addr
-        prev, node = node.value_(), node.next
-    return False
-
-
-def _lock_name(prog, lock) -> str:  # type: ignore[no-untyped-def]
-    try:
-        sym = prog.symbol(lock.value_())
-        return sym.name if sym.address == lock.value_() else f"{sym.name}+{lock.value_() - sym.address:#x}"
-    except Exception:  # noqa: BLE001
-        return f"{lock.value_():#x}"
-
-
-@analyzer("vmcore.hung", order=68, needs=("vmcore",))
-def analyze_hung(ctx: AnalysisContext) -> list[Finding]:
-    import drgn
-    from drgn.helpers.linux.pid import for_each_task
-    from drgn.helpers.linux.sched import task_state_to_char
-
-    s = _session(ctx)
-    prog = s.prog
-    if ctx.crash.kind not in ("hung-task", "rcu-stall", "soft-lockup", "panic", "hard-lockup"):
-        raise Skip(f"not a hang ({ctx.crash.kind})")
-    blocked = []
-    for t in for_each_task(prog):
-        try:
-            if task_state_to_char(t) == "D":
-                blocked.append(t)
-        except Exception:  # noqa: BLE001
-            continue
-        if len(blocked) > 64:
-            break
-    if not blocked:
-        raise Skip("no task in D state")
-    ev, data, chains = [], [], []
-    for t in blocked[:16]:
-        comm = t.comm.string_().decode("utf-8", "replace")
-        w = _waited_s(prog, t)
-        names = _names(prog, t)
-        ev.append(f"D {comm} pid {t.pid.value_()}" + (f", not run for ≈{w:.1f}s" if w is not None else "")
-                  + f": {' <- '.join(names[:8])}")
-        entry = {"comm": comm, "pid": t.pid.value_(), "waited_s": w, "stack": names}
-        # who it waits for
-        chain = [f"{comm}[{t.pid.value_()}]"]
-        cur, depth = t, 0
-        while depth < 6:
-            lock = _mutex_in_stack(prog, cur)
-            if lock is None:
-                break
-            owner_v = lock.owner.counter.value_() & ~7
-            if not owner_v:
-                chain.append(f"waits on mutex {_lock_name(prog, lock)} (no owner recorded)")
-                break
-            owner = drgn.Object(prog, "struct task_struct *", owner_v)
-            oc = owner.comm.string_().decode("utf-8", "replace")
-            ostate = task_state_to_char(owner)
-            onames = _names(prog, owner, 8)
-            chain.append(f"waits on mutex {_lock_name(prog, lock)} held by {oc}[{owner.pid.value_()}] (state {ostate}, "
-                         f"in {' <- '.join(onames[:5])})")
-            entry.setdefault("mutex", _lock_name(prog, lock))
-            entry.setdefault("owner", {"comm": oc, "pid": owner.pid.value_(), "state": ostate, "stack": onames})
-            if owner_v == cur.value_():
-                chain.append("(owner is the waiter itself: self-deadlock)")
-                break
-            cur, depth = owner, depth + 1
-        if len(chain) > 1:
-            chains.append(" ".join(chain))
-        data.append(entry)
-    ev += [f"chain: {c}" for c in chains]
-    first = data[0]
-    summary = (f"{len(blocked)} task(s) in D state; {first['comm']}[{first['pid']}]"
-               + (f" waits on mutex {first['mutex']} held by {first['owner']['comm']}[{first['owner']['pid']}] "
-                  f"(state {first['owner']['state']})" if first.get("owner") else " is blocked")
-               + ".")
-    return [Finding("vmcore.hung", summary, tuple(ev), "high", "vmcore.hung", {"tasks": data, "chains": chains})]
 
 
 # --- vmcore.cpus --------------------------------------------------------------------------------

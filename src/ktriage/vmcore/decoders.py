@@ -1,7 +1,8 @@
-"""Object decoders for a vmcore session: plain registered functions `(prog, obj) -> list[str] | None`.
+"""Object decoders for a vmcore session: plain registered functions `(prog, obj) -> dict | None`.
 
-Each returns evidence lines a person can check (members and values read), or None when the object
-is not what the decoder understands. `DECODERS` maps a struct tag to its decoder.
+Each returns the facts read and, under "evidence", lines a person can check (members and values read), or None
+when the object is not what the decoder understands. `DECODERS` maps a struct tag to its decoder: sk_buff, sock
+(and its smaller request/timewait forms), net_device, task_struct here; nf_conn in ktriage.vmcore.conntrack.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ TCP_STATES = {1: "TCP_ESTABLISHED", 2: "TCP_SYN_SENT", 3: "TCP_SYN_RECV", 4: "TC
 FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
 IPPROTO = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 ETH_P = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q"}
+IFF = {0x1: "UP", 0x2: "BROADCAST", 0x8: "LOOPBACK", 0x10: "POINTOPOINT", 0x40: "RUNNING", 0x100: "PROMISC",
+       0x1000: "MULTICAST"}  # include/uapi/linux/if.h
+TCP_FLAGS = {0x01: "FIN", 0x02: "SYN", 0x04: "RST", 0x08: "PSH", 0x10: "ACK", 0x20: "URG", 0x40: "ECE", 0x80: "CWR"}
+PF_KTHREAD = 0x00200000  # include/linux/sched.h (stable since 2.6.27)
 SLAB_TYPESAFE_BY_RCU = 0x00080000  # include/linux/slab.h (stable since 4.12, formerly SLAB_DESTROY_BY_RCU)
 
 
@@ -101,7 +106,11 @@ def slab_text(si: dict) -> str:
 def identify(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
     si = slab_info(prog, addr)
     if si:
-        return slab_text(si)
+        text = slab_text(si)
+        if si["cache"] == "task_struct" and si.get("allocated") and not si.get("offset"):
+            who = task_text(prog, addr)
+            text += f" = {who}" if who else ""
+        return text
     try:
         from drgn.helpers.common.memory import identify_address
 
@@ -110,16 +119,88 @@ def identify(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
         return None
 
 
+@decoder("net_device")
+def decode_net_device(prog, dev) -> dict | None:  # type: ignore[no-untyped-def]
+    """Name, ifindex, flags, MTU and the driver (named by its `netdev_ops` table, e.g. `loopback_ops`)."""
+    d: dict = {"address": dev.value_(), "name": dev.name.string_().decode("utf-8", "replace")}
+    ev = []
+    try:
+        d["ifindex"], d["mtu"] = dev.ifindex.value_(), dev.mtu.value_()
+        fl = dev.flags.value_()
+        d["flags"] = [n for b, n in IFF.items() if fl & b]
+        ev.append(f"net_device {d['name']!r} ({dev.value_():#x}): ifindex {d['ifindex']}, mtu {d['mtu']}, "
+                  f"flags {fl:#x} ({'|'.join(d['flags']) or 'down'})")
+    except Exception:  # noqa: BLE001 - drgn.FaultError: the object is not in the dump
+        ev.append(f"net_device {d['name']!r} ({dev.value_():#x})")
+    try:
+        ops = dev.netdev_ops.value_()
+        sym = prog.symbol(ops)
+        if sym.address == ops:
+            d["ops"] = sym.name
+            mod = module_name(prog, ops)
+            d["driver_module"] = mod
+            ev.append(f"dev->netdev_ops = {sym.name}" + (f" [{mod}]" if mod else "") + " (names the driver)")
+    except Exception:  # noqa: BLE001
+        pass
+    d["evidence"] = ev
+    return d
+
+
+def module_name(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
+    """The module whose memory holds `addr`, None for the kernel image (or no module loaded there)."""
+    try:
+        import drgn
+
+        m = prog.module(addr)
+        return None if isinstance(m, drgn.MainModule) else m.name
+    except Exception:  # noqa: BLE001
+        return None
+
+
+@decoder("task_struct")
+def decode_task(prog, task) -> dict | None:  # type: ignore[no-untyped-def]
+    """comm, pid, tgid, state letter, CPU, kernel thread or not: who a task_struct pointer is."""
+    from drgn.helpers.linux.sched import task_cpu, task_state_to_char
+
+    d: dict = {"address": task.value_(), "comm": task.comm.string_().decode("utf-8", "replace"),
+               "pid": task.pid.value_(), "tgid": task.tgid.value_()}
+    try:
+        d["state"] = task_state_to_char(task)
+        d["cpu"] = task_cpu(task)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        d["kthread"] = bool(task.flags.value_() & PF_KTHREAD)
+    except Exception:  # noqa: BLE001
+        pass
+    d["evidence"] = [f"task {d['comm']}[{d['pid']}] (tgid {d['tgid']}" + (f", state {d['state']}" if "state" in d else "")
+                     + (f", CPU {d['cpu']}" if "cpu" in d else "") + (", kernel thread" if d.get("kthread") else "")
+                     + ")"]
+    return d
+
+
+def task_text(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        import drgn
+
+        return decode_task(prog, drgn.Object(prog, "struct task_struct *", addr))["evidence"][0]
+    except Exception:  # noqa: BLE001
+        return None
+
+
 @decoder("sk_buff")
 def decode_skb(prog, skb) -> dict | None:  # type: ignore[no-untyped-def]
-    """Device, protocol, IPv4 addresses, UDP/TCP ports, length of the packet in flight."""
+    """Device, protocol, IPv4/IPv6 addresses, UDP/TCP ports and TCP flags, length, and the conntrack the packet
+    carries (decoded: both tuples, status, use count)."""
     d: dict = {"address": skb.value_(), "len": skb.len.value_(), "data_len": skb.data_len.value_()}
     ev = [f"skb = (struct sk_buff *){skb.value_():#x}: len {d['len']}, data_len {d['data_len']}"]
     dev = None
     try:
         if skb.dev.value_():
-            dev = skb.dev.name.string_().decode()
-            ev.append(f"skb->dev->name = {dev!r}")
+            nd = decode_net_device(prog, skb.dev)
+            dev = nd["name"]
+            d["device"] = {k: v for k, v in nd.items() if k != "evidence"}
+            ev += [f"skb->dev: {e}" for e in nd["evidence"]]
     except Exception:  # noqa: BLE001
         pass
     if dev is None:
@@ -137,22 +218,7 @@ def decode_skb(prog, skb) -> dict | None:  # type: ignore[no-untyped-def]
     d["protocol"] = ETH_P.get(proto, f"{proto:#06x}")
     ev.append(f"skb->protocol = {d['protocol']}")
     try:
-        from drgn import Object
-
-        head = skb.head.value_()
-        nh = skb.network_header.value_()
-        iph = Object(prog, "struct iphdr *", head + nh)
-        if iph.version.value_() == 4:
-            d["saddr"], d["daddr"] = ip4(iph.saddr.value_()), ip4(iph.daddr.value_())
-            p = iph.protocol.value_()
-            d["ip_protocol"] = IPPROTO.get(p, str(p))
-            ev.append(f"IPv4 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, protocol {d['ip_protocol']}, "
-                      f"tot_len {socket.ntohs(iph.tot_len.value_())}, ttl {iph.ttl.value_()}")
-            th = iph.value_() + iph.ihl.value_() * 4
-            if p in (6, 17):
-                l4 = Object(prog, "struct udphdr *" if p == 17 else "struct tcphdr *", th)
-                d["sport"], d["dport"] = socket.ntohs(l4.source.value_()), socket.ntohs(l4.dest.value_())
-                ev.append(f"{d['ip_protocol']} header at {th:#x}: port {d['sport']} -> {d['dport']}")
+        _network(prog, skb, d, ev)
     except Exception as e:  # noqa: BLE001
         ev.append(f"network header not readable: {e}")
     try:
@@ -161,8 +227,76 @@ def decode_skb(prog, skb) -> dict | None:  # type: ignore[no-untyped-def]
             ev.append(f"skb->sk = {d['sk']:#x}")
     except Exception:  # noqa: BLE001
         pass
+    _conntrack(prog, skb, d, ev)
     d["evidence"] = ev
     return d
+
+
+def _network(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The IP header at skb->head + network_header, and the TCP/UDP header after it."""
+    from drgn import Object
+
+    head = skb.head.value_()
+    nh = skb.network_header.value_()
+    if nh == 0xFFFF:  # (u16)~0U: not set yet
+        ev.append("skb->network_header is not set (~0): no IP header to read")
+        return
+    version = prog.read_u8(head + nh) >> 4
+    if version == 4:
+        iph = Object(prog, "struct iphdr *", head + nh)
+        d["saddr"], d["daddr"] = ip4(iph.saddr.value_()), ip4(iph.daddr.value_())
+        p = iph.protocol.value_()
+        th = iph.value_() + iph.ihl.value_() * 4
+        ev.append(f"IPv4 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, protocol {IPPROTO.get(p, p)}, "
+                  f"tot_len {socket.ntohs(iph.tot_len.value_())}, ttl {iph.ttl.value_()}")
+    elif version == 6:
+        raw = prog.read(head + nh, 40)
+        d["saddr"] = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+        d["daddr"] = socket.inet_ntop(socket.AF_INET6, raw[24:40])
+        p = raw[6]
+        th = head + nh + 40
+        ev.append(f"IPv6 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, next header {IPPROTO.get(p, p)}, "
+                  f"payload_len {int.from_bytes(raw[4:6], 'big')}, hop_limit {raw[7]}")
+    else:
+        ev.append(f"no IP header at head+{nh:#x} (version nibble {version})")
+        return
+    d["ip_protocol"] = IPPROTO.get(p, str(p))
+    if p not in (6, 17):
+        return
+    l4 = prog.read(th, 14)
+    d["sport"], d["dport"] = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+    line = f"{d['ip_protocol']} header at {th:#x}: port {d['sport']} -> {d['dport']}"
+    if p == 6:
+        d["tcp_flags"] = [n for b, n in TCP_FLAGS.items() if l4[13] & b]
+        line += f", flags {'|'.join(d['tcp_flags']) or 'none'}"
+    ev.append(line)
+
+
+def _conntrack(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from ktriage.vmcore.conntrack import CTINFO, ct_object, decode_nf_conn, flow_text, skb_conntrack
+
+    try:
+        found = skb_conntrack(prog, skb)
+    except Exception:  # noqa: BLE001 - drgn.FaultError
+        return
+    if found is None:
+        return
+    ct, info = found
+    line = f"skb->_nfct = {ct | info:#x}: nf_conn {ct:#x}, ctinfo {CTINFO.get(info, info)}"
+    try:
+        c = decode_nf_conn(prog, ct_object(prog, ct))
+    except Exception as e:  # noqa: BLE001
+        ev.append(f"{line}; the nf_conn is not readable: {e}")
+        d["conntrack"] = {"address": ct, "ctinfo": CTINFO.get(info, info)}
+        return
+    c.pop("evidence")
+    d["conntrack"] = {**c, "ctinfo": CTINFO.get(info, info)}
+    if "original" in c:
+        d["conntrack"]["flow"] = flow_text(c["original"])
+        line += f": {d['conntrack']['flow']}"
+    if "status" in c:
+        line += f", status {c['status']:#x}" + ("" if c["confirmed"] else " (not confirmed)")
+    ev.append(line + " (decoded in vmcore.conntrack)")
 
 
 def _sock_common(prog, addr: int):  # type: ignore[no-untyped-def]
@@ -213,3 +347,12 @@ def decode_sock(prog, sk) -> dict | None:  # type: ignore[no-untyped-def]
 DECODERS["sock_common"] = decode_sock
 DECODERS["request_sock"] = decode_sock
 DECODERS["inet_timewait_sock"] = decode_sock
+
+
+def _decode_nf_conn(prog, ct) -> dict | None:  # type: ignore[no-untyped-def]
+    from ktriage.vmcore.conntrack import decode_nf_conn
+
+    return decode_nf_conn(prog, ct)
+
+
+DECODERS["nf_conn"] = _decode_nf_conn

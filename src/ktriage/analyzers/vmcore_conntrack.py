@@ -1,0 +1,71 @@
+"""vmcore.conntrack: the netfilter connections the crashed thread was handling, decoded (ktriage.vmcore.conntrack).
+
+Found as DWARF frame variables (`struct nf_conn *ct`, `struct nf_conntrack *`), as registers pointing at the
+start of an allocated object of the `nf_conntrack` slab cache (no DWARF needed), and as the conntrack a packet in
+those frames carries (`skb->_nfct`). Seed 000's question, "was this conntrack confirmed, and is its memory still
+the same connection?", is answered from the status bits, the tuples and the slab state.
+"""
+
+from __future__ import annotations
+
+from ktriage.analyzers import AnalysisContext, Skip, analyzer
+from ktriage.analyzers.vmcore_analysis import _found_as, _frame_name, _session, _trace, _typed_in_frames
+from ktriage.model import Finding
+
+
+def _conns(prog, trace):  # type: ignore[no-untyped-def]
+    """(frame index, how found, nf_conn address, ctinfo or None), each connection once."""
+    from ktriage.vmcore.conntrack import skb_conntrack
+
+    seen: set[int] = set()
+    for i, n, o in _typed_in_frames(trace, ("nf_conn", "nf_conntrack"), prog=prog):
+        v = o.value_()
+        if v not in seen:
+            seen.add(v)
+            yield i, _found_as(n, i, trace, "nf_conntrack"), v, None
+    for i, n, skb in _typed_in_frames(trace, ("sk_buff",), prog=prog):
+        try:
+            found = skb_conntrack(prog, skb)
+        except Exception:  # noqa: BLE001 - drgn.FaultError
+            continue
+        if found and found[0] not in seen:
+            seen.add(found[0])
+            var = n.split(" ")[0]
+            yield i, f"found as `{var}->_nfct`, the conntrack of packet `{n}` in frame #{i} {_frame_name(trace[i])}", \
+                found[0], found[1]
+
+
+@analyzer("vmcore.conntrack", order=67, needs=("vmcore",))
+def analyze_conntrack(ctx: AnalysisContext) -> list[Finding]:
+    from ktriage.vmcore.conntrack import CTINFO, ct_object, decode_nf_conn, flow_text
+
+    s = _session(ctx)
+    trace = _trace(s)
+    out = []
+    for i, how, addr, info in _conns(s.prog, trace):
+        try:
+            d = decode_nf_conn(s.prog, ct_object(s.prog, addr))
+        except Exception:  # noqa: BLE001
+            continue
+        ev = [how] + d.pop("evidence")
+        if info is not None:
+            d["ctinfo"] = CTINFO.get(info, str(info))
+        flow = flow_text(d["original"]) if "original" in d else "tuples unreadable"
+        si = d.get("slab") or {}
+        state = ("" if not si else ", FREE in its slab cache" if si.get("allocated") is False
+                 else f", allocated ({si['cache']}" + (", SLAB_TYPESAFE_BY_RCU)" if si.get("typesafe_by_rcu") else ")"))
+        st = ""
+        if "status" in d:
+            st = f", status {d['status']:#x}" + (" confirmed" if d["confirmed"] else " NOT confirmed") + (
+                ", dying" if d["dying"] else "")
+        summary = (f"Conntrack {addr:#x} in {_frame_name(trace[i])}: {flow}{st}"
+                   + (f", use {d['use']}" if "use" in d else "") + (f", {d['ctinfo']}" if "ctinfo" in d else "")
+                   + f"{state}.")
+        conf = "high" if si.get("allocated") is not False else "medium"
+        out.append(Finding("vmcore.conntrack", summary, tuple(ev), conf, "vmcore.conntrack",
+                           {**d, "frame": i, "found": how}))
+        if len(out) >= 4:
+            break
+    if not out:
+        raise Skip("no nf_conn among the crashed thread's frame variables, registers or packets")
+    return out
