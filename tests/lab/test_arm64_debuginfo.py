@@ -169,9 +169,9 @@ def test_arm64_null_member_names_dev_rx_count(a64):
 
         0000000000000040 <crashmod_read_rx_count>:
         crashmod_read_rx_count():
-        .../crashmod/crashmod.c:84
+        .../crashmod/crashmod.c:91
           40:   f9407800        ldr     x0, [x0, #240]
-        .../crashmod/crashmod.c:85
+        .../crashmod/crashmod.c:92
           44:   f9451800        ldr     x0, [x0, #2608]
           48:   d65f03c0        ret
 
@@ -206,7 +206,7 @@ def test_arm64_null_member_names_dev_rx_count(a64):
     assert [c["expression"] for c in d["chain"]] == ["port", "port->dev"]
     assert d["chain"][0]["register"] == "x0" and d["chain"][1]["offset"] == 0xF0
     assert d["chain"][1]["insn"] == "ldr x0, [x0, #0xf0]"
-    assert d["line"].endswith("crashmod.c:85")
+    assert d["line"].endswith("crashmod.c:92")
     ko = a64["crashmod_ko"]
     [(_, a2l_file, a2l_line)] = _addr2line(ko, ".text", _symtab(ko)["crashmod_read_rx_count"][0][0] + 4)
     assert d["line"] == f"{a2l_file}:{a2l_line}"
@@ -220,7 +220,7 @@ def test_arm64_disassembly_marks_the_fault(a64):
     assert d.data["syntax"] == "arm64" and d.data["fault_insn"] == "ldr x0, [x0, #0xa30]"
     marked = [x for x in d.listing if x.startswith("*")]
     assert len(marked) == 1 and "ldr x0, [x0, #0xa30]" in marked[0]
-    assert any("crashmod.c: 84" in x for x in d.listing)
+    assert any("crashmod.c: 91" in x for x in d.listing)
     # the same instructions objdump prints (objdump: decimal immediates, capstone: hex)
     dump = subprocess.run([OBJDUMP, "-d", "--no-show-raw-insn", a64["crashmod_ko"]], capture_output=True,
                           text=True, check=True).stdout

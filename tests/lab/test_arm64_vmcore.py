@@ -73,7 +73,10 @@ def test_btf_tier_hung_task_lock_owner(a64):
     h = one(fs, "vmcore.hung")
     t = next(x for x in h.data["tasks"] if "crashmod_hung_lock" in x["stack"])
     assert t["mutex"] == "crashmod_mutex" and t["owner"]["comm"] == "crashmod_holder"
-    assert one(fs, "vmcore.tasks").data["states"].get("D") == 1
+    # the blocked trigger is in D; a boot-time kworker may be too (one QEMU dump caught kworker/1:2 in flush_work)
+    tasks = one(fs, "vmcore.tasks").data
+    assert tasks["states"].get("D", 0) >= 1
+    assert any(x["state"] == "D" and "crashmod_hung_lock" in x["stack"] for x in tasks["tasks"])
 
 
 def test_dwarf_tier_lines_on_arm64(a64):
@@ -83,5 +86,5 @@ def test_dwarf_tier_lines_on_arm64(a64):
     assert fs["_crash"].system["DEBUGINFO"] == "dwarf"
     st = one(fs, "vmcore.stack")
     fault = st.data["frames"][st.data["faulting_frame"]]
-    assert fault["function"] == "crashmod_read_rx_count" and fault["source"].endswith("crashmod.c:84")
+    assert fault["function"] == "crashmod_read_rx_count" and fault["source"].endswith("crashmod.c:91")
     assert len(st.data["frames"]) < 64

@@ -130,7 +130,7 @@ def test_disassembly_marks_the_fault(lab):
     [d] = _find(cr, "src.disassembly")
     marked = [x for x in d.listing if x.startswith("*")]
     assert len(marked) == 1 and "0xa30(%rax)" in marked[0]
-    assert any("crashmod.c: 84" in x for x in d.listing)
+    assert any("crashmod.c: 91" in x for x in d.listing)
     assert any("rx_count" in x and x.lstrip().startswith("|") for x in d.listing)  # --src text
     # the same bytes objdump shows for the function
     ko = lab["crashmod_ko"]

@@ -75,7 +75,7 @@ def test_null_member_family(report, name, context):
     st = one(fs, "vmcore.stack")
     assert st.data["frames"][st.data["faulting_frame"]]["function"] == "crashmod_read_rx_count"
     assert st.data["frames"][st.data["faulting_frame"]]["interrupted"]
-    assert st.data["frames"][0]["source"].endswith("crashmod.c:84")
+    assert st.data["frames"][0]["source"].endswith("crashmod.c:91")
     assert st.data["registers"]["rax"] == 0
     assert context in {f["stack"] for f in st.data["frames"]}
     if name == "null-member-timer":

@@ -15,6 +15,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from drgn import TypeKind
+
 NFCT_INFOMASK = 7  # include/linux/skbuff.h: the ctinfo bits under the nf_conn pointer in skb->_nfct
 # enum ip_conntrack_info (include/uapi/linux/netfilter/nf_conntrack_common.h)
 CTINFO = {0: "IP_CT_ESTABLISHED", 1: "IP_CT_RELATED", 2: "IP_CT_NEW", 3: "IP_CT_ESTABLISHED_REPLY",
@@ -116,10 +118,8 @@ def decode_nf_conn(prog, ct) -> dict:  # type: ignore[no-untyped-def]
         pass
     try:
         net = ct.ct_net
-        try:
+        if net.type_.kind != TypeKind.POINTER:  # possible_net_t: a struct holding `net` only with CONFIG_NET_NS
             net = net.net
-        except AttributeError:
-            pass
         v = net.value_()
         d["net"] = v
         name = None
@@ -130,7 +130,7 @@ def decode_nf_conn(prog, ct) -> dict:  # type: ignore[no-untyped-def]
             pass
         d["net_name"] = name
         ev.append(f"ct->ct_net = {v:#x}" + (f" (&{name})" if name else " (NULL)" if not v else ""))
-    except Exception:  # noqa: BLE001 - a kernel without CONFIG_NET_NS has an empty possible_net_t
+    except (AttributeError, LookupError):  # no CONFIG_NET_NS: an empty possible_net_t, one namespace only
         pass
     d["evidence"] = ev
     return d
