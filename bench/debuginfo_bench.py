@@ -16,6 +16,7 @@ What is compared, on the same lab vmlinux + crashmod.ko:
            inline chain), then `dis -l <faulting function>`.
 Prints the times and the ratio crash / ktriage in one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,9 @@ def run_crash(lb: dict, crash, vmcore: str) -> tuple[float, int]:
     with tempfile.NamedTemporaryFile("w", suffix=".crash", delete=False) as fh:
         fh.write("\n".join(cmds) + "\n")
     t = time.perf_counter()
-    p = subprocess.run(["crash", "-s", lb["vmlinux"], vmcore, "-i", fh.name], capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        ["crash", "-s", lb["vmlinux"], vmcore, "-i", fh.name], capture_output=True, text=True, timeout=600
+    )
     dt = time.perf_counter() - t
     os.unlink(fh.name)
     lines = sum(1 for ln in p.stdout.splitlines() if ln.startswith("/") and ": " in ln)
@@ -113,20 +115,34 @@ def main() -> None:
     # each measurement in a fresh process: nothing cached (drgn reuses opened files inside one process)
     kt = []
     for _ in range(a.repeat):
-        out = subprocess.run([sys.executable, __file__, "--one", "--frames", str(a.frames)], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", "--frames", str(a.frames)], capture_output=True, text=True, check=True
+        ).stdout
         kt.append(json.loads(out.strip().splitlines()[-1]))
     k_med = statistics.median(x[0] for x in kt)
-    print(f"ktriage (fresh process each; imports and log parsing not timed): median {k_med:.3f}s of {[round(x[0], 3) for x in kt]}; "
-          f"{kt[0][1]}/{len(c.frames) + 1} frames with file:line, {kt[0][2]} disassembly lines")
+    print(
+        f"ktriage (fresh process each; imports and log parsing not timed): median {k_med:.3f}s of {[round(x[0], 3) for x in kt]}; "
+        f"{kt[0][1]}/{len(c.frames) + 1} frames with file:line, {kt[0][2]} disassembly lines"
+    )
     log = lb["scenarios"]["null-member"]["console_log"]
     cli = []
     exe = shutil.which("ktriage") or ""
     for _ in range(a.repeat):
         t = time.perf_counter()
-        subprocess.run([exe or sys.executable, *([] if exe else ["-m", "ktriage.cli"]), "analyze", "--vmlinux",
-                        lb["vmlinux"], "--debuginfo", str(Path(lb["crashmod_ko"]).parent), log],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [
+                exe or sys.executable,
+                *([] if exe else ["-m", "ktriage.cli"]),
+                "analyze",
+                "--vmlinux",
+                lb["vmlinux"],
+                "--debuginfo",
+                str(Path(lb["crashmod_ko"]).parent),
+                log,
+            ],
+            capture_output=True,
+            check=False,
+        )
         cli.append(time.perf_counter() - t)
     c_cli = statistics.median(cli)
     print(f"ktriage analyze CLI on null-member.console.log (whole report): median {c_cli:.3f}s")
@@ -135,9 +151,13 @@ def main() -> None:
         return
     cr = [run_crash(lb, c, vmcore) for _ in range(a.repeat)]
     c_med = statistics.median(x[0] for x in cr)
-    print(f"crash -s vmlinux vmcore (sym + dis -l per frame, dis -l of the function): median {c_med:.3f}s of "
-          f"{[round(x[0], 3) for x in cr]}; {cr[0][1]} source-line lines printed")
-    print(f"ratio crash / ktriage (find+load+symbolize+dis): {c_med / k_med:.1f}x; crash / ktriage CLI: {c_med / c_cli:.1f}x")
+    print(
+        f"crash -s vmlinux vmcore (sym + dis -l per frame, dis -l of the function): median {c_med:.3f}s of "
+        f"{[round(x[0], 3) for x in cr]}; {cr[0][1]} source-line lines printed"
+    )
+    print(
+        f"ratio crash / ktriage (find+load+symbolize+dis): {c_med / k_med:.1f}x; crash / ktriage CLI: {c_med / c_cli:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -38,16 +38,18 @@ ROUTINE = [
     "kernel: docker0: port {a}(veth{n}) entered forwarding state",
     "kernel: TCP: request_sock_TCP: Possible SYN flooding on port {port}. Sending cookies.",
     "kernel: nf_conntrack: nf_conntrack: table full, dropping packet",
-    "audit[{pid}]: AVC avc:  denied  {{ read }} for  pid={pid} comm=\"httpd\" name=\"f{n}\"",
+    'audit[{pid}]: AVC avc:  denied  {{ read }} for  pid={pid} comm="httpd" name="f{n}"',
     "dbus-daemon[700]: [system] Successfully activated service 'org.freedesktop.nm_dispatcher'",
     "NetworkManager[900]: <info>  [{n}.{a}] dhcp4 (eth0): state changed bound -> bound",
     "chronyd[650]: Selected source 10.0.0.{a}",
     "kernel: EXT4-fs (dm-{a}): mounted filesystem with ordered data mode. Opts: (null)",
 ]
-TRIGGERS = ("BUG|WARNING|INFO:|Oops|Unable to handle|general protection|Kernel panic|kernel BUG|UBSAN|"
-            "list_add|list_del|corruption|refcount_t|Internal error|divide error|double fault|stack segment|"
-            "invalid opcode|LOCKUP|Hardware Error|unregister_netdevice|usercopy|rcu_preempt|rcu_sched|"
-            "Unhandled fault|Alignment trap|ODEBUG|VFS: |cut here")
+TRIGGERS = (
+    "BUG|WARNING|INFO:|Oops|Unable to handle|general protection|Kernel panic|kernel BUG|UBSAN|"
+    "list_add|list_del|corruption|refcount_t|Internal error|divide error|double fault|stack segment|"
+    "invalid opcode|LOCKUP|Hardware Error|unregister_netdevice|usercopy|rcu_preempt|rcu_sched|"
+    "Unhandled fault|Alignment trap|ODEBUG|VFS: |cut here"
+)
 
 
 def crash_texts() -> list[list[str]]:
@@ -70,14 +72,17 @@ def generate(path: Path, size: int, seed: int = 1) -> int:
         while written < size:
             n += 1
             secs = n // 50
-            stamp = f"Nov {1 + (secs // 86400) % 28:2d} {(secs // 3600) % 24:02d}:{(secs // 60) % 60:02d}:{secs % 60:02d}"
+            stamp = (
+                f"Nov {1 + (secs // 86400) % 28:2d} {(secs // 3600) % 24:02d}:{(secs // 60) % 60:02d}:{secs % 60:02d}"
+            )
             if crashes and written >= next_crash:
                 for line in crashes.pop():
                     f.write(f"{stamp} web01 kernel: {line}\n")
                 planted += 1
                 next_crash += size // 5
-            line = rnd.choice(ROUTINE).format(n=n, pid=1000 + n % 30000, a=n % 250, b=(n * 7) % 250,
-                                              port=1024 + n % 60000)
+            line = rnd.choice(ROUTINE).format(
+                n=n, pid=1000 + n % 30000, a=n % 250, b=(n * 7) % 250, port=1024 + n % 60000
+            )
             s = f"{stamp} web01 {line}\n"
             f.write(s)
             written += len(s)
@@ -105,12 +110,15 @@ def main() -> int:
     mb = out.stat().st_size / 1e6
     subprocess.run(["cat", str(out)], stdout=subprocess.DEVNULL)  # same page-cache state for both
     g_dt, g_out, _ = timed(["grep", "-E", "-c", TRIGGERS, str(out)])
-    k_dt, k_out, k_rss = timed([sys.executable, "-m", "ktriage.cli", "analyze", "--no-analysis", "--format", "json",
-                                str(out)])
+    k_dt, k_out, k_rss = timed(
+        [sys.executable, "-m", "ktriage.cli", "analyze", "--no-analysis", "--format", "json", str(out)]
+    )
     found = len(json.loads(k_out)["crashes"]) if k_out else 0
     print(f"file                 {out} ({mb:.0f} MB, {planted if planted >= 0 else '?'} crashes planted)")
     print(f"grep -E -c           {g_dt:6.2f} s  {mb / g_dt:8.1f} MB/s  ({g_out.strip()} matching lines)")
-    print(f"ktriage analyze      {k_dt:6.2f} s  {mb / k_dt:8.1f} MB/s  ({found} crashes parsed, peak RSS {k_rss / 1024:.0f} MB)")
+    print(
+        f"ktriage analyze      {k_dt:6.2f} s  {mb / k_dt:8.1f} MB/s  ({found} crashes parsed, peak RSS {k_rss / 1024:.0f} MB)"
+    )
     print(f"ratio ktriage/grep   {g_dt / k_dt:.2f} of grep's throughput (target >= 0.25)")
     if not a.keep:
         os.unlink(out)

@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 # As installed for a user: pip writes bytecode at install time. A PYTHONDONTWRITEBYTECODE=1 in the caller's
 # environment (this project's sandboxes set it) would make every ktriage run recompile ~50 modules (~0.1 s).
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -101,12 +100,20 @@ def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int)
     b_s = statistics.median(x[0] for x in bt)
     k_rss = max(x[1] for x in kt) / 1024
     c_rss = max(x[1] for x in cr) / 1024
-    return {"scenario": name, "ktriage_s": round(k_s, 2), "crash_s": round(c_s, 2),
-            "speedup": round(c_s / k_s, 1) if k_s else None, "ktriage_rss_mb": round(k_rss),
-            "btf_s": round(b_s, 2), "btf_speedup": round(c_s / b_s, 1) if b_s else None,
-            "btf_rss_mb": round(max(x[1] for x in bt) / 1024),
-            "crash_rss_mb": round(c_rss), "rss_ratio": round(c_rss / k_rss, 2) if k_rss else None,
-            "crash_rc": cr[-1][2], "crash_cmds": cmds.strip().replace("\n", "; ")}
+    return {
+        "scenario": name,
+        "ktriage_s": round(k_s, 2),
+        "crash_s": round(c_s, 2),
+        "speedup": round(c_s / k_s, 1) if k_s else None,
+        "ktriage_rss_mb": round(k_rss),
+        "btf_s": round(b_s, 2),
+        "btf_speedup": round(c_s / b_s, 1) if b_s else None,
+        "btf_rss_mb": round(max(x[1] for x in bt) / 1024),
+        "crash_rss_mb": round(c_rss),
+        "rss_ratio": round(c_rss / k_rss, 2) if k_rss else None,
+        "crash_rc": cr[-1][2],
+        "crash_cmds": cmds.strip().replace("\n", "; "),
+    }
 
 
 def main() -> int:
@@ -142,18 +149,23 @@ def main() -> int:
         elif "error" in r:
             print(f"{r['scenario']:<18} {r['error']}", flush=True)
         else:
-            print(f"{r['scenario']:<18} ktriage+DWARF {r['ktriage_s']:5.2f}s {r['ktriage_rss_mb']:4d} MB | ktriage "
-                  f"BTF-only {r['btf_s']:5.2f}s {r['btf_rss_mb']:4d} MB | crash {r['crash_s']:5.2f}s "
-                  f"{r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']} (BTF x{r['btf_speedup']}), "
-                  f"RSS x{r['rss_ratio']}", flush=True)
+            print(
+                f"{r['scenario']:<18} ktriage+DWARF {r['ktriage_s']:5.2f}s {r['ktriage_rss_mb']:4d} MB | ktriage "
+                f"BTF-only {r['btf_s']:5.2f}s {r['btf_rss_mb']:4d} MB | crash {r['crash_s']:5.2f}s "
+                f"{r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']} (BTF x{r['btf_speedup']}), "
+                f"RSS x{r['rss_ratio']}",
+                flush=True,
+            )
     ok = [r for r in rows if "error" not in r]
     if ok and not a.json:
-        print(f"median over {len(ok)} vmcores: ktriage {statistics.median(r['ktriage_s'] for r in ok):.2f}s, "
-              f"crash {statistics.median(r['crash_s'] for r in ok):.2f}s, time ratio "
-              f"x{statistics.median(r['speedup'] for r in ok):.1f}; ktriage with no debug info (BTF tier) "
-              f"{statistics.median(r['btf_s'] for r in ok):.2f}s, x{statistics.median(r['btf_speedup'] for r in ok):.1f}"
-              f"; peak RSS ktriage {max(r['ktriage_rss_mb'] for r in ok)} MB (BTF "
-              f"{max(r['btf_rss_mb'] for r in ok)} MB), crash {max(r['crash_rss_mb'] for r in ok)} MB")
+        print(
+            f"median over {len(ok)} vmcores: ktriage {statistics.median(r['ktriage_s'] for r in ok):.2f}s, "
+            f"crash {statistics.median(r['crash_s'] for r in ok):.2f}s, time ratio "
+            f"x{statistics.median(r['speedup'] for r in ok):.1f}; ktriage with no debug info (BTF tier) "
+            f"{statistics.median(r['btf_s'] for r in ok):.2f}s, x{statistics.median(r['btf_speedup'] for r in ok):.1f}"
+            f"; peak RSS ktriage {max(r['ktriage_rss_mb'] for r in ok)} MB (BTF "
+            f"{max(r['btf_rss_mb'] for r in ok)} MB), crash {max(r['crash_rss_mb'] for r in ok)} MB"
+        )
         print(f"crash commands: {ok[0]['crash_cmds']}")
     return 0 if ok else 1
 

@@ -15,6 +15,7 @@ keyed by the linux-source package version and a hash of lab/kernel.config (kerne
 of the crashmod source / init scripts (runs). `lab.json` in the cache root names the current set
 so tests can find it (see tests/lab/conftest.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 LAB = os.path.dirname(os.path.abspath(__file__))
@@ -35,9 +35,11 @@ REPO = os.path.dirname(LAB)
 CACHE = os.environ.get("KTRIAGE_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ktriage-lab")
 NPROC = os.cpu_count() or 2
 
-APT_PACKAGES = ("qemu-system-x86 busybox-static kexec-tools makedumpfile cpio kmod flex bison bc "
-                "libelf-dev libssl-dev build-essential e2fsprogs xz-utils zstd dwarves "
-                "gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-system-arm").split()
+APT_PACKAGES = (
+    "qemu-system-x86 busybox-static kexec-tools makedumpfile cpio kmod flex bison bc "
+    "libelf-dev libssl-dev build-essential e2fsprogs xz-utils zstd dwarves "
+    "gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-system-arm"
+).split()
 
 
 def log(msg: str) -> None:
@@ -78,13 +80,26 @@ def sha(*paths: str, extra: str = "") -> str:
 
 # --------------------------------------------------------------------------- host tools
 
+
 def ensure_host_tools() -> None:
-    need = {"qemu-system-x86_64": "qemu-system-x86", "kexec": "kexec-tools", "makedumpfile": "makedumpfile",
-            "cpio": "cpio", "flex": "flex", "bison": "bison", "bc": "bc", "mkfs.ext4": "e2fsprogs",
-            "debugfs": "e2fsprogs", "zstd": "zstd", "gcc": "build-essential", "pahole": "dwarves",
-            # the arm64 lab: cross compiler, cross binutils (addr2line/objdump for the tests), QEMU virt
-            "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu", "aarch64-linux-gnu-addr2line": "binutils-aarch64-linux-gnu",
-            "qemu-system-aarch64": "qemu-system-arm"}
+    need = {
+        "qemu-system-x86_64": "qemu-system-x86",
+        "kexec": "kexec-tools",
+        "makedumpfile": "makedumpfile",
+        "cpio": "cpio",
+        "flex": "flex",
+        "bison": "bison",
+        "bc": "bc",
+        "mkfs.ext4": "e2fsprogs",
+        "debugfs": "e2fsprogs",
+        "zstd": "zstd",
+        "gcc": "build-essential",
+        "pahole": "dwarves",
+        # the arm64 lab: cross compiler, cross binutils (addr2line/objdump for the tests), QEMU virt
+        "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+        "aarch64-linux-gnu-addr2line": "binutils-aarch64-linux-gnu",
+        "qemu-system-aarch64": "qemu-system-arm",
+    }
     missing = [pkg for tool, pkg in need.items() if not shutil.which(tool) and not os.path.exists("/sbin/" + tool)]
     if not os.path.exists("/bin/busybox") and not os.path.exists("/usr/bin/busybox"):
         missing.append("busybox-static")
@@ -109,6 +124,7 @@ def busybox_path() -> str:
 
 
 # --------------------------------------------------------------------------- kernel
+
 
 def source_deb() -> str:
     dl = os.path.join(CACHE, "dl")
@@ -183,8 +199,11 @@ def make_kernel(deb: str, key: str, frag: str, arch_args: list[str], sub: str = 
         os.rename(src, tree)
     mk = ["make", "-C", tree, *arch_args, f"-j{NPROC}"]
     sh(mk + ["tinyconfig"], stdout=subprocess.DEVNULL)
-    sh([os.path.join(tree, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree,
-        os.path.join(tree, ".config"), frag], cwd=tree, stdout=subprocess.DEVNULL)
+    sh(
+        [os.path.join(tree, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree, os.path.join(tree, ".config"), frag],
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+    )
     sh(mk + ["olddefconfig"], stdout=subprocess.DEVNULL)
     have = {}
     for line in open(os.path.join(tree, ".config")):
@@ -258,7 +277,20 @@ def build_userspace(tree: str) -> str:
     cap = os.path.join(bdir, "capture-root")
     main_root = os.path.join(bdir, "initrd-root")
     for root in (cap, main_root):
-        for d in ("bin", "sbin", "proc", "sys", "dev", "mnt", "tmp", "root", "lib/modules", "boot", "usr/bin", "usr/sbin"):
+        for d in (
+            "bin",
+            "sbin",
+            "proc",
+            "sys",
+            "dev",
+            "mnt",
+            "tmp",
+            "root",
+            "lib/modules",
+            "boot",
+            "usr/bin",
+            "usr/sbin",
+        ):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         shutil.copy(busybox_path(), os.path.join(root, "bin/busybox"))
         shutil.copy(os.path.join(LAB, "init.sh"), os.path.join(root, "init"))
@@ -296,28 +328,61 @@ BOOT_ARGS = "console=ttyS0 loglevel=7 oops=panic slab_nomerge crashkernel=128M"
 # name -> extra kernel args, whether to also take a QEMU ELF dump (second boot without kdump),
 # and the console line that proves the scenario happened.
 SCENARIOS: dict[str, dict] = {
-    "null-member": {"args": "", "qemu_elf": True,
-                    "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
+    "null-member": {
+        "args": "",
+        "qemu_elf": True,
+        "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30",
+    },
     "null-member-timer": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
     "null-member-work": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
     "netfilter-udp": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a38"},
-    "uaf-poison": {"args": "", "expect": r"general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b"},
+    "uaf-poison": {
+        "args": "",
+        "expect": r"general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b",
+    },
     "list-corruption": {"args": "", "expect": r"list_del corruption"},
     "oob-small-object": {"args": "", "expect": r"general protection fault, probably for non-canonical address"},
-    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
-                  "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
-    "deadlock": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
-                 "expect": r"INFO: task crashmod_[ab]:\d+ blocked for more than \d+ seconds"},
-    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5 clocksource=hpet tsc=reliable", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
+    "hung-task": {
+        "args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+        "expect": r"INFO: task \S+ blocked for more than \d+ seconds",
+    },
+    "deadlock": {
+        "args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+        "expect": r"INFO: task crashmod_[ab]:\d+ blocked for more than \d+ seconds",
+    },
+    "soft-lockup": {
+        "args": "softlockup_panic=1 watchdog_thresh=5 clocksource=hpet tsc=reliable",
+        "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck",
+    },
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
-    "panic": {"args": "", "qemu_elf": True, "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
+    "panic": {
+        "args": "",
+        "qemu_elf": True,
+        "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested",
+    },
     "race-member": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
     "synrecv-sk": {"args": "", "expect": r"BUG: kernel NULL pointer dereference|general protection fault"},
 }
 
-QEMU_BASE = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,la57=off", "-m", "512", "-smp", "2",
-             "-display", "none", "-no-reboot", "-monitor", "none", "-device", "vmcoreinfo"]
+QEMU_BASE = [
+    "qemu-system-x86_64",
+    "-accel",
+    "tcg",
+    "-cpu",
+    "max,la57=off",
+    "-m",
+    "512",
+    "-smp",
+    "2",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-monitor",
+    "none",
+    "-device",
+    "vmcoreinfo",
+]
 
 
 def spec_hash(name: str) -> str:
@@ -379,8 +444,18 @@ def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
     meta = {"scenario": name, "spec": spec_hash(name), "cmdline": append, "build": os.path.basename(bdir)}
     log(f"{name}: booting (kdump)")
     t0 = time.time()
-    cmd = QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", append,
-                       "-drive", f"file={disk},format=raw,if=virtio", "-serial", f"file:{console}"]
+    cmd = QEMU_BASE + [
+        "-kernel",
+        bz,
+        "-initrd",
+        initrd,
+        "-append",
+        append,
+        "-drive",
+        f"file={disk},format=raw,if=virtio",
+        "-serial",
+        f"file:{console}",
+    ]
     try:
         subprocess.run(cmd, timeout=timeout, check=False)
         meta["timed_out"] = False
@@ -389,8 +464,9 @@ def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
     meta["kdump_seconds"] = round(time.time() - t0, 1)
     vmcore = os.path.join(sdir, "vmcore")
     subprocess.run(["debugfs", "-R", f"dump /vmcore {vmcore}", disk], capture_output=True)
-    subprocess.run(["debugfs", "-R", f"dump /makedumpfile.log {os.path.join(sdir, 'makedumpfile.log')}", disk],
-                   capture_output=True)
+    subprocess.run(
+        ["debugfs", "-R", f"dump /makedumpfile.log {os.path.join(sdir, 'makedumpfile.log')}", disk], capture_output=True
+    )
     os.unlink(disk)
     text = open(console, "rb").read().decode("utf-8", "replace")
     m = re.search(spec["expect"], text)
@@ -399,16 +475,32 @@ def run_scenario(name: str, tree: str, bdir: str, timeout: float = 300) -> dict:
     meta["vmcore_bytes"] = os.path.getsize(vmcore) if meta["vmcore"] else 0
     if meta["vmcore"]:
         with open(vmcore, "rb") as f:
-            meta["vmcore_format"] = "kdump-compressed (makedumpfile -c -d 31)" if f.read(8) == b"KDUMP   " else "unknown"
+            meta["vmcore_format"] = (
+                "kdump-compressed (makedumpfile -c -d 31)" if f.read(8) == b"KDUMP   " else "unknown"
+            )
     if spec.get("qemu_elf"):
         hang = f"{BOOT_ARGS} panic=0 {spec['args']} lab.kdump=0 lab.action={name}".replace("  ", " ")
-        meta.update(run_qemu_elf(name, sdir, QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", hang],
-                                 timeout, r"---\[ end Kernel panic"))
-    meta["ok"] = bool(meta["key_line"] and meta["vmcore"] and meta.get("vmcore_format", "").startswith("kdump") and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
+        meta.update(
+            run_qemu_elf(
+                name,
+                sdir,
+                QEMU_BASE + ["-kernel", bz, "-initrd", initrd, "-append", hang],
+                timeout,
+                r"---\[ end Kernel panic",
+            )
+        )
+    meta["ok"] = bool(
+        meta["key_line"]
+        and meta["vmcore"]
+        and meta.get("vmcore_format", "").startswith("kdump")
+        and (not spec.get("qemu_elf") or meta.get("qemu_elf"))
+    )
     with open(os.path.join(sdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
-    log(f"{name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['kdump_seconds']} s; "
-        f"key line: {meta['key_line']!r}; vmcore {meta['vmcore_bytes']} bytes")
+    log(
+        f"{name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['kdump_seconds']} s; "
+        f"key line: {meta['key_line']!r}; vmcore {meta['vmcore_bytes']} bytes"
+    )
     return meta
 
 
@@ -420,8 +512,15 @@ def run_qemu_elf(name: str, sdir: str, boot: list[str], timeout: float, panicked
     pidfile = os.path.join(sdir, "qemu.pid")
     log(f"{name}: booting (QEMU ELF dump)")
     t0 = time.time()
-    cmd = boot + ["-serial", f"file:{console}", "-qmp", f"unix:{sock},server=on,wait=off", "-daemonize",
-                  "-pidfile", pidfile]
+    cmd = boot + [
+        "-serial",
+        f"file:{console}",
+        "-qmp",
+        f"unix:{sock},server=on,wait=off",
+        "-daemonize",
+        "-pidfile",
+        pidfile,
+    ]
     sh(cmd, quiet=True)
     out = {"qemu_elf": None}
     try:
@@ -461,14 +560,23 @@ def write_manifest(tree: str, bdir: str) -> str:
         if os.path.exists(p):
             meta = json.load(open(p))
             d = os.path.dirname(p)
-            scen[name] = dict(meta, dir=d, console_log=os.path.join(d, "console.log"),
-                              vmcore=os.path.join(d, "vmcore") if meta.get("vmcore") else None,
-                              qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None)
+            scen[name] = dict(
+                meta,
+                dir=d,
+                console_log=os.path.join(d, "console.log"),
+                vmcore=os.path.join(d, "vmcore") if meta.get("vmcore") else None,
+                qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None,
+            )
     kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
-    manifest = {"kernel_key": kernel_key()[1], "build_key": os.path.basename(bdir),
-                "kernel_build_seconds": kstamp.get("build_seconds"),
-                "vmlinux": os.path.join(tree, "vmlinux"), "bzImage": os.path.join(tree, "arch/x86/boot/bzImage"),
-                "crashmod_ko": os.path.join(bdir, "crashmod.ko"), "scenarios": scen}
+    manifest = {
+        "kernel_key": kernel_key()[1],
+        "build_key": os.path.basename(bdir),
+        "kernel_build_seconds": kstamp.get("build_seconds"),
+        "vmlinux": os.path.join(tree, "vmlinux"),
+        "bzImage": os.path.join(tree, "arch/x86/boot/bzImage"),
+        "crashmod_ko": os.path.join(bdir, "crashmod.ko"),
+        "scenarios": scen,
+    }
     return update_manifest(None, manifest)
 
 
@@ -485,11 +593,28 @@ ARM64_CROSS = "aarch64-linux-gnu-"
 ARM64_KERNELS = "kernel-arm64"
 ARM64_MAKE = ["ARCH=arm64", f"CROSS_COMPILE={ARM64_CROSS}"]
 ARM64_FRAGMENT = os.path.join(LAB, "kernel.arm64.config")
-ARM64_BUILD_INPUTS = [os.path.join(LAB, p) for p in ("crashmod/crashmod.c", "crashmod/Kbuild", "init-arm64.c",
-                                                      "udpsend.c")]
+ARM64_BUILD_INPUTS = [
+    os.path.join(LAB, p) for p in ("crashmod/crashmod.c", "crashmod/Kbuild", "init-arm64.c", "udpsend.c")
+]
 ARM64_BOOT_ARGS = "console=ttyAMA0 loglevel=7 oops=panic slab_nomerge panic=1"
-ARM64_QEMU = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57", "-accel", "tcg", "-m", "512", "-smp", "2",
-              "-display", "none", "-no-reboot", "-monitor", "none"]
+ARM64_QEMU = [
+    "qemu-system-aarch64",
+    "-M",
+    "virt",
+    "-cpu",
+    "cortex-a57",
+    "-accel",
+    "tcg",
+    "-m",
+    "512",
+    "-smp",
+    "2",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-monitor",
+    "none",
+]
 _A64_FAULT = r"Unable to handle kernel (?:NULL pointer dereference|paging request) at virtual address "
 ARM64_SCENARIOS: dict[str, dict] = {
     "null-member": {"args": "", "qemu_elf": True, "expect": _A64_FAULT + "0000000000000a30"},
@@ -500,9 +625,15 @@ ARM64_SCENARIOS: dict[str, dict] = {
     "uaf-poison": {"args": "", "expect": _A64_FAULT + "[0-9a-f]{2}6b6b6b6b6b6b6b"},
     "list-corruption": {"args": "", "expect": r"list_del corruption"},
     "oob-small-object": {"args": "", "expect": _A64_FAULT + "[0-9a-f]*6b6b6b"},
-    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1", "qemu_elf": True,
-                  "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
-    "soft-lockup": {"args": "softlockup_panic=1 watchdog_thresh=5", "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck"},
+    "hung-task": {
+        "args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+        "qemu_elf": True,
+        "expect": r"INFO: task \S+ blocked for more than \d+ seconds",
+    },
+    "soft-lockup": {
+        "args": "softlockup_panic=1 watchdog_thresh=5",
+        "expect": r"watchdog: BUG: soft lockup - CPU#\d+ stuck",
+    },
     "bug-on": {"args": "", "expect": r"kernel BUG at .*crashmod\.c:\d+!"},
     "warn": {"args": "panic_on_warn=1", "expect": r"WARNING: CPU: \d+ PID: \d+ at .*crashmod\.c:\d+ crashmod_warn"},
     "panic": {"args": "", "expect": r"Kernel panic - not syncing: crashmod: explicit panic requested"},
@@ -524,8 +655,9 @@ def arm64_runs_dir() -> str:
 
 
 def arm64_spec_hash(name: str) -> str:
-    return hashlib.sha256(json.dumps([ARM64_BOOT_ARGS, ARM64_QEMU, ARM64_SCENARIOS[name]],
-                                     sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(
+        json.dumps([ARM64_BOOT_ARGS, ARM64_QEMU, ARM64_SCENARIOS[name]], sort_keys=True).encode()
+    ).hexdigest()[:12]
 
 
 def build_arm64_kernel() -> str:
@@ -563,13 +695,25 @@ def run_arm64_scenario(name: str, tree: str, bdir: str, timeout: float = 240) ->
     os.makedirs(sdir)
     append = f"{ARM64_BOOT_ARGS} {spec['args']} lab.action={name}".replace("  ", " ")
     console = os.path.join(sdir, "console.log")
-    meta = {"scenario": name, "arch": "arm64", "spec": arm64_spec_hash(name), "cmdline": append,
-            "build": os.path.basename(bdir)}
+    meta = {
+        "scenario": name,
+        "arch": "arm64",
+        "spec": arm64_spec_hash(name),
+        "cmdline": append,
+        "build": os.path.basename(bdir),
+    }
     log(f"arm64 {name}: booting")
     t0 = time.time()
-    cmd = ARM64_QEMU + ["-kernel", os.path.join(tree, "arch/arm64/boot/Image"),
-                        "-initrd", os.path.join(bdir, "initrd.cpio.gz"), "-append", append,
-                        "-serial", f"file:{console}"]
+    cmd = ARM64_QEMU + [
+        "-kernel",
+        os.path.join(tree, "arch/arm64/boot/Image"),
+        "-initrd",
+        os.path.join(bdir, "initrd.cpio.gz"),
+        "-append",
+        append,
+        "-serial",
+        f"file:{console}",
+    ]
     try:  # oops=panic + panic=1 reboot, and -no-reboot makes QEMU exit
         subprocess.run(cmd, timeout=timeout, check=False)
         meta["timed_out"] = False
@@ -582,9 +726,25 @@ def run_arm64_scenario(name: str, tree: str, bdir: str, timeout: float = 240) ->
     meta["panicked"] = "Kernel panic - not syncing" in text  # panic=1: "Rebooting in 1 seconds..", no end marker
     if spec.get("qemu_elf"):  # a second boot left hanging after the panic, dumped by QEMU (VMCOREINFO via fw_cfg)
         hang = re.sub(r"(?<!\S)panic=1(?!\S)", "panic=0", append)  # not hung_task_panic=1
-        meta.update(run_qemu_elf(name, sdir, ARM64_QEMU + [
-            "-device", "vmcoreinfo", "-kernel", os.path.join(tree, "arch/arm64/boot/Image"),
-            "-initrd", os.path.join(bdir, "initrd.cpio.gz"), "-append", hang], timeout, r"---\[ end Kernel panic"))
+        meta.update(
+            run_qemu_elf(
+                name,
+                sdir,
+                ARM64_QEMU
+                + [
+                    "-device",
+                    "vmcoreinfo",
+                    "-kernel",
+                    os.path.join(tree, "arch/arm64/boot/Image"),
+                    "-initrd",
+                    os.path.join(bdir, "initrd.cpio.gz"),
+                    "-append",
+                    hang,
+                ],
+                timeout,
+                r"---\[ end Kernel panic",
+            )
+        )
     meta["ok"] = bool(meta["key_line"] and meta["panicked"] and (not spec.get("qemu_elf") or meta.get("qemu_elf")))
     with open(os.path.join(sdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
@@ -629,14 +789,28 @@ def write_arm64_manifest(tree: str, bdir: str) -> str:
         if os.path.exists(p):
             meta = json.load(open(p))
             d = os.path.dirname(p)
-            scen[name] = dict(meta, dir=d, console_log=os.path.join(d, "console.log"),
-                              qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None)
+            scen[name] = dict(
+                meta,
+                dir=d,
+                console_log=os.path.join(d, "console.log"),
+                qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None,
+            )
     kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
-    return update_manifest("arm64", {
-        "arch": "arm64", "kernel_key": arm64_kernel_key()[1], "build_key": os.path.basename(bdir),
-        "kernel_build_seconds": kstamp.get("build_seconds"), "vmlinux": os.path.join(tree, "vmlinux"),
-        "Image": os.path.join(tree, "arch/arm64/boot/Image"), "crashmod_ko": os.path.join(bdir, "crashmod.ko"),
-        "addr2line": ARM64_CROSS + "addr2line", "objdump": ARM64_CROSS + "objdump", "scenarios": scen})
+    return update_manifest(
+        "arm64",
+        {
+            "arch": "arm64",
+            "kernel_key": arm64_kernel_key()[1],
+            "build_key": os.path.basename(bdir),
+            "kernel_build_seconds": kstamp.get("build_seconds"),
+            "vmlinux": os.path.join(tree, "vmlinux"),
+            "Image": os.path.join(tree, "arch/arm64/boot/Image"),
+            "crashmod_ko": os.path.join(bdir, "crashmod.ko"),
+            "addr2line": ARM64_CROSS + "addr2line",
+            "objdump": ARM64_CROSS + "objdump",
+            "scenarios": scen,
+        },
+    )
 
 
 def lab_arm64(names: list[str] | None = None, force: bool = False) -> list[str]:
@@ -679,8 +853,10 @@ def cmd_list() -> None:
         if os.path.exists(p):
             m = json.load(open(p))
             state = "ok" if scenario_done(name) else ("stale" if m.get("ok") else "FAILED")
-            print(f"  {name:18} {state:6} {m.get('kdump_seconds')}s vmcore={m.get('vmcore_bytes')}"
-                  f" qemu_elf={m.get('qemu_elf_bytes', '-')}  {m.get('key_line')}")
+            print(
+                f"  {name:18} {state:6} {m.get('kdump_seconds')}s vmcore={m.get('vmcore_bytes')}"
+                f" qemu_elf={m.get('qemu_elf_bytes', '-')}  {m.get('key_line')}"
+            )
         else:
             print(f"  {name:18} missing")
     print(f"arm64 build: {arm64_build_key()}")
@@ -717,9 +893,14 @@ def cmd_fixtures_arm64() -> None:
 
 def cmd_prune() -> None:
     """Remove kernel trees, builds and runs that the current sources no longer select."""
-    keep = {os.path.join(CACHE, "kernel", kernel_key()[1]), build_dir(), runs_dir(),
-            os.path.join(CACHE, ARM64_KERNELS, arm64_kernel_key()[1]), os.path.join(CACHE, "build", arm64_build_key()),
-            arm64_runs_dir()}
+    keep = {
+        os.path.join(CACHE, "kernel", kernel_key()[1]),
+        build_dir(),
+        runs_dir(),
+        os.path.join(CACHE, ARM64_KERNELS, arm64_kernel_key()[1]),
+        os.path.join(CACHE, "build", arm64_build_key()),
+        arm64_runs_dir(),
+    }
     for sub in ("kernel", ARM64_KERNELS, "build", "runs"):
         for d in glob.glob(os.path.join(CACHE, sub, "*")):
             if d not in keep:

@@ -16,6 +16,7 @@ the panic is over, QMP `dump-guest-memory` writes a kdump-zlib (flattened makedu
 Cache: ${KTRIAGE_LAB_CACHE:-~/.cache/ktriage-lab}/stock/<package version>/, serialized by flock on
 stock/.lock; `stock.json` in the cache root names the current set (tests/lab/test_stock_kernel.py reads it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,22 +53,51 @@ BUILD_INPUTS = [os.path.join(LAB, p) for p in ("crashmod/crashmod.c", "crashmod/
 
 # oops=panic: an oops panics; panic=0: the guest stays in the panic so QMP can dump it (-no-reboot anyway)
 BOOT_ARGS = "console=ttyS0 loglevel=7 oops=panic panic=0"
-QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,la57=off", "-m", "512", "-smp", "2", "-display", "none",
-        "-no-reboot", "-monitor", "none", "-device", "vmcoreinfo", "-nic", "none"]
+QEMU = [
+    "qemu-system-x86_64",
+    "-accel",
+    "tcg",
+    "-cpu",
+    "max,la57=off",
+    "-m",
+    "512",
+    "-smp",
+    "2",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-monitor",
+    "none",
+    "-device",
+    "vmcoreinfo",
+    "-nic",
+    "none",
+]
 SCENARIOS: dict[str, dict] = {
     "null-member": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"},
     "netfilter-udp": {"args": "", "expect": r"BUG: kernel NULL pointer dereference, address: 0000000000000a38"},
     # as lab.py: the blocked writer is reported after 5 s instead of 120 s, and the report panics
-    "hung-task": {"args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
-                  "expect": r"INFO: task \S+ blocked for more than \d+ seconds"},
+    "hung-task": {
+        "args": "sysctl.kernel.hung_task_timeout_secs=5 hung_task_panic=1",
+        "expect": r"INFO: task \S+ blocked for more than \d+ seconds",
+    },
 }
 
 
 # --------------------------------------------------------------------------- host + packages
 
+
 def ensure_host_tools() -> None:
-    need = {"qemu-system-x86_64": "qemu-system-x86", "makedumpfile": "makedumpfile", "cpio": "cpio",
-            "depmod": "kmod", "gcc-12": "gcc-12", "make": "build-essential", "pahole": "dwarves", "xz": "xz-utils"}
+    need = {
+        "qemu-system-x86_64": "qemu-system-x86",
+        "makedumpfile": "makedumpfile",
+        "cpio": "cpio",
+        "depmod": "kmod",
+        "gcc-12": "gcc-12",
+        "make": "build-essential",
+        "pahole": "dwarves",
+        "xz": "xz-utils",
+    }
     missing = [p for tool, p in need.items() if not shutil.which(tool) and not os.path.exists("/sbin/" + tool)]
     if not os.path.exists("/bin/busybox") and not os.path.exists("/usr/bin/busybox"):
         missing.append("busybox-static")
@@ -108,9 +138,16 @@ def fetch_kernel(ver: str, abi: str) -> dict:
     root = os.path.join(kdir, "root")
     release = f"{abi}-amd64"
     hdr = os.path.join(root, "usr/src", f"linux-headers-{release}")
-    info = {"version": ver, "abi": abi, "release": release, "root": root, "headers": hdr,
-            "vmlinuz": os.path.join(root, "boot", f"vmlinuz-{release}"),
-            "module_dir": os.path.join(root, "lib/modules", release), "vmlinux": os.path.join(hdr, "vmlinux")}
+    info = {
+        "version": ver,
+        "abi": abi,
+        "release": release,
+        "root": root,
+        "headers": hdr,
+        "vmlinuz": os.path.join(root, "boot", f"vmlinuz-{release}"),
+        "module_dir": os.path.join(root, "lib/modules", release),
+        "vmlinux": os.path.join(hdr, "vmlinux"),
+    }
     stamp = os.path.join(kdir, "UNPACKED")
     if os.path.exists(stamp):
         log(f"stock kernel {release} ({ver}): cached")
@@ -120,8 +157,12 @@ def fetch_kernel(ver: str, abi: str) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(dl, exist_ok=True)
     kbuild = "linux-kbuild-" + re.match(r"\d+\.\d+", abi).group(0)  # linux-kbuild-6.1: scripts/, objtool
-    pkgs = [f"linux-image-{release}={ver}", f"linux-headers-{release}={ver}", f"linux-headers-{abi}-common={ver}",
-            f"{kbuild}={ver}"]
+    pkgs = [
+        f"linux-image-{release}={ver}",
+        f"linux-headers-{release}={ver}",
+        f"linux-headers-{abi}-common={ver}",
+        f"{kbuild}={ver}",
+    ]
     log(f"stock kernel {release} ({ver}): downloading {', '.join(p.split('=')[0] for p in pkgs)}")
     for d in glob.glob(os.path.join(dl, "*.deb")):
         os.unlink(d)
@@ -145,12 +186,17 @@ def fetch_kernel(ver: str, abi: str) -> dict:
     sections = subprocess.run(["readelf", "-SW", info["vmlinux"]], capture_output=True, text=True).stdout
     if " .BTF " not in sections:
         raise SystemExit(f"{info['vmlinux']}: no .BTF section (extract-vmlinux failed?)")
-    extra = {"download_bytes": dl_bytes, "download_seconds": round(t1 - t0, 1),
-             "unpack_seconds": round(time.time() - t1, 1)}
+    extra = {
+        "download_bytes": dl_bytes,
+        "download_seconds": round(t1 - t0, 1),
+        "unpack_seconds": round(time.time() - t1, 1),
+    }
     with open(stamp, "w") as f:
         json.dump(extra, f)
-    log(f"stock kernel {release}: {dl_bytes >> 20} MB downloaded in {extra['download_seconds']} s, "
-        f"unpacked + depmod + vmlinux in {extra['unpack_seconds']} s")
+    log(
+        f"stock kernel {release}: {dl_bytes >> 20} MB downloaded in {extra['download_seconds']} s, "
+        f"unpacked + depmod + vmlinux in {extra['unpack_seconds']} s"
+    )
     return dict(info, **extra)
 
 
@@ -163,8 +209,10 @@ def extract_vmlinux_script() -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     deb = L.source_deb()
     log(f"extract-vmlinux from {os.path.basename(deb)}")
-    cmd = (f"dpkg-deb --fsys-tarfile {deb} | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' "
-           f"| tar -xJ --occurrence=1 -O --wildcards '*/scripts/extract-vmlinux' > {path}.tmp")
+    cmd = (
+        f"dpkg-deb --fsys-tarfile {deb} | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' "
+        f"| tar -xJ --occurrence=1 -O --wildcards '*/scripts/extract-vmlinux' > {path}.tmp"
+    )
     subprocess.run(["bash", "-c", cmd], stderr=subprocess.DEVNULL)  # tar stops early: the pipe breaks upstream
     if not os.path.exists(path + ".tmp") or not open(path + ".tmp").read().startswith("#!/bin/sh"):
         raise SystemExit(f"could not take scripts/extract-vmlinux out of {deb}")
@@ -173,6 +221,7 @@ def extract_vmlinux_script() -> str:
 
 
 # --------------------------------------------------------------------------- crashmod + initramfs
+
 
 def build_key(ver: str) -> str:
     return sha(*BUILD_INPUTS, extra=" ".join(STOCK_MODULES))
@@ -186,8 +235,9 @@ def module_deps(k: dict) -> list[str]:
     """The stock modules to load, dependencies first, as paths relative to the module dir."""
     out: list[str] = []
     for name in STOCK_MODULES:
-        r = subprocess.run(["modprobe", "-d", k["root"], "-S", k["release"], "--show-depends", name],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["modprobe", "-d", k["root"], "-S", k["release"], "--show-depends", name], capture_output=True, text=True
+        )
         if r.returncode:
             raise SystemExit(f"modprobe --show-depends {name}: {r.stderr.strip()}")
         for line in r.stdout.splitlines():
@@ -220,8 +270,11 @@ def build(k: dict) -> str:
     sections = subprocess.run(["readelf", "-SW", ko], capture_output=True, text=True).stdout
     if " .BTF " not in sections:
         raise SystemExit(f"{ko} has no .BTF section: split BTF was not generated (is vmlinux in {k['headers']}?)")
-    sh(["gcc", "-O2", "-static", "-o", os.path.join(bdir, "udpsend"), os.path.join(LAB, "udpsend.c")], quiet=True,
-       stderr=subprocess.DEVNULL)
+    sh(
+        ["gcc", "-O2", "-static", "-o", os.path.join(bdir, "udpsend"), os.path.join(LAB, "udpsend.c")],
+        quiet=True,
+        stderr=subprocess.DEVNULL,
+    )
     root = os.path.join(bdir, "initrd-root")
     for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "lib/modules"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
@@ -238,9 +291,12 @@ def build(k: dict) -> str:
             f.write(os.path.basename(rel) + "\n")
     L.make_cpio(root, os.path.join(bdir, "initrd.cpio.gz"))
     shutil.rmtree(root)
-    meta = {"key": os.path.basename(bdir), "build_seconds": round(time.time() - t0, 1),
-            "modules": [os.path.basename(r)[:-3].replace("-", "_") for r in deps] + ["crashmod"],
-            "initrd_bytes": os.path.getsize(os.path.join(bdir, "initrd.cpio.gz"))}
+    meta = {
+        "key": os.path.basename(bdir),
+        "build_seconds": round(time.time() - t0, 1),
+        "modules": [os.path.basename(r)[:-3].replace("-", "_") for r in deps] + ["crashmod"],
+        "initrd_bytes": os.path.getsize(os.path.join(bdir, "initrd.cpio.gz")),
+    }
     with open(stamp, "w") as f:
         json.dump(meta, f, indent=1)
     log(f"crashmod (split BTF) + udpsend + initramfs ({len(deps)} stock modules) built in {meta['build_seconds']} s")
@@ -248,6 +304,7 @@ def build(k: dict) -> str:
 
 
 # --------------------------------------------------------------------------- scenarios
+
 
 def spec_hash(name: str) -> str:
     return hashlib.sha256(json.dumps([BOOT_ARGS, QEMU, SCENARIOS[name]], sort_keys=True).encode()).hexdigest()[:12]
@@ -266,12 +323,28 @@ def run_scenario(name: str, k: dict, bdir: str, timeout: float = 240) -> dict:
     sock = os.path.join(sdir, "qmp.sock")
     vmcore = os.path.join(sdir, "vmcore")
     append = f"{BOOT_ARGS} {spec['args']} lab.action={name}".replace("  ", " ")
-    meta = {"scenario": name, "spec": spec_hash(name), "cmdline": append, "build": os.path.basename(bdir),
-            "release": k["release"], "version": k["version"]}
+    meta = {
+        "scenario": name,
+        "spec": spec_hash(name),
+        "cmdline": append,
+        "build": os.path.basename(bdir),
+        "release": k["release"],
+        "version": k["version"],
+    }
     log(f"{name}: booting {k['release']} (TCG)")
     t0 = time.time()
-    cmd = QEMU + ["-kernel", k["vmlinuz"], "-initrd", os.path.join(bdir, "initrd.cpio.gz"), "-append", append,
-                  "-serial", f"file:{console}", "-qmp", f"unix:{sock},server=on,wait=off"]
+    cmd = QEMU + [
+        "-kernel",
+        k["vmlinuz"],
+        "-initrd",
+        os.path.join(bdir, "initrd.cpio.gz"),
+        "-append",
+        append,
+        "-serial",
+        f"file:{console}",
+        "-qmp",
+        f"unix:{sock},server=on,wait=off",
+    ]
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:
         meta["panicked"] = L.wait_for(console, r"---\[ end Kernel panic", timeout)
@@ -279,8 +352,13 @@ def run_scenario(name: str, k: dict, bdir: str, timeout: float = 240) -> dict:
         if meta["panicked"]:
             time.sleep(1)  # the other CPU's NMI stop and the last console lines
             t1 = time.time()
-            out = L.qmp(sock, {"execute": "dump-guest-memory",
-                               "arguments": {"paging": False, "protocol": f"file:{vmcore}", "format": "kdump-zlib"}})
+            out = L.qmp(
+                sock,
+                {
+                    "execute": "dump-guest-memory",
+                    "arguments": {"paging": False, "protocol": f"file:{vmcore}", "format": "kdump-zlib"},
+                },
+            )
             meta["dump_seconds"] = round(time.time() - t1, 1)
             if any("error" in o for o in out):
                 meta["dump_error"] = [o["error"] for o in out if "error" in o]
@@ -306,13 +384,16 @@ def run_scenario(name: str, k: dict, bdir: str, timeout: float = 240) -> dict:
     if meta["vmcore"]:
         with open(vmcore, "rb") as f:
             head = f.read(16)
-        meta["vmcore_format"] = ("kdump-zlib, flattened (makedumpfile -R reassembles it)"
-                                 if head.startswith(b"makedumpfile") else "unknown")
+        meta["vmcore_format"] = (
+            "kdump-zlib, flattened (makedumpfile -R reassembles it)" if head.startswith(b"makedumpfile") else "unknown"
+        )
     meta["ok"] = bool(meta["key_line"] and meta["panicked"] and meta.get("vmcore_format", "").startswith("kdump"))
     with open(os.path.join(sdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
-    log(f"{name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['run_seconds']} s "
-        f"(panic at {meta.get('panic_seconds')} s); key line: {meta['key_line']!r}; vmcore {meta['vmcore_bytes'] >> 20} MB")
+    log(
+        f"{name}: {'OK' if meta['ok'] else 'FAILED'} in {meta['run_seconds']} s "
+        f"(panic at {meta.get('panic_seconds')} s); key line: {meta['key_line']!r}; vmcore {meta['vmcore_bytes'] >> 20} MB"
+    )
     return meta
 
 
@@ -332,14 +413,28 @@ def write_manifest(k: dict, bdir: str) -> str:
         m = scenario_meta(k["version"], name)
         if m:
             d = os.path.join(runs_dir(k["version"]), name)
-            scen[name] = dict(m, dir=d, console_log=os.path.join(d, "console.log"),
-                              vmcore=os.path.join(d, "vmcore") if m.get("vmcore") else None)
+            scen[name] = dict(
+                m,
+                dir=d,
+                console_log=os.path.join(d, "console.log"),
+                vmcore=os.path.join(d, "vmcore") if m.get("vmcore") else None,
+            )
     bmeta = json.load(open(os.path.join(bdir, "BUILT")))
-    manifest = {"kernel_release": k["release"], "package_version": k["version"], "abi": k["abi"],
-                "metapackage": META_PKG, "vmlinuz": k["vmlinuz"], "module_dir": k["module_dir"],
-                "vmlinux_no_debuginfo": k["vmlinux"], "headers": k["headers"], "build_key": os.path.basename(bdir),
-                "crashmod_ko": os.path.join(bdir, "crashmod.ko"), "modules": bmeta["modules"],
-                "initrd": os.path.join(bdir, "initrd.cpio.gz"), "scenarios": scen}
+    manifest = {
+        "kernel_release": k["release"],
+        "package_version": k["version"],
+        "abi": k["abi"],
+        "metapackage": META_PKG,
+        "vmlinuz": k["vmlinuz"],
+        "module_dir": k["module_dir"],
+        "vmlinux_no_debuginfo": k["vmlinux"],
+        "headers": k["headers"],
+        "build_key": os.path.basename(bdir),
+        "crashmod_ko": os.path.join(bdir, "crashmod.ko"),
+        "modules": bmeta["modules"],
+        "initrd": os.path.join(bdir, "initrd.cpio.gz"),
+        "scenarios": scen,
+    }
     with open(MANIFEST + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(MANIFEST + ".tmp", MANIFEST)
@@ -351,14 +446,19 @@ def prune(k: dict, bdir: str) -> None:
     packages the metapackage no longer selects (~670 MB each) are deleted."""
     keep = {kernel_dir(k["version"]), bdir, runs_dir(k["version"]), os.path.join(STOCK, "tools")}
     stale = [d for d in glob.glob(os.path.join(STOCK, "*")) if os.path.isdir(d) and d not in keep]
-    stale += [d for sub in ("build", "runs") for d in glob.glob(os.path.join(kernel_dir(k["version"]), sub, "*"))
-              if d not in keep]
+    stale += [
+        d
+        for sub in ("build", "runs")
+        for d in glob.glob(os.path.join(kernel_dir(k["version"]), sub, "*"))
+        if d not in keep
+    ]
     for d in stale:
         log(f"removing stale {os.path.relpath(d, CACHE)}")
         shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- commands
+
 
 def cmd_all(force: bool = False) -> None:
     t0 = time.time()

@@ -7,6 +7,7 @@ Rn + imm12 * 8; BRK: 0xd4200000 | imm16 << 5). The fixtures come from one lab ru
 8bc5b32); `python3 lab/lab.py fixtures arm64` replaces them (registers, pids, offsets change with every run
 and build): re-read the values below by hand when doing so.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,38 +32,107 @@ def _find(cr, code):
 
 # name -> kind, title, guilty, pc (`pc :` line), fault address, task (comm, pid, cpu), context
 EXPECT = {
-    "null-member": ("null-deref", "BUG: unable to handle kernel NULL pointer dereference in crashmod_read_rx_count",
-                    "crashmod_read_rx_count", "crashmod_read_rx_count+0x4/0x10 [crashmod]", 0xA30,
-                    ("lab-trigger", 32, 1), "process"),
-    "null-member-timer": ("null-deref",
-                          "BUG: unable to handle kernel NULL pointer dereference in crashmod_read_rx_count",
-                          "crashmod_read_rx_count", "crashmod_read_rx_count+0x4/0x10 [crashmod]", 0xA30,
-                          ("lab-trigger", 32, 1), "softirq"),
-    "null-member-work": ("null-deref",
-                         "BUG: unable to handle kernel NULL pointer dereference in crashmod_read_rx_count",
-                         "crashmod_read_rx_count", "crashmod_read_rx_count+0x4/0x10 [crashmod]", 0xA30,
-                         ("kworker/0:1", 13, 0), "process"),
-    "netfilter-udp": ("null-deref", "BUG: unable to handle kernel NULL pointer dereference in crashmod_account_skb",
-                      "crashmod_account_skb", "crashmod_account_skb+0x8/0x1c [crashmod]", 0xA38,
-                      ("udpsend", 32, 0), "process"),
+    "null-member": (
+        "null-deref",
+        "BUG: unable to handle kernel NULL pointer dereference in crashmod_read_rx_count",
+        "crashmod_read_rx_count",
+        "crashmod_read_rx_count+0x4/0x10 [crashmod]",
+        0xA30,
+        ("lab-trigger", 32, 1),
+        "process",
+    ),
+    "null-member-timer": (
+        "null-deref",
+        "BUG: unable to handle kernel NULL pointer dereference in crashmod_read_rx_count",
+        "crashmod_read_rx_count",
+        "crashmod_read_rx_count+0x4/0x10 [crashmod]",
+        0xA30,
+        ("lab-trigger", 32, 1),
+        "softirq",
+    ),
+    "null-member-work": (
+        "null-deref",
+        "BUG: unable to handle kernel NULL pointer dereference in crashmod_read_rx_count",
+        "crashmod_read_rx_count",
+        "crashmod_read_rx_count+0x4/0x10 [crashmod]",
+        0xA30,
+        ("kworker/0:1", 13, 0),
+        "process",
+    ),
+    "netfilter-udp": (
+        "null-deref",
+        "BUG: unable to handle kernel NULL pointer dereference in crashmod_account_skb",
+        "crashmod_account_skb",
+        "crashmod_account_skb+0x8/0x1c [crashmod]",
+        0xA38,
+        ("udpsend", 32, 0),
+        "process",
+    ),
     # `Unable to handle kernel paging request at virtual address 006b6b6b6b6b6b6b`: the kernel prints the
     # untagged address (bits 63..56 from bit 55) of the poisoned pointer 0x6b6b6b6b6b6b6b6b
-    "uaf-poison": ("paging-request", "BUG: unable to handle kernel paging request in crashmod_obj_dispatch",
-                   "crashmod_obj_dispatch", "crashmod_obj_dispatch+0xc/0x20 [crashmod]", 0x006B6B6B6B6B6B6B,
-                   ("lab-trigger", 32, 0), "process"),
-    "oob-small-object": ("paging-request", "BUG: unable to handle kernel paging request in crashmod_sock_release",
-                         "crashmod_sock_release", "crashmod_sock_release+0x8/0x20 [crashmod]", 0x006B6B6B6B6B6B73,
-                         ("lab-trigger", 32, 1), "process"),
-    "list-corruption": ("list-corruption", "BUG: corrupted list in crashmod_list_remove", "crashmod_list_remove",
-                        "__list_del_entry_valid+0xc0/0xe0", None, ("lab-trigger", 32, 1), "process"),
-    "bug-on": ("bug", "kernel BUG in crashmod_check_state", "crashmod_check_state",
-               "crashmod_check_state+0xc/0x10 [crashmod]", None, ("lab-trigger", 33, 1), "process"),
-    "warn": ("warning", "WARNING in crashmod_warn", "crashmod_warn", "crashmod_warn+0xc/0x14 [crashmod]", None,
-             ("lab-trigger", 33, 0), "process"),
-    "soft-lockup": ("soft-lockup", "BUG: soft lockup in crashmod_spin", "crashmod_spin",
-                    "crashmod_spin+0x0/0x10 [crashmod]", None, ("lab-trigger", 33, 1), "process"),
-    "hung-task": ("hung-task", "INFO: task hung in crashmod_hung_lock", "crashmod_hung_lock", None, None,
-                  ("lab-trigger", 33, 0), "process"),
+    "uaf-poison": (
+        "paging-request",
+        "BUG: unable to handle kernel paging request in crashmod_obj_dispatch",
+        "crashmod_obj_dispatch",
+        "crashmod_obj_dispatch+0xc/0x20 [crashmod]",
+        0x006B6B6B6B6B6B6B,
+        ("lab-trigger", 32, 0),
+        "process",
+    ),
+    "oob-small-object": (
+        "paging-request",
+        "BUG: unable to handle kernel paging request in crashmod_sock_release",
+        "crashmod_sock_release",
+        "crashmod_sock_release+0x8/0x20 [crashmod]",
+        0x006B6B6B6B6B6B73,
+        ("lab-trigger", 32, 1),
+        "process",
+    ),
+    "list-corruption": (
+        "list-corruption",
+        "BUG: corrupted list in crashmod_list_remove",
+        "crashmod_list_remove",
+        "__list_del_entry_valid+0xc0/0xe0",
+        None,
+        ("lab-trigger", 32, 1),
+        "process",
+    ),
+    "bug-on": (
+        "bug",
+        "kernel BUG in crashmod_check_state",
+        "crashmod_check_state",
+        "crashmod_check_state+0xc/0x10 [crashmod]",
+        None,
+        ("lab-trigger", 33, 1),
+        "process",
+    ),
+    "warn": (
+        "warning",
+        "WARNING in crashmod_warn",
+        "crashmod_warn",
+        "crashmod_warn+0xc/0x14 [crashmod]",
+        None,
+        ("lab-trigger", 33, 0),
+        "process",
+    ),
+    "soft-lockup": (
+        "soft-lockup",
+        "BUG: soft lockup in crashmod_spin",
+        "crashmod_spin",
+        "crashmod_spin+0x0/0x10 [crashmod]",
+        None,
+        ("lab-trigger", 33, 1),
+        "process",
+    ),
+    "hung-task": (
+        "hung-task",
+        "INFO: task hung in crashmod_hung_lock",
+        "crashmod_hung_lock",
+        None,
+        None,
+        ("lab-trigger", 33, 0),
+        "process",
+    ),
 }
 
 
@@ -92,7 +162,7 @@ def test_arm64_null_member_registers_and_code():
     assert r["sp"] == r["x29"] == 0xFFFF800008163CD0 and r["pstate"] == 0x5
     assert c.access == "read"  # `WnR = 0`
     # `Code: cccccccc cccccccc cccccccc f9407800 (f9451800)`: words little-endian in memory, the marked one last
-    assert c.code.trap_offset == 16 and c.code.data[12:] == bytes.fromhex("007840f9" "001845f9")
+    assert c.code.trap_offset == 16 and c.code.data[12:] == bytes.fromhex("007840f9001845f9")
     # f9451800: imm12 = 0x146 -> 0x146 * 8 = 0xa30, Rn = 0, Rt = 0: ldr x0, [x0, #0xa30]
     [trap] = _find(cr, "insn.trap")
     assert trap.data["mnemonic"] == "ldr" and trap.data["operands"] == "x0, [x0, #0xa30]"
@@ -100,18 +170,30 @@ def test_arm64_null_member_registers_and_code():
     assert (acc.data["base"], acc.data["disp"], acc.data["size"], acc.data["access"]) == ("x0", 0xA30, 8, "read")
     assert acc.data["ea"] == 0xA30 and acc.data["match"] is True
     assert [f.symbol for f in c.frames] == [
-        "crashmod_read_rx_count", "crashmod_write", "proc_reg_write", "vfs_write", "ksys_write", "__arm64_sys_write",
-        "do_el0_svc", "el0_svc", "el0t_64_sync_handler", "el0t_64_sync"]
+        "crashmod_read_rx_count",
+        "crashmod_write",
+        "proc_reg_write",
+        "vfs_write",
+        "ksys_write",
+        "__arm64_sys_write",
+        "do_el0_svc",
+        "el0_svc",
+        "el0t_64_sync_handler",
+        "el0t_64_sync",
+    ]
 
 
-@pytest.mark.parametrize("name, insn, base, disp, base_value", [
-    # f9451c40: imm12 = 0x147 -> 0xa38, Rn = 2, Rt = 0; `x2 : 0000000000000000`
-    ("netfilter-udp", "x0, [x2, #0xa38]", "x2", 0xA38, 0),
-    # f9400001: imm12 = 0, Rn = 0, Rt = 1; `x0 : 6b6b6b6b6b6b6b6b` (obj->ops of the freed, poisoned object)
-    ("uaf-poison", "x1, [x0]", "x0", 0, 0x6B6B6B6B6B6B6B6B),
-    # f9400401: imm12 = 1 -> 8, Rn = 0, Rt = 1; `x0 : a56b6b6b6b6b6b6b` (read at 0x230 of a 64-byte object)
-    ("oob-small-object", "x1, [x0, #8]", "x0", 8, 0xA56B6B6B6B6B6B6B),
-])
+@pytest.mark.parametrize(
+    "name, insn, base, disp, base_value",
+    [
+        # f9451c40: imm12 = 0x147 -> 0xa38, Rn = 2, Rt = 0; `x2 : 0000000000000000`
+        ("netfilter-udp", "x0, [x2, #0xa38]", "x2", 0xA38, 0),
+        # f9400001: imm12 = 0, Rn = 0, Rt = 1; `x0 : 6b6b6b6b6b6b6b6b` (obj->ops of the freed, poisoned object)
+        ("uaf-poison", "x1, [x0]", "x0", 0, 0x6B6B6B6B6B6B6B6B),
+        # f9400401: imm12 = 1 -> 8, Rn = 0, Rt = 1; `x0 : a56b6b6b6b6b6b6b` (read at 0x230 of a 64-byte object)
+        ("oob-small-object", "x1, [x0, #8]", "x0", 8, 0xA56B6B6B6B6B6B6B),
+    ],
+)
 def test_arm64_faulting_load(name, insn, base, disp, base_value):
     cr = _report(name)
     [trap] = _find(cr, "insn.trap")
@@ -140,7 +222,7 @@ def test_arm64_interrupted_frame_in_timer_trace():
     names = [f.symbol for f in c.frames]
     k = names.index("el1h_64_irq")
     assert names[k + 1] == "exit_files" and c.frames[k + 1].interrupted
-    assert not any(f.interrupted for f in c.frames[:k + 1])
+    assert not any(f.interrupted for f in c.frames[: k + 1])
     assert names[:3] == ["crashmod_read_rx_count", "call_timer_fn.constprop.0", "run_timer_softirq"]
 
 

@@ -8,7 +8,6 @@ import gzip
 import json
 import lzma
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -17,15 +16,20 @@ import jsonschema
 import pytest
 import zstandard
 
-from realdata import REPO, corpus_log, seed
+from realdata import REPO, corpus_log
 
 SCHEMA = json.loads((REPO / "src/ktriage/schema/report-1.json").read_text())
 EXAMPLE = REPO / "examples" / "centos7-nf_conntrack-dmesg.txt"
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ktriage.cli", *args], input=stdin.decode() if stdin else None,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def analyze_json(*paths: str, stdin: bytes | None = None) -> dict:
@@ -45,8 +49,13 @@ def test_example_seed000_json_contract() -> None:
     assert c["title"] == "BUG: unable to handle kernel NULL pointer dereference in nf_ct_deliver_cached_events"
     assert c["guilty_frame"] == "nf_ct_deliver_cached_events"
     assert c["fault_address"] == 0xA30  # "NULL pointer dereference at 0000000000000a30"
-    assert c["ip"] == {"symbol": "nf_ct_deliver_cached_events", "offset": 0x2D, "size": 0x110,
-                       "module": "nf_conntrack", "address": 0xFFFFFFFFC086077D}
+    assert c["ip"] == {
+        "symbol": "nf_ct_deliver_cached_events",
+        "offset": 0x2D,
+        "size": 0x110,
+        "module": "nf_conntrack",
+        "address": 0xFFFFFFFFC086077D,
+    }
     assert c["kernel"]["release"] == "3.10.0-1160.el7.x86_64"
     assert c["kernel"]["distro"] == "el7"
     assert c["arch"] == "x86_64"
@@ -57,8 +66,16 @@ def test_example_seed000_json_contract() -> None:
     assert c["registers"]["CR2"] == 0xA30
     names = [f["symbol"] for f in c["frames"]]
     assert names[:4] == ["ipv4_confirm", "nf_iterate", "nf_reinject", "nfqnl_recv_verdict"]
-    assert c["frames"][4] == {"symbol": "nla_parse", "offset": 0xB6, "size": 0x120, "module": None,
-                              "address": 0xFFFFFFFF9F9B4716, "reliable": False, "section": "task", "inline": False}
+    assert c["frames"][4] == {
+        "symbol": "nla_parse",
+        "offset": 0xB6,
+        "size": 0x120,
+        "module": None,
+        "address": 0xFFFFFFFF9F9B4716,
+        "reliable": False,
+        "section": "task",
+        "inline": False,
+    }
     assert names[-1] == "system_call_fastpath"
     assert c["corrupted"] is False
     assert c["source"]["path"] == str(EXAMPLE) and c["source"]["first_line"] == 1
@@ -77,8 +94,12 @@ def test_text_and_markdown_reports() -> None:
 @pytest.mark.parametrize("comp", ["gzip", "xz", "bz2", "zstd"])
 def test_compressed_inputs(tmp_path: Path, comp: str) -> None:
     raw = EXAMPLE.read_bytes()
-    data = {"gzip": gzip.compress, "xz": lzma.compress, "bz2": bz2.compress,
-            "zstd": zstandard.ZstdCompressor().compress}[comp](raw)
+    data = {
+        "gzip": gzip.compress,
+        "xz": lzma.compress,
+        "bz2": bz2.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+    }[comp](raw)
     f = tmp_path / "messages.1"
     f.write_bytes(data)
     doc = analyze_json(str(f))
@@ -108,8 +129,12 @@ def test_bad_inputs_one_line_errors(tmp_path: Path) -> None:
     bad_gz.write_bytes(gzip.compress(EXAMPLE.read_bytes() * 50)[:200])
     emptydir = tmp_path / "nothing"
     emptydir.mkdir()
-    cases = {str(tmp_path / "missing"): "no such file", str(garbage): "binary data",
-             str(emptydir): "directory holds no files", str(bad_gz): "gzip data"}
+    cases = {
+        str(tmp_path / "missing"): "no such file",
+        str(garbage): "binary data",
+        str(emptydir): "directory holds no files",
+        str(bad_gz): "gzip data",
+    }
     for path, msg in cases.items():
         p = run("analyze", path)
         assert p.returncode == 3, (path, p.stdout, p.stderr)
@@ -145,11 +170,13 @@ def test_large_log_bounded_memory(tmp_path: Path) -> None:
     f = tmp_path / "messages"
     planted = scan_speed.generate(f, 256 << 20)
     # VmHWM, not ru_maxrss: the latter keeps the forking pytest process's high-water mark across exec
-    script = ("import re;"
-              "from ktriage.pipeline import analyze_paths, Options;"
-              f"r=analyze_paths([{str(f)!r}], Options(analyze=False));"
-              "hwm=re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
-              "print(len(r.crashes), hwm)")
+    script = (
+        "import re;"
+        "from ktriage.pipeline import analyze_paths, Options;"
+        f"r=analyze_paths([{str(f)!r}], Options(analyze=False));"
+        "hwm=re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
+        "print(len(r.crashes), hwm)"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     n, rss_kb = map(int, out.stdout.split())

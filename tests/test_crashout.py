@@ -31,6 +31,7 @@ def _one(text: str, path: str = "doc"):
 
 # --- detection -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", ["000_3ac917ef54f6f6d4.txt", "003_e2dd96d54693228d.txt", "004_c6a14afccd65d4ab.txt"])
 def test_detects_crash_output(seed: str) -> None:
     assert looks_like_crash_output(_seed(seed))
@@ -45,6 +46,7 @@ def test_no_crash_output_in_dmesg_or_prose(seed: str) -> None:
 
 
 # --- seed 003: RHEL 6.4, `sys` banner + `bt` with an IRQ stack (NBSP-aligned blog text) ------------
+
 
 def test_seed_003_sys_and_bt() -> None:
     c = _one(_seed("003_e2dd96d54693228d.txt"), "003")
@@ -107,6 +109,7 @@ def test_seed_003_sys_and_bt() -> None:
 
 # --- seed 004: CentOS 8, `bt` in a markdown code block, no sys header ------------------------------
 
+
 def test_seed_004_bt_in_markdown() -> None:
     c = _one(_seed("004_c6a14afccd65d4ab.txt"), "004")
     # l.21  [exception RIP: __pv_queued_spin_lock_slowpath+410]  (410 = 0x19a)
@@ -150,6 +153,7 @@ def test_seed_004_bt_in_markdown() -> None:
 
 
 # --- seed 000: CentOS 7, `crash> bt` flattened onto one line with a line-number gutter -------------
+
 
 def test_seed_000_flattened_bt() -> None:
     c = _one(_seed("000_3ac917ef54f6f6d4.txt"), "000")
@@ -201,8 +205,12 @@ def test_seed_000_log_section_merges_with_bt() -> None:
     assert c.kind == "null-deref" and c.fault_address == 0xA30
     assert c.title == "BUG: unable to handle kernel NULL pointer dereference in nf_ct_deliver_cached_events"
     # seed l.2 "IP: [<ffffffffc086077d>] nf_ct_deliver_cached_events+0x2d/0x110 [nf_conntrack]"
-    assert (c.ip.symbol, c.ip.offset, c.ip.size, c.ip.module) == ("nf_ct_deliver_cached_events", 0x2D, 0x110,
-                                                                   "nf_conntrack")
+    assert (c.ip.symbol, c.ip.offset, c.ip.size, c.ip.module) == (
+        "nf_ct_deliver_cached_events",
+        0x2D,
+        0x110,
+        "nf_conntrack",
+    )
     assert c.ip.address == 0xFFFFFFFFC086077D
     # seed l.2 "CPU: 1 PID: 5027 Comm: Verdict3 ... Tainted: G OE ... 3.10.0-1160.el7.x86_64 #1"
     assert (c.task.comm, c.task.pid, c.task.cpu) == ("Verdict3", 5027, 1)
@@ -212,6 +220,7 @@ def test_seed_000_log_section_merges_with_bt() -> None:
 
 
 # --- a fourth real case: crash-utility/crash PR #100 (arm64 sys header, failed bt, then full bt) ----
+
 
 def test_arm64_sys_header_and_repeated_bt() -> None:
     text = (FIXTURES / "arm64_stack_overflow_pr100.txt").read_text(encoding="utf-8")
@@ -226,8 +235,14 @@ def test_arm64_sys_header_and_repeated_bt() -> None:
     assert c.kernel.release == "4.14.156+" and c.arch == "arm64"
     assert c.kernel.hardware == "aarch64 (unknown Mhz)"
     # l.23-24: the first bt failed ("Segmentation fault"); the second (l.29-35) has 6 frames
-    assert [f.symbol for f in c.frames] == ["__delay", "__const_udelay", "msm_trigger_wdog_bite", "do_vm_restart",
-                                            "machine_restart", "emergency_restart"]
+    assert [f.symbol for f in c.frames] == [
+        "__delay",
+        "__const_udelay",
+        "msm_trigger_wdog_bite",
+        "do_vm_restart",
+        "machine_restart",
+        "emergency_restart",
+    ]
     assert c.frames[0].address == 0xFFFFFF8008C80774  # l.30
     # the paste stops in the restart path: no exception frame, no panic(): flagged, nothing blamed
     assert c.ip is None and c.guilty_frame is None and c.corrupted

@@ -3,6 +3,7 @@
 A tiny "vmlinux" (ET_EXEC with a `linux_banner` and DWARF) and a tiny "module" (ET_REL with a
 .modinfo vermagic) are compiled per session; stripped copies come from objcopy.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("objco
 REL = "9.9.9-kt"
 BANNER = f"Linux version {REL} (t@h) (gcc) #7 SMP Thu Jan 1 00:00:00 UTC 2026"
 
-KERNEL_C = r'''
+KERNEL_C = (
+    r"""
 const char linux_banner[] = "%s\n";
 struct inner { long pad[3]; long hits; };
 struct dev { char name[16]; struct inner st; unsigned long rx_count; };
@@ -28,12 +30,17 @@ struct port { long pad[30]; struct dev *dev; };
 __attribute__((noinline)) unsigned long read_rx(struct port *port) { return port->dev->rx_count; }
 __attribute__((noinline)) unsigned long caller(struct port *p) { return read_rx(p) + 1; }
 void _start(void) { caller((struct port *)0); for (;;) ; }
-''' % BANNER
+"""
+    % BANNER
+)
 
-MOD_C = r'''
+MOD_C = (
+    r"""
 __attribute__((section(".modinfo"), used)) static const char mi[] = "vermagic=%s SMP mod_unload \0name=fakemod";
 __attribute__((noinline)) int fakemod_fn(int *p) { return p[3]; }
-''' % REL
+"""
+    % REL
+)
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +48,10 @@ def elfs(tmp_path_factory):
     d = tmp_path_factory.mktemp("elfs")
     (d / "k.c").write_text(KERNEL_C)
     (d / "m.c").write_text(MOD_C)
-    subprocess.run(["gcc", "-g", "-O2", "-fno-pie", "-no-pie", "-nostdlib", "-static", "-o", str(d / "vmlinux"),
-                    str(d / "k.c")], check=True)
+    subprocess.run(
+        ["gcc", "-g", "-O2", "-fno-pie", "-no-pie", "-nostdlib", "-static", "-o", str(d / "vmlinux"), str(d / "k.c")],
+        check=True,
+    )
     subprocess.run(["gcc", "-g", "-O2", "-c", "-o", str(d / "fakemod.ko"), str(d / "m.c")], check=True)
     subprocess.run(["objcopy", "--strip-debug", str(d / "vmlinux"), str(d / "vmlinux.stripped")], check=True)
     subprocess.run(["objcopy", "--strip-debug", str(d / "fakemod.ko"), str(d / "fakemod.stripped.ko")], check=True)
@@ -63,8 +72,16 @@ def crash(elfs, release=REL, build="#7 ", module=False, size=None, log=None) -> 
     if module:
         frames += (Frame("fakemod_fn", 3, _size(elfs / "fakemod.ko", "fakemod_fn"), "fakemod"),)
     src = SourceSpan(str(log) if log else "oops.log", 2, 20)
-    return Crash(kind="null-deref", title="t", source=src, ip=ip, frames=frames, arch="x86_64",
-                 kernel=Kernel(release=release, build=build), registers={"RAX": 0, "RDI": 0})
+    return Crash(
+        kind="null-deref",
+        title="t",
+        source=src,
+        ip=ip,
+        frames=frames,
+        arch="x86_64",
+        kernel=Kernel(release=release, build=build),
+        registers={"RAX": 0, "RDI": 0},
+    )
 
 
 def test_elf_facts(elfs):
@@ -81,11 +98,14 @@ def test_explicit_vmlinux_accepted(elfs):
     assert "banner release 9.9.9-kt" in s.verified[0] and "build #7" in s.verified[0]
 
 
-@pytest.mark.parametrize("kw, note", [
-    ({"release": "9.9.8"}, "vmlinux is release 9.9.9-kt, the crash is 9.9.8"),
-    ({"build": "#8 "}, "same release 9.9.9-kt but build #7, the crash is #8"),
-    ({"size": 0x1000}, "another build of 9.9.9-kt: read_rx is"),
-])
+@pytest.mark.parametrize(
+    "kw, note",
+    [
+        ({"release": "9.9.8"}, "vmlinux is release 9.9.9-kt, the crash is 9.9.8"),
+        ({"build": "#8 "}, "same release 9.9.9-kt but build #7, the crash is #8"),
+        ({"size": 0x1000}, "another build of 9.9.9-kt: read_rx is"),
+    ],
+)
 def test_mismatch_refused(elfs, kw, note):
     s = search(crash(elfs, **kw), str(elfs / "vmlinux"))
     assert s.vmlinux is None and len(s.refused) == 1 and note in s.refused[0], s.refused
@@ -178,8 +198,9 @@ def test_symbolize_and_member_on_fake_kernel(elfs, tmp_path, monkeypatch):
     a = di.address("caller", 0, None)
     assert a is not None
     got = di.locate(a)
-    ref = subprocess.run(["addr2line", "-f", "-e", str(elfs / "vmlinux"), f"{a:#x}"], capture_output=True,
-                         text=True).stdout.split()
+    ref = subprocess.run(
+        ["addr2line", "-f", "-e", str(elfs / "vmlinux"), f"{a:#x}"], capture_output=True, text=True
+    ).stdout.split()
     assert got and got[0].function == ref[0] and ref[1].endswith(f"k.c:{got[0].line}")
     from ktriage.debuginfo.member import member_path
 

@@ -224,7 +224,9 @@ def test_wrong_build_id_refused(elf, server, env) -> None:
     mp.setenv("DEBUGINFOD_URLS", server.url)
     f = debuginfod.fetch(wrong)
     assert f.path is None
-    assert f.refused == [f"{server.url}/buildid/{wrong}/debuginfo: refused: the file sent has build ID {bid}, not {wrong}"]
+    assert f.refused == [
+        f"{server.url}/buildid/{wrong}/debuginfo: refused: the file sent has build ID {bid}, not {wrong}"
+    ]
     g = debuginfod.fetch("cd" * 20)
     assert g.path is None and "not an ELF file with a build ID" in g.refused[0]
     assert not (cache / wrong / "debuginfo").exists() and _leftovers(cache) == []
@@ -243,6 +245,7 @@ def test_cut_download_never_cached(elf, server, env) -> None:
 
 # --- through find.search: the notes and the crash verification -------------------------------
 
+
 def _crash_679():
     """corpus 679 (5.10 syzkaller, CONFIG_STACKTRACE_BUILD_ID): its task line ends with vmlinux's build ID:
     `CPU: 0 PID: 3879 Comm: syz-executor.4 Not tainted 5.10.136-syzkaller-19376-g6f46a5fe0124 #0
@@ -256,8 +259,10 @@ def _dbg(s) -> list[str]:
 
 def test_build_id_sources(env) -> None:
     c = _crash_679()
-    assert debuginfod.vmlinux_build_id(c, {}) == ("8f0771607702f5ef7184d2ee33bd0acd70219fc4",
-                                                  "the CPU: line (CONFIG_STACKTRACE_BUILD_ID)")
+    assert debuginfod.vmlinux_build_id(c, {}) == (
+        "8f0771607702f5ef7184d2ee33bd0acd70219fc4",
+        "the CPU: line (CONFIG_STACKTRACE_BUILD_ID)",
+    )
     v = c.replace(system={"BUILD-ID": "2EBF0E501C8F07473AA8CEE1D60518BF89F5A603"})  # as a vmcore's VMCOREINFO gives it
     assert debuginfod.vmlinux_build_id(v, {})[0] == "2ebf0e501c8f07473aa8cee1d60518bf89f5a603"
     plain = parse_log_text(corpus_log("263"))[0]  # 4.18: no build ID printed
@@ -269,8 +274,10 @@ def test_search_notes_off_and_no_build_id(env, monkeypatch, tmp_path) -> None:
     s = search(_crash_679())
     assert s.vmlinux is None
     (line,) = _dbg(s)
-    assert line.startswith("debuginfod: off (DEBUGINFOD_URLS is not set); vmlinux build ID "
-                           "8f0771607702f5ef7184d2ee33bd0acd70219fc4 from the CPU: line")
+    assert line.startswith(
+        "debuginfod: off (DEBUGINFOD_URLS is not set); vmlinux build ID "
+        "8f0771607702f5ef7184d2ee33bd0acd70219fc4 from the CPU: line"
+    )
     assert line in s.looked_summary(3)  # always shown, however long the list
     s = search(parse_log_text(corpus_log("263"))[0])
     assert any("vmlinux not asked: no vmlinux build ID" in x for x in _dbg(s))
@@ -312,11 +319,14 @@ def test_modules_need_debuginfo(env, monkeypatch, tmp_path) -> None:
     log = REPO / "tests" / "fixtures" / "lab" / "null-member.console.log"
     c = parse_log_text(log.read_text(errors="replace"), str(log))[0]
     s = search(c)
-    assert "debuginfod: crashmod.ko not asked: the log prints no build ID for modules " \
-           "(CONFIG_STACKTRACE_BUILD_ID): give --debuginfo" in _dbg(s)
+    assert (
+        "debuginfod: crashmod.ko not asked: the log prints no build ID for modules "
+        "(CONFIG_STACKTRACE_BUILD_ID): give --debuginfo" in _dbg(s)
+    )
 
 
 # --- the lab: a real vmcore, whose VMCOREINFO names the build ID, and the lab's vmlinux served ---------
+
 
 @pytest.mark.skipif(os.environ.get("KTRIAGE_LAB") != "run", reason="crash lab tests run with KTRIAGE_LAB=run")
 def test_lab_vmcore_vmlinux_from_debuginfod(env) -> None:
@@ -348,8 +358,10 @@ def test_lab_vmcore_vmlinux_from_debuginfod(env) -> None:
         assert srv.requests == [f"/buildid/{bid}/debuginfo"]
         # the vmcore reader asked first (one request), and its analysis runs on the DWARF tier with it
         assert cr.crash.system["DEBUGINFO"] == "dwarf"
-        assert any(n.startswith(f"debuginfod, vmlinux (build id {bid}): {srv.url}/buildid/{bid}/debuginfo")
-                   for n in rep.inputs[0].notes), rep.inputs[0].notes
+        assert any(
+            n.startswith(f"debuginfod, vmlinux (build id {bid}): {srv.url}/buildid/{bid}/debuginfo")
+            for n in rep.inputs[0].notes
+        ), rep.inputs[0].notes
         files = next(f for f in cr.findings if f.code == "debuginfo.files")
         assert files.data["vmlinux"] == str(cache / bid / "debuginfo")
         # the log-level lookup found the file the vmcore reader had just saved: elfutils' cache, no request

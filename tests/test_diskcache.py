@@ -2,6 +2,7 @@
 
 Real rule files only: the packaged rules, and a user directory holding copies of them.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from ktriage import diskcache
 from ktriage.kb import rules as R
 
 BUGS = Path(R.__file__).parent / "bugs"
@@ -32,8 +32,16 @@ def _same(a: R.RuleSet, b: R.RuleSet) -> None:
     assert list(a.rules) == list(b.rules)
     for rid in a.rules:
         x, y = a.rules[rid], b.rules[rid]
-        assert (x.data, x.path, x.origin, x.kinds, x.guilty, x.frames, x.any_frames, x.events) == \
-               (y.data, y.path, y.origin, y.kinds, y.guilty, y.frames, y.any_frames, y.events)
+        assert (x.data, x.path, x.origin, x.kinds, x.guilty, x.frames, x.any_frames, x.events) == (
+            y.data,
+            y.path,
+            y.origin,
+            y.kinds,
+            y.guilty,
+            y.frames,
+            y.any_frames,
+            y.events,
+        )
         assert (x.title_re.pattern if x.title_re else None) == (y.title_re.pattern if y.title_re else None)
     assert [str(e) for e in a.errors] == [str(e) for e in b.errors]
     assert a.notes == b.notes and a.dirs == b.dirs

@@ -2,6 +2,7 @@
 
 The reference for "which drgn plugins are installed" is importlib.metadata, the API drgn itself asks.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -41,8 +42,12 @@ def _dist(root, name: str, entry_points: str | None) -> None:
 
 def _metadata_says(root) -> set[str]:
     """The drgn plugin names importlib.metadata finds in `root` (what drgn's loader would see there)."""
-    return {ep.name for dist in importlib.metadata.distributions(path=[str(root)])
-            for ep in dist.entry_points if ep.group == "drgn.plugins"}
+    return {
+        ep.name
+        for dist in importlib.metadata.distributions(path=[str(root)])
+        for ep in dist.entry_points
+        if ep.group == "drgn.plugins"
+    }
 
 
 def test_a_third_party_plugin_is_seen_like_importlib_metadata_sees_it(tmp_path):

@@ -88,8 +88,12 @@ def test_objdump_style_att_text():
     #                                    26: shr $0x3,%rdx  (capstone: movq/leaq/shrq, objdump drops the suffix)
     d = decode(parse_code_line(code_line("662"), "x86_64"))
     got = [(i.offset, f"{i.mnemonic} {i.op_str}") for i in d.before][-4:]
-    assert got == [(0x1C, "mov (%rbx),%rbp"), (0x1F, "lea 0x58(%rbp),%rdi"), (0x23, "mov %rdi,%rdx"),
-                   (0x26, "shr $0x3,%rdx")]
+    assert got == [
+        (0x1C, "mov (%rbx),%rbp"),
+        (0x1F, "lea 0x58(%rbp),%rdi"),
+        (0x23, "mov %rdi,%rdx"),
+        (0x26, "shr $0x3,%rdx"),
+    ]
 
 
 def test_unable_to_access_opcode_bytes_v6_format():

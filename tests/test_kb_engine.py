@@ -10,11 +10,22 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from realdata import seed
-from ktriage.kb import (KBNote, Match, debvercmp, fixed_verdict, kvercmp, load_rule_file, load_rules, match_crash,
-                        rpm_evr_cmp, rpmvercmp, running_kernel)
+from ktriage.kb import (
+    KBNote,
+    Match,
+    debvercmp,
+    fixed_verdict,
+    kvercmp,
+    load_rule_file,
+    load_rules,
+    match_crash,
+    rpm_evr_cmp,
+    rpmvercmp,
+    running_kernel,
+)
 from ktriage.logs import parse_log_text
 from ktriage.model import Kernel
+from realdata import seed
 
 PACKAGED = Path(__file__).resolve().parent.parent / "src" / "ktriage" / "kb" / "bugs"
 
@@ -29,39 +40,95 @@ def _isolated_config(tmp_path_factory, monkeypatch):
 # ------------------------------------------------------------------------------------ RPM
 # Pairs from rpm's own test suite (tests/rpmvercmp.at), checked by hand against the algorithm.
 RPM_PAIRS = [
-    ("1.0", "1.0", 0), ("1.0", "2.0", -1), ("2.0", "1.0", 1),
-    ("2.0.1", "2.0.1", 0), ("2.0", "2.0.1", -1), ("2.0.1", "2.0", 1),
-    ("2.0.1a", "2.0.1a", 0), ("2.0.1a", "2.0.1", 1), ("2.0.1", "2.0.1a", -1),
-    ("5.5p1", "5.5p1", 0), ("5.5p1", "5.5p2", -1), ("5.5p2", "5.5p1", 1),
-    ("5.5p10", "5.5p10", 0), ("5.5p1", "5.5p10", -1), ("5.5p10", "5.5p1", 1),
-    ("10xyz", "10.1xyz", -1), ("10.1xyz", "10xyz", 1),
-    ("xyz10", "xyz10", 0), ("xyz10", "xyz10.1", -1), ("xyz10.1", "xyz10", 1),
-    ("xyz.4", "xyz.4", 0), ("xyz.4", "8", -1), ("8", "xyz.4", 1),
-    ("xyz.4", "2", -1), ("2", "xyz.4", 1),
-    ("5.5p2", "5.6p1", -1), ("5.6p1", "5.5p2", 1),
-    ("5.6p1", "6.5p1", -1), ("6.5p1", "5.6p1", 1),
-    ("6.0.rc1", "6.0", 1), ("6.0", "6.0.rc1", -1),
-    ("10b2", "10a1", 1), ("10a2", "10b2", -1),
-    ("1.0aa", "1.0aa", 0), ("1.0a", "1.0aa", -1), ("1.0aa", "1.0a", 1),
-    ("10.0001", "10.0001", 0), ("10.0001", "10.1", 0), ("10.1", "10.0001", 0),
-    ("10.0001", "10.0039", -1), ("10.0039", "10.0001", 1),
-    ("4.999.9", "5.0", -1), ("5.0", "4.999.9", 1),
-    ("20101121", "20101121", 0), ("20101121", "20101122", -1), ("20101122", "20101121", 1),
-    ("2_0", "2_0", 0), ("2.0", "2_0", 0), ("2_0", "2.0", 0),
-    ("a", "a", 0), ("a+", "a+", 0), ("a+", "a_", 0), ("a_", "a+", 0), ("+a", "+a", 0), ("+a", "_a", 0),
-    ("+_", "_+", 0), ("_+", "+_", 0), ("_+", "+", 0), ("+", "_+", 0),
-    ("1.0~rc1", "1.0~rc1", 0), ("1.0~rc1", "1.0", -1), ("1.0", "1.0~rc1", 1),
-    ("1.0~rc1", "1.0~rc2", -1), ("1.0~rc2", "1.0~rc1", 1),
-    ("1.0~rc1~git123", "1.0~rc1~git123", 0), ("1.0~rc1~git123", "1.0~rc1", -1), ("1.0~rc1", "1.0~rc1~git123", 1),
-    ("1.0^", "1.0^", 0), ("1.0^", "1.0", 1), ("1.0", "1.0^", -1),
-    ("1.0^git1", "1.0^git1", 0), ("1.0^git1", "1.0", 1), ("1.0", "1.0^git1", -1),
-    ("1.0^git1", "1.0^git2", -1), ("1.0^git2", "1.0^git1", 1),
-    ("1.0^git1", "1.01", -1), ("1.01", "1.0^git1", 1),
-    ("1.0^20160101", "1.0^20160101", 0), ("1.0^20160101", "1.0.1", -1), ("1.0.1", "1.0^20160101", 1),
-    ("1.0^20160101^git1", "1.0^20160101^git1", 0), ("1.0^20160102", "1.0^20160101^git1", 1),
+    ("1.0", "1.0", 0),
+    ("1.0", "2.0", -1),
+    ("2.0", "1.0", 1),
+    ("2.0.1", "2.0.1", 0),
+    ("2.0", "2.0.1", -1),
+    ("2.0.1", "2.0", 1),
+    ("2.0.1a", "2.0.1a", 0),
+    ("2.0.1a", "2.0.1", 1),
+    ("2.0.1", "2.0.1a", -1),
+    ("5.5p1", "5.5p1", 0),
+    ("5.5p1", "5.5p2", -1),
+    ("5.5p2", "5.5p1", 1),
+    ("5.5p10", "5.5p10", 0),
+    ("5.5p1", "5.5p10", -1),
+    ("5.5p10", "5.5p1", 1),
+    ("10xyz", "10.1xyz", -1),
+    ("10.1xyz", "10xyz", 1),
+    ("xyz10", "xyz10", 0),
+    ("xyz10", "xyz10.1", -1),
+    ("xyz10.1", "xyz10", 1),
+    ("xyz.4", "xyz.4", 0),
+    ("xyz.4", "8", -1),
+    ("8", "xyz.4", 1),
+    ("xyz.4", "2", -1),
+    ("2", "xyz.4", 1),
+    ("5.5p2", "5.6p1", -1),
+    ("5.6p1", "5.5p2", 1),
+    ("5.6p1", "6.5p1", -1),
+    ("6.5p1", "5.6p1", 1),
+    ("6.0.rc1", "6.0", 1),
+    ("6.0", "6.0.rc1", -1),
+    ("10b2", "10a1", 1),
+    ("10a2", "10b2", -1),
+    ("1.0aa", "1.0aa", 0),
+    ("1.0a", "1.0aa", -1),
+    ("1.0aa", "1.0a", 1),
+    ("10.0001", "10.0001", 0),
+    ("10.0001", "10.1", 0),
+    ("10.1", "10.0001", 0),
+    ("10.0001", "10.0039", -1),
+    ("10.0039", "10.0001", 1),
+    ("4.999.9", "5.0", -1),
+    ("5.0", "4.999.9", 1),
+    ("20101121", "20101121", 0),
+    ("20101121", "20101122", -1),
+    ("20101122", "20101121", 1),
+    ("2_0", "2_0", 0),
+    ("2.0", "2_0", 0),
+    ("2_0", "2.0", 0),
+    ("a", "a", 0),
+    ("a+", "a+", 0),
+    ("a+", "a_", 0),
+    ("a_", "a+", 0),
+    ("+a", "+a", 0),
+    ("+a", "_a", 0),
+    ("+_", "_+", 0),
+    ("_+", "+_", 0),
+    ("_+", "+", 0),
+    ("+", "_+", 0),
+    ("1.0~rc1", "1.0~rc1", 0),
+    ("1.0~rc1", "1.0", -1),
+    ("1.0", "1.0~rc1", 1),
+    ("1.0~rc1", "1.0~rc2", -1),
+    ("1.0~rc2", "1.0~rc1", 1),
+    ("1.0~rc1~git123", "1.0~rc1~git123", 0),
+    ("1.0~rc1~git123", "1.0~rc1", -1),
+    ("1.0~rc1", "1.0~rc1~git123", 1),
+    ("1.0^", "1.0^", 0),
+    ("1.0^", "1.0", 1),
+    ("1.0", "1.0^", -1),
+    ("1.0^git1", "1.0^git1", 0),
+    ("1.0^git1", "1.0", 1),
+    ("1.0", "1.0^git1", -1),
+    ("1.0^git1", "1.0^git2", -1),
+    ("1.0^git2", "1.0^git1", 1),
+    ("1.0^git1", "1.01", -1),
+    ("1.01", "1.0^git1", 1),
+    ("1.0^20160101", "1.0^20160101", 0),
+    ("1.0^20160101", "1.0.1", -1),
+    ("1.0.1", "1.0^20160101", 1),
+    ("1.0^20160101^git1", "1.0^20160101^git1", 0),
+    ("1.0^20160102", "1.0^20160101^git1", 1),
     ("1.0^20160101^git1", "1.0^20160102", -1),
-    ("1.0~rc1^git1", "1.0~rc1^git1", 0), ("1.0~rc1^git1", "1.0~rc1", 1), ("1.0~rc1", "1.0~rc1^git1", -1),
-    ("1.0^git1~pre", "1.0^git1~pre", 0), ("1.0^git1", "1.0^git1~pre", 1), ("1.0^git1~pre", "1.0^git1", -1),
+    ("1.0~rc1^git1", "1.0~rc1^git1", 0),
+    ("1.0~rc1^git1", "1.0~rc1", 1),
+    ("1.0~rc1", "1.0~rc1^git1", -1),
+    ("1.0^git1~pre", "1.0^git1~pre", 0),
+    ("1.0^git1", "1.0^git1~pre", 1),
+    ("1.0^git1~pre", "1.0^git1", -1),
 ]
 
 
@@ -70,47 +137,64 @@ def test_rpmvercmp(a: str, b: str, want: int) -> None:
     assert rpmvercmp(a, b) == want
 
 
-@pytest.mark.parametrize("a,b,want", [
-    ("2.6.32-358.el6", "2.6.32-358.6.1.el6", -1),  # a z-stream update is newer than the GA build
-    ("3.10.0-1160.el7", "3.10.0-1160.66.1.el7", -1),
-    ("3.10.0-1160.66.1.el7.x86_64", "3.10.0-1160.66.1.el7", 0),  # arch suffix ignored
-    ("4.18.0-305.3.1.el8_4", "4.18.0-373.el8", -1),
-    ("4.18.0-477.10.1.el8_8", "4.18.0-373.el8", 1),
-    ("5.14.0-362.8.1.el9_3", "5.14.0-362.el9", 1),
-    ("4.18.0-80.el8", "4.18.0-147.el8", -1),  # numeric, not string, order
-    ("1:3.10.0-1.el7", "3.10.0-1160.el7", 1),  # epoch wins
-])
+@pytest.mark.parametrize(
+    "a,b,want",
+    [
+        ("2.6.32-358.el6", "2.6.32-358.6.1.el6", -1),  # a z-stream update is newer than the GA build
+        ("3.10.0-1160.el7", "3.10.0-1160.66.1.el7", -1),
+        ("3.10.0-1160.66.1.el7.x86_64", "3.10.0-1160.66.1.el7", 0),  # arch suffix ignored
+        ("4.18.0-305.3.1.el8_4", "4.18.0-373.el8", -1),
+        ("4.18.0-477.10.1.el8_8", "4.18.0-373.el8", 1),
+        ("5.14.0-362.8.1.el9_3", "5.14.0-362.el9", 1),
+        ("4.18.0-80.el8", "4.18.0-147.el8", -1),  # numeric, not string, order
+        ("1:3.10.0-1.el7", "3.10.0-1160.el7", 1),  # epoch wins
+    ],
+)
 def test_rpm_kernel_nvr(a: str, b: str, want: int) -> None:
     assert rpm_evr_cmp(a, b) == want
     assert rpm_evr_cmp(b, a) == -want
 
 
 # --------------------------------------------------------------------------------- Debian
-@pytest.mark.parametrize("a,b,want", [
-    ("1:1.0", "2.0", 1),  # epoch first
-    ("1.0~rc1", "1.0", -1),  # tilde sorts before the end
-    ("1.0~~", "1.0~", -1), ("1.0~", "1.0", -1), ("1.0", "1.0a", -1),  # dpkg's documented ~~ < ~ < "" < a
-    ("1.0", "1.0-1", -1), ("1.0-1", "1.0-1", 0),
-    ("2.30", "2.4", 1),  # numeric parts compare as numbers
-    ("1.0+b1", "1.0", 1),
-    ("6.1.76-1", "6.1.69-1", 1), ("6.1.76-1", "6.1.76-1", 0),
-    ("5.10.120-1~bpo10+1", "5.10.120-1", -1),  # a backport sorts before the release it is from
-    ("4.19.118-2+deb10u1", "4.19.118-2", 1),
-    ("5.15.0-91.101", "5.15.0-92.102", -1), ("5.15.0-91.101", "5.15.0-91.99", 1),
-    ("1.0-0", "1.0", 0),
-])
+@pytest.mark.parametrize(
+    "a,b,want",
+    [
+        ("1:1.0", "2.0", 1),  # epoch first
+        ("1.0~rc1", "1.0", -1),  # tilde sorts before the end
+        ("1.0~~", "1.0~", -1),
+        ("1.0~", "1.0", -1),
+        ("1.0", "1.0a", -1),  # dpkg's documented ~~ < ~ < "" < a
+        ("1.0", "1.0-1", -1),
+        ("1.0-1", "1.0-1", 0),
+        ("2.30", "2.4", 1),  # numeric parts compare as numbers
+        ("1.0+b1", "1.0", 1),
+        ("6.1.76-1", "6.1.69-1", 1),
+        ("6.1.76-1", "6.1.76-1", 0),
+        ("5.10.120-1~bpo10+1", "5.10.120-1", -1),  # a backport sorts before the release it is from
+        ("4.19.118-2+deb10u1", "4.19.118-2", 1),
+        ("5.15.0-91.101", "5.15.0-92.102", -1),
+        ("5.15.0-91.101", "5.15.0-91.99", 1),
+        ("1.0-0", "1.0", 0),
+    ],
+)
 def test_debvercmp(a: str, b: str, want: int) -> None:
     assert debvercmp(a, b) == want
     assert debvercmp(b, a) == -want
 
 
 # ------------------------------------------------------------------------------- upstream
-@pytest.mark.parametrize("a,b,want", [
-    ("5.10.120", "5.10.97", 1),  # not string order
-    ("5.19-rc3", "5.19", -1), ("5.19", "5.19.0", 0), ("6.0", "5.19.17", 1),
-    ("5.12-rc1", "5.12-rc10", -1), ("6.6.0-rc7-syzkaller-00142-g888cf78c29e2", "6.6-rc7", 0),
-    ("v4.14.282", "4.14.281", 1),
-])
+@pytest.mark.parametrize(
+    "a,b,want",
+    [
+        ("5.10.120", "5.10.97", 1),  # not string order
+        ("5.19-rc3", "5.19", -1),
+        ("5.19", "5.19.0", 0),
+        ("6.0", "5.19.17", 1),
+        ("5.12-rc1", "5.12-rc10", -1),
+        ("6.6.0-rc7-syzkaller-00142-g888cf78c29e2", "6.6-rc7", 0),
+        ("v4.14.282", "4.14.281", 1),
+    ],
+)
 def test_kvercmp(a: str, b: str, want: int) -> None:
     assert kvercmp(a, b) == want
 
@@ -133,13 +217,25 @@ def test_running_kernel_families() -> None:
 # ------------------------------------------------------------------------------- verdicts
 def _rule(**over):  # type: ignore[no-untyped-def]
     data = {
-        "id": "test-bug", "title": "test bug", "status": "verified",
-        "signature": {"kinds": ["null-deref"], "guilty": ["nf_ct_deliver_cached_events"],
-                      "frames": [{"function": "nf_ct_deliver_cached_events", "module": "nf_conntrack"},
-                                 {"function": "ipv4_confirm"}, {"function": "nf_reinject"}],
-                      "kernel": {"introduced": "4.7", "fixed": "5.19"}},
-        "fix": {"commit": "56b14ecec97f39118bf85c9ac2438c5a949509ed", "subject": "s", "mainline": "5.19",
-                "stable": ["4.14.282", "5.10.120", "5.15.45"]},
+        "id": "test-bug",
+        "title": "test bug",
+        "status": "verified",
+        "signature": {
+            "kinds": ["null-deref"],
+            "guilty": ["nf_ct_deliver_cached_events"],
+            "frames": [
+                {"function": "nf_ct_deliver_cached_events", "module": "nf_conntrack"},
+                {"function": "ipv4_confirm"},
+                {"function": "nf_reinject"},
+            ],
+            "kernel": {"introduced": "4.7", "fixed": "5.19"},
+        },
+        "fix": {
+            "commit": "56b14ecec97f39118bf85c9ac2438c5a949509ed",
+            "subject": "s",
+            "mainline": "5.19",
+            "stable": ["4.14.282", "5.10.120", "5.15.45"],
+        },
     }
     for k, v in over.items():
         if k == "signature":
@@ -156,16 +252,20 @@ def _answer(rule, release: str, build: str | None = None) -> tuple[str, str]:  #
     return v.answer, v.reason
 
 
-@pytest.mark.parametrize("release,want", [
-    ("5.10.150", "yes"),  # >= 5.10.120, the stable release of its own branch
-    ("5.10.97", "no"),  # 5.10.y, older than the backport
-    ("5.4.100", "no"),  # in [4.7, 5.19), no 5.4.y backport recorded
-    ("5.19.3", "yes"), ("6.1.0", "yes"),
-    ("5.19.0-rc5", "unknown"),  # which -rc got the fix is not recorded
-    ("4.4.1", "unknown"),  # predates the bug
-    ("5.18.0-10402-gabcdef012345", "unknown"),  # a snapshot possibly in the 5.19 merge window
-    ("5.15.0-rc3", "no"),  # not 5.19, no 5.15-rc backport
-])
+@pytest.mark.parametrize(
+    "release,want",
+    [
+        ("5.10.150", "yes"),  # >= 5.10.120, the stable release of its own branch
+        ("5.10.97", "no"),  # 5.10.y, older than the backport
+        ("5.4.100", "no"),  # in [4.7, 5.19), no 5.4.y backport recorded
+        ("5.19.3", "yes"),
+        ("6.1.0", "yes"),
+        ("5.19.0-rc5", "unknown"),  # which -rc got the fix is not recorded
+        ("4.4.1", "unknown"),  # predates the bug
+        ("5.18.0-10402-gabcdef012345", "unknown"),  # a snapshot possibly in the 5.19 merge window
+        ("5.15.0-rc3", "no"),  # not 5.19, no 5.15-rc backport
+    ],
+)
 def test_upstream_verdicts(release: str, want: str) -> None:
     assert _answer(_rule(), release)[0] == want
 
@@ -176,8 +276,12 @@ def test_distro_kernel_older_than_introduction_is_not_unaffected() -> None:
 
 
 def test_el_entries() -> None:
-    r = _rule(distros=[{"distro": "el8", "fixed_in": "4.18.0-373.el8"},
-                       {"distro": "el7", "not_fixed_through": "3.10.0-1160.66.1.el7"}])
+    r = _rule(
+        distros=[
+            {"distro": "el8", "fixed_in": "4.18.0-373.el8"},
+            {"distro": "el7", "not_fixed_through": "3.10.0-1160.66.1.el7"},
+        ]
+    )
     assert _answer(r, "4.18.0-305.3.1.el8.x86_64")[0] == "no"
     assert _answer(r, "4.18.0-373.el8.x86_64")[0] == "yes"
     assert _answer(r, "4.18.0-477.10.1.el8_8.x86_64")[0] == "yes"
@@ -195,8 +299,10 @@ def test_debian_needs_the_package_version() -> None:
     assert _answer(r, "6.1.0-18-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)")[0] == "no"
     assert _answer(r, "6.1.0-20-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.85-1 (2024-04-11)")[0] == "yes"
     # no debian entry: the package's stable base decides only a "yes"
-    r2 = _rule(fix={"commit": "56b14ecec97f39118bf85c9ac2438c5a949509ed", "mainline": "6.4",
-                    "stable": ["6.1.29", "5.10.180"]}, signature={"kernel": {"introduced": "4.7", "fixed": "6.4"}})
+    r2 = _rule(
+        fix={"commit": "56b14ecec97f39118bf85c9ac2438c5a949509ed", "mainline": "6.4", "stable": ["6.1.29", "5.10.180"]},
+        signature={"kernel": {"introduced": "4.7", "fixed": "6.4"}},
+    )
     assert _answer(r2, "6.1.0-18-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)")[0] == "yes"
     assert _answer(r2, "5.10.0-9-amd64", "#1 SMP Debian 5.10.70-1 (2021-09-30)")[0] == "unknown"
 
@@ -246,11 +352,14 @@ def test_seed000_with_format_example_rule(tmp_path: Path) -> None:
     assert not m.similar and m.score == 1.0 and m.fixed_in_this_kernel == "no"
 
 
-@pytest.mark.parametrize("rule_id,release", [
-    ("nf-queue-request-sock-as-full-sock", "4.18.0-305.3.1.el8.x86_64"),  # seed 004
-    ("nf-queue-gso-segment-null", "2.6.32-358.el6.x86_64"),  # seed 003
-    ("nf-conntrack-clash-refetch", "3.10.0-1160.el7.x86_64"),  # seed 000
-])
+@pytest.mark.parametrize(
+    "rule_id,release",
+    [
+        ("nf-queue-request-sock-as-full-sock", "4.18.0-305.3.1.el8.x86_64"),  # seed 004
+        ("nf-queue-gso-segment-null", "2.6.32-358.el6.x86_64"),  # seed 003
+        ("nf-conntrack-clash-refetch", "3.10.0-1160.el7.x86_64"),  # seed 000
+    ],
+)
 def test_seed_golden_release_strings(rule_id: str, release: str) -> None:
     rule = load_rules().get(rule_id)
     if rule is None:
@@ -258,8 +367,9 @@ def test_seed_golden_release_strings(rule_id: str, release: str) -> None:
     assert fixed_verdict(rule, Kernel(release=release)).answer == "no"
 
 
-@pytest.mark.parametrize("prefix,rule_id", [("003", "nf-queue-gso-segment-null"),
-                                            ("004", "nf-queue-request-sock-as-full-sock")])
+@pytest.mark.parametrize(
+    "prefix,rule_id", [("003", "nf-queue-gso-segment-null"), ("004", "nf-queue-request-sock-as-full-sock")]
+)
 def test_seed_crash_output_golden(prefix: str, rule_id: str) -> None:
     from ktriage.kb.lint import read_example
 
@@ -289,8 +399,11 @@ def test_similar_is_never_a_match() -> None:
 
 
 def test_frame_module_is_checked() -> None:
-    r = _rule(signature={"frames": [{"function": "nf_ct_deliver_cached_events", "module": "nf_tables"},
-                                    {"function": "nf_reinject"}]})
+    r = _rule(
+        signature={
+            "frames": [{"function": "nf_ct_deliver_cached_events", "module": "nf_tables"}, {"function": "nf_reinject"}]
+        }
+    )
     rs = load_rules([], packaged=False, configured=False)
     rs.rules[r.id] = r
     (m,) = [x for x in match_crash(_seed000(), [], [], rules=rs) if isinstance(x, Match)]
@@ -350,41 +463,59 @@ def test_env_and_config_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 BAD_RULES = {
-    "bad-kind.yaml": ("""
+    "bad-kind.yaml": (
+        """
         id: bad-kind
         title: t
         status: reported
         signature: {kinds: [nul-deref], guilty: [foo]}
-        """, "signature.kinds[0]"),
-    "bad-commit.yaml": ("""
+        """,
+        "signature.kinds[0]",
+    ),
+    "bad-commit.yaml": (
+        """
         id: bad-commit
         title: t
         status: verified
         signature: {guilty: [foo]}
         fix: {commit: 56b14ecec97f, mainline: "5.19"}
-        """, "fix.commit"),
-    "bad-number.yaml": ("""
+        """,
+        "fix.commit",
+    ),
+    "bad-number.yaml": (
+        """
         id: bad-number
         title: t
         status: reported
         signature: {guilty: [foo], kernel: {fixed: 5.10}}
-        """, "signature.kernel.fixed"),
-    "bad-yaml.yaml": ("""
+        """,
+        "signature.kernel.fixed",
+    ),
+    "bad-yaml.yaml": (
+        """
         id: bad-yaml
         title: [unclosed
-        """, "YAML syntax error"),
-    "bad-regex.yaml": ("""
+        """,
+        "YAML syntax error",
+    ),
+    "bad-regex.yaml": (
+        """
         id: bad-regex
         title: t
         status: reported
         signature: {related_events: ["Attempt to release TCP socket in state (10"]}
-        """, "signature.related_events[0]"),
-    "bad-key.yaml": ("""
+        """,
+        "signature.related_events[0]",
+    ),
+    "bad-key.yaml": (
+        """
         id: bad-key
         title: t
         status: reported
         signture: {guilty: [foo]}
-        """, "unknown key"),
+        """,
+        "unknown key",
+    ),
 }
 
 

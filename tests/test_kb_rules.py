@@ -64,11 +64,13 @@ def test_positive_example_matches(path: Path, name: str) -> None:
     assert crashes, f"the reader finds no crash in {name}"
     results: list[Match] = [evaluate(rule, c) for c in crashes]
     assert any(not m.similar for m in results), "; ".join(
-        f"score {m.score:.2f} differs: {', '.join(m.missed)}" for m in results)
+        f"score {m.score:.2f} differs: {', '.join(m.missed)}" for m in results
+    )
 
 
-@pytest.mark.parametrize("path,name", _examples("negative_examples"),
-                         ids=lambda x: x.stem if isinstance(x, Path) else x)
+@pytest.mark.parametrize(
+    "path,name", _examples("negative_examples"), ids=lambda x: x.stem if isinstance(x, Path) else x
+)
 def test_negative_example_does_not_match(path: Path, name: str) -> None:
     rule = _load(path)
     for c in _crashes(path, rule.id, name):
@@ -79,6 +81,7 @@ def test_negative_example_does_not_match(path: Path, name: str) -> None:
 def test_kb_lint_exits_0() -> None:
     env = {k: v for k, v in os.environ.items() if k != "KTRIAGE_KB_PATH"}
     env["XDG_CONFIG_HOME"] = str(REPO / "tests" / "fixtures" / "no-such-config-dir")
-    r = subprocess.run([sys.executable, "-m", "ktriage.cli", "kb", "lint"], capture_output=True, text=True,
-                       env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "kb", "lint"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -13,13 +13,13 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
-
 from ktriage.logs import parse_log_text, scan_binary
 from ktriage.logs.formats import FORMATS, TRIGGER
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("KTRIAGE_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpora" / "syzkaller"))
+CORPUS = Path(
+    os.environ.get("KTRIAGE_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpora" / "syzkaller")
+)
 
 sys.path.insert(0, str(REPO / "bench"))
 from corpus_eval import evaluate, read_case  # noqa: E402
@@ -43,6 +43,7 @@ def first(log: str):
 
 
 # --- the floor -------------------------------------------------------------------------------
+
 
 def test_corpus_floor() -> None:
     assert CORPUS.is_dir(), f"syzkaller corpus not found at {CORPUS} (set KTRIAGE_CORPUS)"
@@ -73,10 +74,15 @@ def test_scan_binary_agrees_with_text() -> None:
 
 # --- focused real reports (values checked by hand against the file) -------------------------
 
+
 def test_arm64_internal_error() -> None:
     c = first(case("524")[1])
-    assert (c.kind, c.title, c.guilty_frame, c.arch) == ("paging-request", "Internal error in ns558_init",
-                                                          "ns558_init", "arm64")
+    assert (c.kind, c.title, c.guilty_frame, c.arch) == (
+        "paging-request",
+        "Internal error in ns558_init",
+        "ns558_init",
+        "arm64",
+    )
     assert any(f.symbol == "ns558_init" for f in c.frames)
 
 
@@ -96,8 +102,7 @@ def test_old_3x_hung_task() -> None:
     hdr, log = case("69")
     assert re.search(r"Not tainted 3\.\d", log)
     c = first(log)
-    assert (c.kind, c.title, c.guilty_frame) == ("hung-task", "INFO: task hung in tty_ldisc_hangup",
-                                                 "tty_ldisc_hangup")
+    assert (c.kind, c.title, c.guilty_frame) == ("hung-task", "INFO: task hung in tty_ldisc_hangup", "tty_ldisc_hangup")
 
 
 def test_hung_task_rtnl_anchor() -> None:
@@ -112,8 +117,11 @@ def test_hung_task_header_cut_short() -> None:
 
 def test_rcu_stall() -> None:
     c = first(case("263")[1])
-    assert (c.kind, c.title, c.guilty_frame) == ("rcu-stall", "INFO: rcu detected stall in snd_seq_write",
-                                                 "snd_seq_write")
+    assert (c.kind, c.title, c.guilty_frame) == (
+        "rcu-stall",
+        "INFO: rcu detected stall in snd_seq_write",
+        "snd_seq_write",
+    )
 
 
 def test_lockdep_circular() -> None:
@@ -193,5 +201,5 @@ def test_form_two_callers_interleaved() -> None:
 def test_form_cut_in_the_middle() -> None:
     lines = base_lines()
     head = next(i for i, ln in enumerate(lines) if "general protection fault" in ln)
-    c = first("\n".join(lines[:head + 12]))  # ends inside the register dump
+    c = first("\n".join(lines[: head + 12]))  # ends inside the register dump
     assert c.kind == "gpf" and c.corrupted and c.corrupted_reason

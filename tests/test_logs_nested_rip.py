@@ -77,8 +77,11 @@ def test_lab_6x_task_section_top_rip_stays_ip() -> None:
     assert interrupted(c) == [(7, "amd_e400_idle+0x1e/0x50")]
     assert around(c, 7) == ("asm_sysvec_apic_timer_interrupt", "amd_e400_idle", "default_idle_call")
     assert c.frames[7].section == "task" and c.frames[5].section == "irq"  # sysvec_apic_timer_interrupt
-    assert [f.symbol for f in c.frames[-3:]] == ["cpu_startup_entry", "start_secondary",
-                                                 "secondary_startup_64_no_verify"]
+    assert [f.symbol for f in c.frames[-3:]] == [
+        "cpu_startup_entry",
+        "start_secondary",
+        "secondary_startup_64_no_verify",
+    ]
     assert (c.guilty_frame, c.context) == ("crashmod_read_rx_count", "softirq")
 
 
@@ -103,7 +106,10 @@ def test_warning_4x_after_invalid_op() -> None:
     assert interrupted(c) == [(21, "strp_data_ready+0x2b7/0x390")]
     assert around(c, 21) == ("invalid_op", "strp_data_ready", "strp_data_ready")
     assert [(f.symbol, f.reliable, f.interrupted) for f in c.frames[22:25]] == [
-        ("strp_data_ready", False, False), ("strp_data_ready", False, False), ("psock_data_ready", True, False)]
+        ("strp_data_ready", False, False),
+        ("strp_data_ready", False, False),
+        ("psock_data_ready", True, False),
+    ]
     assert str(c.ip) == "strp_data_ready+0x2b7/0x390"
     assert (c.title, c.guilty_frame) == ("WARNING in strp_data_ready", "strp_data_ready")
 
@@ -114,10 +120,16 @@ def test_several_nested_dumps_in_order() -> None:
     then `RIP: 0010:copy_user_generic_string+0x2c/0x40` (line 34), and the timer again at line 66."""
     c = first(corpus_log("612"))
     got = interrupted(c)
-    assert [s for _, s in got] == ["lock_acquire+0x1ef/0x740", "copy_user_generic_string+0x2c/0x40",
-                                   "lock_acquire+0x1ef/0x740"]
-    assert [c.frames[i - 1].symbol for i, _ in got] == ["asm_sysvec_apic_timer_interrupt", "asm_exc_page_fault",
-                                                        "asm_sysvec_apic_timer_interrupt"]
+    assert [s for _, s in got] == [
+        "lock_acquire+0x1ef/0x740",
+        "copy_user_generic_string+0x2c/0x40",
+        "lock_acquire+0x1ef/0x740",
+    ]
+    assert [c.frames[i - 1].symbol for i, _ in got] == [
+        "asm_sysvec_apic_timer_interrupt",
+        "asm_exc_page_fault",
+        "asm_sysvec_apic_timer_interrupt",
+    ]
     assert c.guilty_frame == "ext4_file_read_iter"
 
 
@@ -162,14 +174,13 @@ def test_guilty_walk_sees_the_nested_rip_in_order() -> None:
     """The guilty-frame walk reads the nested RIP as a trace entry where it stands (lab
     null-member-timer: asm_sysvec_apic_timer_interrupt, amd_e400_idle, default_idle_call), so a stall's
     anchor walk and a first-non-generic walk see the interrupted function."""
-    lines = [ln.split("] ", 1)[1] for ln in lab("null-member-timer").splitlines()
-             if ln.startswith("[") and "] " in ln]
+    lines = [ln.split("] ", 1)[1] for ln in lab("null-member-timer").splitlines() if ln.startswith("[") and "] " in ln]
     start = next(i for i, ln in enumerate(lines) if ln.startswith("BUG: kernel NULL pointer"))
     spec = StackSpec((CALL_TRACE, TRACE), extractor=lambda fr: ",".join(fr), keep_generic=True)
     got, _ = walk(lines[start:], spec, None, (), spec.parts)
     names = got.split(",")
     i = names.index("amd_e400_idle")
-    assert names[i - 1:i + 2] == ["asm_sysvec_apic_timer_interrupt", "amd_e400_idle", "default_idle_call"]
+    assert names[i - 1 : i + 2] == ["asm_sysvec_apic_timer_interrupt", "amd_e400_idle", "default_idle_call"]
     assert "crashmod_read_rx_count" not in names  # the top-level RIP is before `Call Trace:`
 
 

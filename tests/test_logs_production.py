@@ -13,7 +13,6 @@ import pytest
 
 from ktriage.logs import parse_log_text
 from ktriage.logs.report import TRUNCATED_TRACE
-
 from test_logs_corpus import case, first
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,14 +44,18 @@ def truncation(crash) -> list[str]:
 
 # --- 1. guilty frames on the lab's console logs ---------------------------------------------
 
+
 def test_hung_task_names_the_waiting_module_function() -> None:
     # trace: __schedule, schedule, schedule_preempt_disabled, __mutex_lock.constprop.0,
     # crashmod_hung_lock [crashmod], crashmod_trigger [crashmod], ...: crashmod_hung_lock() is the
     # function blocked in mutex_lock(&crashmod_mutex) (crashmod.c). syzkaller's substring rule
     # skips it for its "_lock"; a module frame is the module's own code, not wait machinery.
     c = first(lab("hung-task"))
-    assert (c.kind, c.title, c.guilty_frame) == ("hung-task", "INFO: task hung in crashmod_hung_lock",
-                                                 "crashmod_hung_lock")
+    assert (c.kind, c.title, c.guilty_frame) == (
+        "hung-task",
+        "INFO: task hung in crashmod_hung_lock",
+        "crashmod_hung_lock",
+    )
     assert c.panic == "hung_task: blocked tasks"
 
 
@@ -75,8 +78,11 @@ def test_explicit_panic_names_panics_caller() -> None:
     # dump_stack_lvl, panic, crashmod_panic [crashmod], crashmod_trigger: the title is panic()'s
     # message, the guilty frame panic()'s caller (its name holds the generic word "panic")
     c = first(lab("panic"))
-    assert (c.kind, c.title, c.guilty_frame) == ("panic", "kernel panic: crashmod: explicit panic requested",
-                                                 "crashmod_panic")
+    assert (c.kind, c.title, c.guilty_frame) == (
+        "panic",
+        "kernel panic: crashmod: explicit panic requested",
+        "crashmod_panic",
+    )
 
 
 def test_sysrq_panic_guilty_frame() -> None:
@@ -99,12 +105,13 @@ def test_stall_anchor_kept_when_the_ip_is_generic() -> None:
 
 # --- 2. the crash's register block, not the user-mode one -----------------------------------
 
+
 def test_registers_from_kernel_block_not_user_block_662() -> None:
     # lines 60-72: RIP: 0010:klist_next, RSP: 0018:ffffc900038cfa60, RBP 0, R09 0, no ORIG_RAX;
     # lines 101-108: RIP: 0033:0x7fc4826295e9, RSP: 002b:00007ffc510e6b08 ... ORIG_RAX: e7, R09 7ffc510e65d0
     c = first(case("662")[1])
     r = c.registers
-    assert (r["RSP"], r["RBP"], r["R09"], r["CR2"]) == (0xffffc900038cfa60, 0, 0, 0x7fc482680078)
+    assert (r["RSP"], r["RBP"], r["R09"], r["CR2"]) == (0xFFFFC900038CFA60, 0, 0, 0x7FC482680078)
     assert "ORIG_RAX" not in r
     assert str(c.ip) == "klist_next+0x49/0x510"
     assert c.code.raw.startswith("00 fc ff df 48 c1 ea 03") and c.code.data[c.code.trap_offset] == 0x80
@@ -115,11 +122,11 @@ def test_kernel_code_line_after_user_block_113() -> None:
     # Code: (ud2 at the mark: BUG) and the summary `RIP: skb_pull+0xd5/0xf0 RSP: ffff8801d9fdf270`
     c = first(case("113")[1])
     r = c.registers
-    assert (r["RSP"], r["RBP"], r["R13"]) == (0xffff8801d9fdf270, 0xffff8801d9fdf288, 0x64)
+    assert (r["RSP"], r["RBP"], r["R13"]) == (0xFFFF8801D9FDF270, 0xFFFF8801D9FDF288, 0x64)
     assert "ORIG_RAX" not in r
     assert str(c.ip) == "skb_pull+0xd5/0xf0"
     assert c.code.raw.startswith("a3 d0 00 00 00 e8 0c 55 58 fd")
-    assert c.code.data[c.code.trap_offset:c.code.trap_offset + 2] == b"\x0f\x0b"
+    assert c.code.data[c.code.trap_offset : c.code.trap_offset + 2] == b"\x0f\x0b"
 
 
 def test_compat_user_ip_is_not_the_crash_ip_565() -> None:
@@ -147,6 +154,7 @@ def test_lab_registers_are_the_kernel_blocks(name: str) -> None:
 
 
 # --- 3. indented, untimestamped excerpts (commit messages, mails) ----------------------------
+
 
 def test_indented_warning_excerpt_two_spaces() -> None:
     # openvswitch fix 3c1860543fcc: header cut after file:line, RIP line, frames indented further
@@ -179,16 +187,20 @@ def test_indented_untimestamped_corpus_report(indent: str) -> None:
     lines = [re.sub(r"^\[\s*\d+\.\d+\]\s?", "", ln) for ln in case("358")[1].splitlines()]
     start = next(i for i, ln in enumerate(lines) if "general protection fault" in ln)
     c = first("\n".join(indent + ln for ln in lines[start:]))
-    assert (c.kind, c.title, c.guilty_frame) == ("gpf", "general protection fault in run_timer_softirq",
-                                                 "run_timer_softirq")
+    assert (c.kind, c.title, c.guilty_frame) == (
+        "gpf",
+        "general protection fault in run_timer_softirq",
+        "run_timer_softirq",
+    )
 
 
 # --- 4. a log that ends inside the call trace -----------------------------------------------
 
+
 def test_eof_inside_the_trace_is_reported() -> None:
     lines = lab_lines("list-corruption")
     cut = next(i for i, ln in enumerate(lines) if "crashmod_trigger+" in ln)
-    c = first("\n".join(lines[:cut + 1]))
+    c = first("\n".join(lines[: cut + 1]))
     assert c.title == "BUG: corrupted list in crashmod_list_remove"
     assert truncation(c) == [f"{TRUNCATED_TRACE}, after crashmod_trigger+0x1ac/0x2ca [crashmod]"]
     assert not c.corrupted  # the top frames came first: the title stands (syzkaller convention)
@@ -198,7 +210,7 @@ def test_eof_inside_the_trace_is_reported() -> None:
 def test_eof_after_the_entry_frame_is_not_truncation() -> None:
     lines = lab_lines("list-corruption")
     cut = next(i for i, ln in enumerate(lines) if "entry_SYSCALL_64_after_hwframe" in ln)
-    assert not truncation(first("\n".join(lines[:cut + 1])))
+    assert not truncation(first("\n".join(lines[: cut + 1])))
 
 
 def test_whole_lab_logs_are_not_truncated() -> None:

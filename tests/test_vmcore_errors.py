@@ -2,6 +2,7 @@
 
 Made-up headers only; tests that need a real dump (truncated, zeroed pages) live in tests/lab/.
 """
+
 from __future__ import annotations
 
 import struct
@@ -37,8 +38,12 @@ def test_flattened_garbage(tmp_path):
 
 def test_elf_core_without_notes(tmp_path):
     p = tmp_path / "core"
-    hdr = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8 + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 0, 0, 0, 64, 56,
-                                                                      0, 64, 0, 0)
+    hdr = (
+        b"\x7fELF"
+        + bytes([2, 1, 1, 0])
+        + b"\0" * 8
+        + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0)
+    )
     p.write_bytes(hdr)
     rec = _one(p)
     assert rec.status == "error" and "\n" not in rec.error

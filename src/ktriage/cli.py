@@ -48,42 +48,85 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True, help="Report format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
-@click.option("--kb", "kb_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Extra directory of known-bug rules (repeatable).")
+@click.option(
+    "--kb",
+    "kb_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Extra directory of known-bug rules (repeatable).",
+)
 @click.option("--vmlinux", type=click.Path(dir_okay=False), help="The crashed kernel's vmlinux with debug info.")
-@click.option("--debuginfo", "debuginfo_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Directory with debug files (vmlinux, *.ko.debug, .build-id/); repeatable.")
-@click.option("--src", "src_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Kernel source tree, to show source lines; repeatable.")
+@click.option(
+    "--debuginfo",
+    "debuginfo_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Directory with debug files (vmlinux, *.ko.debug, .build-id/); repeatable.",
+)
+@click.option(
+    "--src",
+    "src_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Kernel source tree, to show source lines; repeatable.",
+)
 @click.option("--no-analysis", is_flag=True, help="Only parse crashes; run no analyzers.")
-@click.option("--no-btf", is_flag=True,
-              help="vmcores without debug info: do not read types from the dump's own BTF (symbols and log only).")
+@click.option(
+    "--no-btf",
+    is_flag=True,
+    help="vmcores without debug info: do not read types from the dump's own BTF (symbols and log only).",
+)
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple[str, ...], vmlinux: str | None,
-            debuginfo_dirs: tuple[str, ...], src_dirs: tuple[str, ...], no_analysis: bool, no_btf: bool,
-            color: bool | None, debug: bool) -> None:
+def analyze(
+    paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    kb_dirs: tuple[str, ...],
+    vmlinux: str | None,
+    debuginfo_dirs: tuple[str, ...],
+    src_dirs: tuple[str, ...],
+    no_analysis: bool,
+    no_btf: bool,
+    color: bool | None,
+    debug: bool,
+) -> None:
     """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
     try:
         early = _start_vmcore_open(paths, vmlinux, debuginfo_dirs, no_btf)
         from ktriage.pipeline import Options, analyze_paths, warm
 
-        opts = Options(kb_dirs=list(kb_dirs), vmlinux=vmlinux, debuginfo_dirs=list(debuginfo_dirs),
-                       src_dirs=list(src_dirs), analyze=not no_analysis, btf=not no_btf)
+        opts = Options(
+            kb_dirs=list(kb_dirs),
+            vmlinux=vmlinux,
+            debuginfo_dirs=list(debuginfo_dirs),
+            src_dirs=list(src_dirs),
+            analyze=not no_analysis,
+            btf=not no_btf,
+        )
         if early:
             warm(opts, fmt)
         report = analyze_paths(list(paths), opts)
         if fmt == "json":
             from ktriage.render.json_out import render
+
             text = render(report)
         elif fmt == "markdown":
             from ktriage.render.markdown import render
+
             text = render(report)
         else:
             from ktriage.render.text import render as render_text
+
             text = render_text(report, color=False if output else color)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -110,8 +153,9 @@ def analyze(paths: tuple[str, ...], fmt: str, output: str | None, kb_dirs: tuple
     sys.exit(EXIT_INPUT if failed else EXIT_OK)
 
 
-def _start_vmcore_open(paths: tuple[str, ...], vmlinux: str | None, debuginfo_dirs: tuple[str, ...],
-                       no_btf: bool) -> bool:
+def _start_vmcore_open(
+    paths: tuple[str, ...], vmlinux: str | None, debuginfo_dirs: tuple[str, ...], no_btf: bool
+) -> bool:
     """Open the first vmcore among the inputs on a worker thread (ktriage.vmcore.prefetch says why),
     before the heavy imports, so that drgn's loading overlaps them."""
     from ktriage.inputs import expand
@@ -133,7 +177,6 @@ class _PrefetchOpts(NamedTuple):
     vmlinux: str | None
     debuginfo_dirs: tuple[str, ...]
     btf: bool
-
 
 
 if __name__ == "__main__":

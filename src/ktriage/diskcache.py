@@ -18,8 +18,9 @@ import pickle
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 MAX_ENTRIES = 16  # per kind: old entries (another version, edited rules) are pruned beyond this

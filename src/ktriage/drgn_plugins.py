@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 _DRGN_OWN = ("builtin_commands", "crash_commands")
 _GROUP = "[drgn.plugins]"

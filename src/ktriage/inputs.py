@@ -14,9 +14,10 @@ import lzma
 import os
 import stat
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import zstandard
 
@@ -170,7 +171,7 @@ def journal_export_filter() -> Callable[[str], str | None]:
 
     def f(line: str) -> str | None:
         if line.startswith("MESSAGE="):
-            return line[len("MESSAGE="):]
+            return line[len("MESSAGE=") :]
         return None
 
     return f

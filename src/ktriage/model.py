@@ -10,8 +10,9 @@ means a source cannot half-fill a crash that an analyzer then mutates behind its
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # The crash kinds ktriage knows. Stable strings: they are part of the JSON contract.
 KINDS: dict[str, str] = {
@@ -179,7 +180,7 @@ class Crash:
     lines: tuple[str, ...] = ()  # the report's own lines, prefixes removed
     system: Mapping[str, str] = field(default_factory=dict)  # sys-like facts (CPUS, MEMORY, UPTIME, DUMPFILE...)
 
-    def replace(self, **changes: Any) -> "Crash":
+    def replace(self, **changes: Any) -> Crash:
         return dataclasses.replace(self, **changes)
 
     def reg(self, name: str) -> int | None:

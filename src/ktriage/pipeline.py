@@ -1,12 +1,12 @@
 """Where inputs become a Report: read each input with the right source, analyze each Crash.
 
-    input --(logs/, crashout/, vmcore/)--> Crash --(analyzers/)--> Findings --(kb/)--> known bugs
+input --(logs/, crashout/, vmcore/)--> Crash --(analyzers/)--> Findings --(kb/)--> known bugs
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ktriage.analyzers import AnalysisContext, run_analyzers
 from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
@@ -27,7 +27,7 @@ class Options:
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
 
 
-def read_crashes(inp: Input, stream, rec: InputRecord, opts: "Options | None" = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
     """Dispatch one opened input to its source."""
     opts = opts or Options()
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
@@ -49,9 +49,11 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: "Options | None" = 
         try:
             from ktriage.vmcore import read_vmcore  # (path, opts, rec) -> Iterator[Crash]
         except ImportError:
-            raise InputError(f"{inp.path}: a kernel dump (vmcore); vmcore analysis is not available in this "
-                             f"version - extract its log with `makedumpfile --dump-dmesg {inp.path} dmesg.txt` "
-                             f"and analyze that") from None
+            raise InputError(
+                f"{inp.path}: a kernel dump (vmcore); vmcore analysis is not available in this "
+                f"version - extract its log with `makedumpfile --dump-dmesg {inp.path} dmesg.txt` "
+                f"and analyze that"
+            ) from None
         yield from read_vmcore(inp.path, opts, rec)
     elif inp.kind == "elf":
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
@@ -129,16 +131,21 @@ def _drop_dmesg_duplicates(report: Report) -> None:
     """
     import os
 
-    from_dump = {(os.path.dirname(c.crash.source.path), c.crash.bucket)
-                 for c in report.crashes if c.crash.source.format == "vmcore"}
+    from_dump = {
+        (os.path.dirname(c.crash.source.path), c.crash.bucket)
+        for c in report.crashes
+        if c.crash.source.format == "vmcore"
+    }
     if not from_dump:
         return
     kept = []
     for c in report.crashes:
         key = (os.path.dirname(c.crash.source.path), c.crash.bucket)
         if c.crash.source.format != "vmcore" and key in from_dump:
-            report.notes.append(f"{c.crash.source.path}: same crash as the vmcore beside it "
-                                f"({c.crash.title}); reported once, from the vmcore")
+            report.notes.append(
+                f"{c.crash.source.path}: same crash as the vmcore beside it "
+                f"({c.crash.title}); reported once, from the vmcore"
+            )
             continue
         kept.append(c)
     report.crashes = kept
@@ -155,8 +162,14 @@ def warm(opts: Options, fmt: str = "text") -> None:
     load_all()
     mods = [{"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(fmt, "ktriage.render.text")]
     if opts.analyze:
-        mods += ["drgn.helpers.linux", "ktriage.vmcore.code", "ktriage.insn.codeline", "ktriage.debuginfo",
-                 "ktriage.debuginfo.member", "ktriage.vmcore.decoders"]
+        mods += [
+            "drgn.helpers.linux",
+            "ktriage.vmcore.code",
+            "ktriage.insn.codeline",
+            "ktriage.debuginfo",
+            "ktriage.debuginfo.member",
+            "ktriage.vmcore.decoders",
+        ]
         if opts.vmlinux or opts.debuginfo_dirs:
             mods.append("elftools.elf.elffile")  # the log-level debug info search opens the files
         try:

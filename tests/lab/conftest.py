@@ -4,6 +4,7 @@ The lab lives outside the git tree, in ${KTRIAGE_LAB_CACHE:-~/.cache/ktriage-lab
 folder names the kernel, crashmod.ko and each scenario's console log and vmcore. If the lab has not been
 built the tests FAIL (CI must build it); set KTRIAGE_LAB=skip to skip them on a developer machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ def lab_artifacts() -> dict:
     if os.environ.get("KTRIAGE_LAB", "").lower() == "skip":
         pytest.skip("KTRIAGE_LAB=skip: crash lab tests skipped on request")
     manifest = lab_cache() / "lab.json"
-    hint = ("the crash lab is not built: run `python3 lab/lab.py all` (about 25 min from scratch, "
-            "seconds when cached), or set KTRIAGE_LAB=skip to skip these tests explicitly")
+    hint = (
+        "the crash lab is not built: run `python3 lab/lab.py all` (about 25 min from scratch, "
+        "seconds when cached), or set KTRIAGE_LAB=skip to skip these tests explicitly"
+    )
     if not manifest.exists():
         pytest.fail(f"{manifest} missing: {hint}", pytrace=False)
     lab = json.loads(manifest.read_text())
@@ -39,8 +42,9 @@ def lab_artifacts() -> dict:
 def scenario(lab: dict, name: str) -> dict:
     s = lab["scenarios"].get(name)
     if not s or not s.get("ok"):
-        pytest.fail(f"lab scenario {name!r} has no good run in {lab_cache()}: run `python3 lab/lab.py all`",
-                    pytrace=False)
+        pytest.fail(
+            f"lab scenario {name!r} has no good run in {lab_cache()}: run `python3 lab/lab.py all`", pytrace=False
+        )
     return s
 
 
@@ -120,6 +124,7 @@ def lab_scenario(lab):
 
 # --- facts of the lab scenarios, the same with DWARF and on the btf tier (test_vmcore_analysis, test_btf_tier)
 
+
 def assert_abba_deadlock(fs: dict) -> None:
     """The lab's ABBA: crashmod_a holds mutex crashmod_lock_a and sleeps in down_write(crashmod_sem_b), which
     crashmod_b holds while it sleeps in mutex_lock(crashmod_lock_a); the writer `sh` queues on crashmod_lock_a
@@ -142,8 +147,10 @@ def assert_abba_deadlock(fs: dict) -> None:
     assert len(fs["vmcore.deadlock"]) == 1 and dl.confidence == "certain"
     assert sorted(t["comm"] for t in dl.data["tasks"]) == ["crashmod_a", "crashmod_b"]
     waits = {t["comm"]: (t["waits_on"]["kind"], t["waits_on"]["name"], t["held_by"]["comm"]) for t in dl.data["tasks"]}
-    assert waits == {"crashmod_a": ("rwsem", "crashmod_sem_b", "crashmod_b"),
-                     "crashmod_b": ("mutex", "crashmod_lock_a", "crashmod_a")}
+    assert waits == {
+        "crashmod_a": ("rwsem", "crashmod_sem_b", "crashmod_b"),
+        "crashmod_b": ("mutex", "crashmod_lock_a", "crashmod_a"),
+    }
     assert dl.data["behind"] == [f"sh[{sh['pid']}]"]
     assert "deadlock" in dl.summary.lower() and "crashmod_lock_a" in dl.summary
 
@@ -159,8 +166,14 @@ def assert_lab_packet_conntrack(fs: dict) -> None:
     attached a new nf_conn to the packet before crashmod's hook (0) crashed: unconfirmed (confirmation happens at
     POST_ROUTING), ctinfo IP_CT_NEW, in the SLAB_TYPESAFE_BY_RCU cache nf_conntrack: seed 000's packet state."""
     ct = one_finding(fs, "vmcore.conntrack")
-    assert ct.data["original"] == {"src": "127.0.0.1", "dst": "127.0.0.1", "l3": 2, "protocol": "udp",
-                                   "sport": 5555, "dport": 4789}
+    assert ct.data["original"] == {
+        "src": "127.0.0.1",
+        "dst": "127.0.0.1",
+        "l3": 2,
+        "protocol": "udp",
+        "sport": 5555,
+        "dport": 4789,
+    }
     assert (ct.data["reply"]["sport"], ct.data["reply"]["dport"]) == (4789, 5555)
     assert ct.data["confirmed"] is False and "IPS_CONFIRMED" not in ct.data["status_bits"]
     assert ct.data["ctinfo"] == "IP_CT_NEW" and ct.data["use"] >= 1

@@ -12,6 +12,7 @@ that ended the function before); the faulting pc (the `pc :` line, printed again
 vector) exactly. A leaf function has no frame record, so its caller is only in the `lr :` line: when the
 trace skips it, it is expected (as a return address) right after the pc entry.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-
 from tests.lab.conftest import analyze_log as _analyze
 from tests.lab.conftest import debug_opts as _opts
 from tests.lab.conftest import findings_of as _find
@@ -115,8 +115,12 @@ def _reference(lab: dict, crash) -> list[tuple[str, list[tuple[str, str, int]] |
         prev = crash.frames[n - 1].symbol if n else None
         pc_again = n == 0 and _key(f) == _key(crash.ip)
         entries.append((f, pc_again or bool(prev and VECTOR.match(prev))))
-        if pc_again and lr is not None and lr.symbol != crash.ip.symbol \
-                and (len(crash.frames) < 2 or _key(crash.frames[1]) != _key(lr)):
+        if (
+            pc_again
+            and lr is not None
+            and lr.symbol != crash.ip.symbol
+            and (len(crash.frames) < 2 or _key(crash.frames[1]) != _key(lr))
+        ):
             entries.append((lr, False))  # the leaf's caller, only in the link register
     for loc, exact in entries:
         path = lab["crashmod_ko"] if loc.module else lab["vmlinux"]
@@ -132,8 +136,20 @@ def _reference(lab: dict, crash) -> list[tuple[str, list[tuple[str, str, int]] |
     return out
 
 
-SCENARIOS = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison",
-             "list-corruption", "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic"]
+SCENARIOS = [
+    "null-member",
+    "null-member-timer",
+    "null-member-work",
+    "netfilter-udp",
+    "uaf-poison",
+    "list-corruption",
+    "oob-small-object",
+    "hung-task",
+    "soft-lockup",
+    "bug-on",
+    "warn",
+    "panic",
+]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -187,8 +203,9 @@ def test_arm64_null_member_names_dev_rx_count(a64):
     The test re-reads objdump's output so that a rebuild with other code fails here, not silently.
     """
     s = _scenario(a64, "null-member")
-    dump = subprocess.run([OBJDUMP, "-d", "--no-show-raw-insn", a64["crashmod_ko"]], capture_output=True,
-                          text=True, check=True).stdout
+    dump = subprocess.run(
+        [OBJDUMP, "-d", "--no-show-raw-insn", a64["crashmod_ko"]], capture_output=True, text=True, check=True
+    ).stdout
     body = dump.split("<crashmod_read_rx_count>:", 1)[1].split("\n\n", 1)[0]
     insns = [" ".join(ln.split("\t", 1)[1].split()) for ln in body.strip().splitlines() if "\t" in ln]
     assert insns[:3] == ["ldr x0, [x0, #240]", "ldr x0, [x0, #2608]", "ret"], insns
@@ -222,22 +239,26 @@ def test_arm64_disassembly_marks_the_fault(a64):
     assert len(marked) == 1 and "ldr x0, [x0, #0xa30]" in marked[0]
     assert any("crashmod.c: 91" in x for x in d.listing)
     # the same instructions objdump prints (objdump: decimal immediates, capstone: hex)
-    dump = subprocess.run([OBJDUMP, "-d", "--no-show-raw-insn", a64["crashmod_ko"]], capture_output=True,
-                          text=True, check=True).stdout
+    dump = subprocess.run(
+        [OBJDUMP, "-d", "--no-show-raw-insn", a64["crashmod_ko"]], capture_output=True, text=True, check=True
+    ).stdout
     body = dump.split("<crashmod_read_rx_count>:", 1)[1].split("\n\n", 1)[0]
     ref = [" ".join(ln.split("\t", 1)[1].split()) for ln in body.strip().splitlines() if "\t" in ln]
     ours = [" ".join(x.split(":\t", 1)[1].split("<--")[0].split()) for x in d.listing if ":\t" in x]
     dec = [re.sub(r"#0x([0-9a-f]+)", lambda mm: f"#{int(mm.group(1), 16)}", o) for o in ours]
-    assert dec == ref[:len(dec)], (dec, ref)
+    assert dec == ref[: len(dec)], (dec, ref)
 
 
-@pytest.mark.parametrize("name, expr, off, origin", [
-    ("netfilter-udp", "port->dev->rx_bytes", 0xA38, None),   # ldr x2, [x0, #0xf0]; ldr x0, [x2, #0xa38]
-    ("null-member-timer", "port->dev->rx_count", 0xA30, None),
-    ("null-member-work", "port->dev->rx_count", 0xA30, None),
-    ("uaf-poison", "obj->ops->handle", 0x0, None),            # ldr x0, [x0, #0x18]; ldr x1, [x0]
-    ("oob-small-object", "cb->count", 0x8, "sk->reuse_cb"),   # cb = sk->reuse_cb (0x230), then cb->count
-])
+@pytest.mark.parametrize(
+    "name, expr, off, origin",
+    [
+        ("netfilter-udp", "port->dev->rx_bytes", 0xA38, None),  # ldr x2, [x0, #0xf0]; ldr x0, [x2, #0xa38]
+        ("null-member-timer", "port->dev->rx_count", 0xA30, None),
+        ("null-member-work", "port->dev->rx_count", 0xA30, None),
+        ("uaf-poison", "obj->ops->handle", 0x0, None),  # ldr x0, [x0, #0x18]; ldr x1, [x0]
+        ("oob-small-object", "cb->count", 0x8, "sk->reuse_cb"),  # cb = sk->reuse_cb (0x230), then cb->count
+    ],
+)
 def test_arm64_member_other_scenarios(a64, name, expr, off, origin):
     cr = _analyze(_scenario(a64, name)["console_log"], **_opts(a64))
     [m] = _find(cr, "src.fault-member")
@@ -293,8 +314,14 @@ def test_arm64_member_resolver_on_vmlinux_code(a64):
         if i.group(1) or i.group(2) or i.group(3):  # jump/call/ret: straight-line code only
             break
         ops = i.operands
-        if i.mnemonic in ("ldr", "ldur") and len(ops) == 2 and ops[1].type == 3 and not ops[1].mem.index \
-                and A64.get(i.reg_name(ops[1].mem.base)) in holders and ops[0].type == 1:
+        if (
+            i.mnemonic in ("ldr", "ldur")
+            and len(ops) == 2
+            and ops[1].type == 3
+            and not ops[1].mem.index
+            and A64.get(i.reg_name(ops[1].mem.base)) in holders
+            and ops[0].type == 1
+        ):
             got = res.resolve(A64[i.reg_name(ops[0].reg)], k + 1)
             want = member_path(di.prog.type("struct file"), ops[1].mem.disp)[0][0]
             assert got and got[0].expression == f"file->{want}", (i.op_str, [g.expression for g in got])

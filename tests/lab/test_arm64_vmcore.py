@@ -6,6 +6,7 @@ Hand checks (lab/crashmod/crashmod.c, tests/fixtures/lab-arm64/*.console.log): t
 crashmod_read_rx_count / crashmod_account_skb; the exception entry is `el1h_64_sync`; the hung task is the
 trigger process blocked in crashmod_hung_lock on crashmod_mutex, held by the crashmod_holder kthread.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,11 @@ import pytest
 
 pytest.importorskip("drgn")
 
+from tests.lab.conftest import one_finding as one  # noqa: E402
+from tests.lab.conftest import stack_functions as frames
+from tests.lab.conftest import vmcore_findings as findings
+
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
-from tests.lab.conftest import one_finding as one, stack_functions as frames, vmcore_findings as findings  # noqa: E402
 
 _REPORTS: dict = {}
 
@@ -38,14 +42,18 @@ def _dump(a64: dict, name: str) -> str:
 def _report(a64: dict, name: str, dwarf: bool):
     key = (name, dwarf)
     if key not in _REPORTS:
-        opts = Options(vmlinux=a64["vmlinux"], debuginfo_dirs=[str(Path(a64["crashmod_ko"]).parent)]) if dwarf \
+        opts = (
+            Options(vmlinux=a64["vmlinux"], debuginfo_dirs=[str(Path(a64["crashmod_ko"]).parent)])
+            if dwarf
             else Options()
+        )
         _REPORTS[key] = analyze_paths([_dump(a64, name)], opts)
     return _REPORTS[key]
 
 
-@pytest.mark.parametrize("name,func", [("null-member", "crashmod_read_rx_count"),
-                                       ("netfilter-udp", "crashmod_account_skb")])
+@pytest.mark.parametrize(
+    "name,func", [("null-member", "crashmod_read_rx_count"), ("netfilter-udp", "crashmod_account_skb")]
+)
 def test_btf_tier_finds_the_faulting_frame(a64, name, func):
     rep = _report(a64, name, dwarf=False)
     assert rep.inputs[0].status == "ok", rep.inputs[0].notes

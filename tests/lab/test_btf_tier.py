@@ -4,6 +4,7 @@ The same facts as tests/lab/test_vmcore_analysis.py (which runs with the vmlinux
 what only DWARF has: locals, inlined frames, source lines. Build-independent facts only (function, member, cache
 names, offsets, ports, comms), never addresses.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,30 @@ import pytest
 
 pytest.importorskip("drgn")
 
-from ktriage.pipeline import Options, analyze_paths  # noqa: E402
-from tests.lab.conftest import vmcore_findings as findings, one_finding as one, stack_functions as frames  # noqa: E402
 from tests.lab.conftest import assert_abba_deadlock, assert_lab_packet_conntrack, assert_no_deadlock  # noqa: E402
+from tests.lab.conftest import one_finding as one
+from tests.lab.conftest import stack_functions as frames
+from tests.lab.conftest import vmcore_findings as findings  # noqa: E402
 
-ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "deadlock", "soft-lockup", "bug-on", "warn", "panic", "race-member",
-       "synrecv-sk"]
+from ktriage.pipeline import Options, analyze_paths  # noqa: E402
+
+ALL = [
+    "null-member",
+    "null-member-timer",
+    "null-member-work",
+    "netfilter-udp",
+    "uaf-poison",
+    "list-corruption",
+    "oob-small-object",
+    "hung-task",
+    "deadlock",
+    "soft-lockup",
+    "bug-on",
+    "warn",
+    "panic",
+    "race-member",
+    "synrecv-sk",
+]
 _REPORTS: dict = {}
 
 
@@ -32,8 +50,6 @@ def report(lab_scenario):
         return _REPORTS[name]
 
     return get
-
-
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -48,19 +64,25 @@ def test_every_scenario_reaches_the_btf_tier(report, name):
     miss = one(fs, "vmcore.debuginfo-missing")
     assert miss.data["tier"] == "btf" and any(m.startswith("vmlinux (build id ") for m in miss.data["missing"])
     notes = " ".join(rep.inputs[0].notes)
-    assert "1 module(s) with split BTF" in notes and "no stack unwinding" not in notes, notes  # crashmod.ko's own types, from the dump
+    assert "1 module(s) with split BTF" in notes and "no stack unwinding" not in notes, (
+        notes
+    )  # crashmod.ko's own types, from the dump
     assert "vmcore.stack" in fs and "vmcore.cpus" in fs
     assert not [r for r in fs["_skipped"].values() if r.startswith("internal error")], fs["_skipped"]
     # the globals table is checked against this kernel: the lab config has no CONFIG_NUMA (node_data) and no
     # CONFIG_CGROUPS (root_task_group), and says so instead of typing memory that is not there
-    assert ("globals without a type on this kernel (what reads them is skipped): node_data: not in this kernel's "
-            "kallsyms; root_task_group: not in this kernel's kallsyms") in notes
+    assert (
+        "globals without a type on this kernel (what reads them is skipped): node_data: not in this kernel's "
+        "kallsyms; root_task_group: not in this kernel's kallsyms"
+    ) in notes
     # nothing on this tier pretends to have source lines
     assert all(f["source"] == "" for f in one(fs, "vmcore.stack").data["frames"])
 
 
-@pytest.mark.parametrize("name,context", [("null-member", "task stack"), ("null-member-timer", "IRQ/softirq stack"),
-                                          ("null-member-work", "task stack")])
+@pytest.mark.parametrize(
+    "name,context",
+    [("null-member", "task stack"), ("null-member-timer", "IRQ/softirq stack"), ("null-member-work", "task stack")],
+)
 def test_null_member_family(report, name, context):
     fs = findings(report(name))
     st = one(fs, "vmcore.stack")
@@ -137,15 +159,34 @@ def test_soft_lockup_cpus(report):
     assert any("crashmod_spin" in c["stack"] or c["interrupted_in"] == "crashmod_spin" for c in cpus.data["cpus"])
 
 
-@pytest.mark.parametrize("name,func", [("bug-on", "crashmod_check_state"), ("warn", "crashmod_warn"),
-                                       ("panic", "crashmod_panic"), ("list-corruption", "crashmod_list_remove")])
+@pytest.mark.parametrize(
+    "name,func",
+    [
+        ("bug-on", "crashmod_check_state"),
+        ("warn", "crashmod_warn"),
+        ("panic", "crashmod_panic"),
+        ("list-corruption", "crashmod_list_remove"),
+    ],
+)
 def test_assertions(report, name, func):
     assert func in frames(findings(report(name)))
 
 
 def test_no_btf_flag_falls_back_to_symbols(lab_scenario):
-    r = subprocess.run([sys.executable, "-m", "ktriage.cli", "analyze", lab_scenario("null-member")["vmcore"],
-                        "--no-btf", "--format", "json"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ktriage.cli",
+            "analyze",
+            lab_scenario("null-member")["vmcore"],
+            "--no-btf",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-400:]
     out = json.loads(r.stdout)
     assert out["crashes"][-1]["system"]["DEBUGINFO"] == "symbols"
@@ -156,8 +197,10 @@ def test_dwarf_wins_over_btf(lab, lab_scenario):
     """With the vmlinux given, the DWARF tier runs and BTF is never consulted."""
     from pathlib import Path
 
-    rep = analyze_paths([lab_scenario("null-member")["vmcore"]],
-                        Options(vmlinux=lab["vmlinux"], debuginfo_dirs=[str(Path(lab["crashmod_ko"]).parent)]))
+    rep = analyze_paths(
+        [lab_scenario("null-member")["vmcore"]],
+        Options(vmlinux=lab["vmlinux"], debuginfo_dirs=[str(Path(lab["crashmod_ko"]).parent)]),
+    )
     assert rep.crashes[-1].crash.system["DEBUGINFO"] == "dwarf"
     assert not any("BTF from the dump" in n for n in rep.inputs[0].notes)
 
@@ -239,7 +282,6 @@ def test_request_sock_read_as_full_sock_without_debug_info(report):
     ob = one(fs, "vmcore.object-bounds")
     assert (ob.data["cache"], ob.data["offset"], ob.data["member"]) == ("request_sock_TCP", 0x258, "sk_socket")
     assert one(fs, "vmcore.member").data["expression"] == "sk->sk_socket->flags"
-
 
 
 def test_deadlock_cycle_mutex_and_rwsem(report):

@@ -3,6 +3,7 @@
 The BTF side is read by ktriage.btf from the vmlinux file's .BTF section (the same bytes the running kernel keeps
 between __start_BTF and __stop_BTF); the DWARF side is drgn's own reader on the same file.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -12,10 +13,39 @@ drgn = pytest.importorskip("drgn")
 from ktriage.btf.drgn_types import BTFTypes  # noqa: E402
 from ktriage.btf.reader import BTF  # noqa: E402
 
-STRUCTS = ["task_struct", "sk_buff", "sock", "sock_common", "request_sock", "inet_timewait_sock", "net_device",
-           "nf_conn", "kmem_cache", "slab", "page", "module", "mutex", "list_head", "pt_regs", "printk_ringbuffer",
-           "cpumask", "mm_struct", "net", "iphdr", "udphdr", "tcphdr", "rq", "uts_namespace",
-           "pid_namespace", "file", "inode", "dentry", "work_struct", "timer_list", "hrtimer"]
+STRUCTS = [
+    "task_struct",
+    "sk_buff",
+    "sock",
+    "sock_common",
+    "request_sock",
+    "inet_timewait_sock",
+    "net_device",
+    "nf_conn",
+    "kmem_cache",
+    "slab",
+    "page",
+    "module",
+    "mutex",
+    "list_head",
+    "pt_regs",
+    "printk_ringbuffer",
+    "cpumask",
+    "mm_struct",
+    "net",
+    "iphdr",
+    "udphdr",
+    "tcphdr",
+    "rq",
+    "uts_namespace",
+    "pid_namespace",
+    "file",
+    "inode",
+    "dentry",
+    "work_struct",
+    "timer_list",
+    "hrtimer",
+]
 
 
 def _section(path: str, name: str) -> bytes:
@@ -24,8 +54,9 @@ def _section(path: str, name: str) -> bytes:
     with open(path, "rb") as f:
         sec = ELFFile(f).get_section_by_name(name)
         if sec is None:
-            pytest.fail(f"{path} has no {name} section: the lab kernel must be built with CONFIG_DEBUG_INFO_BTF",
-                        pytrace=False)
+            pytest.fail(
+                f"{path} has no {name} section: the lab kernel must be built with CONFIG_DEBUG_INFO_BTF", pytrace=False
+            )
         return sec.data()
 
 
@@ -73,7 +104,9 @@ def test_member_offsets_the_analyzers_use(programs):
     assert drgn.offsetof(btf.type("struct crashmod_dev"), "rx_count") == 0xA30
 
 
-@pytest.mark.parametrize("name", ["enum pid_type", "enum zone_type", "enum system_states", "atomic_t", "u64", "size_t", "gfp_t"])
+@pytest.mark.parametrize(
+    "name", ["enum pid_type", "enum zone_type", "enum system_states", "atomic_t", "u64", "size_t", "gfp_t"]
+)
 def test_other_kinds_equal(programs, name):
     dwarf, btf = programs
     d, b = dwarf.type(name), btf.type(name)
@@ -88,8 +121,11 @@ def test_reader_rejects_damaged_blobs(lab):
     data = _section(lab["vmlinux"], ".BTF")
     full = BTF(data)
     assert len(full) > 10000 and full.find("task_struct", {4})  # 4 = BTF_KIND_STRUCT
-    for bad, why in ((data[: len(data) // 2], "run past the end"), (b"\0\0" + data[2:], "not BTF"),
-                     (data[:10], "too short")):
+    for bad, why in (
+        (data[: len(data) // 2], "run past the end"),
+        (b"\0\0" + data[2:], "not BTF"),
+        (data[:10], "too short"),
+    ):
         with pytest.raises(BTFError) as e:
             BTF(bad)
         assert why in str(e.value) and "\n" not in str(e.value)
@@ -109,4 +145,6 @@ def test_damaged_btf_in_the_dump_falls_back_to_symbols(lab_scenario):
     prog.add_memory_segment(start, 4096, lambda a, count, offset, phys: b"\xff" * count)
     load_debug_info(s, None, [])
     assert s.tier == "symbols"
-    assert any(n.startswith("no BTF tier: the kernel's BTF could not be read from the dump (") for n in s.notes), s.notes
+    assert any(n.startswith("no BTF tier: the kernel's BTF could not be read from the dump (") for n in s.notes), (
+        s.notes
+    )

@@ -3,6 +3,7 @@
 Reference: binutils `addr2line -i -f` on the same files at the same debug-file addresses (section
 offset for the .ko), and the kernel's `scripts/faddr2line` for the faulting `func+off`.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.lab.conftest import analyze_log as _analyze
 from tests.lab.conftest import debug_opts as _opts
 from tests.lab.conftest import findings_of as _find
 from tests.lab.conftest import lab_cache, scenario
 
-SCENARIOS = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison",
-             "list-corruption", "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic"]
+SCENARIOS = [
+    "null-member",
+    "null-member-timer",
+    "null-member-work",
+    "netfilter-udp",
+    "uaf-poison",
+    "list-corruption",
+    "oob-small-object",
+    "hung-task",
+    "soft-lockup",
+    "bug-on",
+    "warn",
+    "panic",
+]
 
 pytestmark = pytest.mark.skipif(shutil.which("addr2line") is None, reason="binutils addr2line (the reference) missing")
 
@@ -52,8 +64,9 @@ def test_frames_agree_with_addr2line(lab, name):
     frames = fr[0].data["frames"]
     # a frame without lines is allowed only for a `?` stack-scan entry at func+size (a function pointer, not
     # a return address: the byte before it is padding with no line), and addr2line must agree there is none
-    assert frames and all(f["locations"] or (not f["reliable"] and f["offset"] == f["size"])
-                          for f in frames), [f for f in frames if not f["locations"]]
+    assert frames and all(f["locations"] or (not f["reliable"] and f["offset"] == f["size"]) for f in frames), [
+        f for f in frames if not f["locations"]
+    ]
     for f in frames:
         [ref] = _addr2line(f["file"], f["section"], [f["addr2line_address"]])
         if not f["locations"]:
@@ -78,12 +91,15 @@ def test_faulting_frame_agrees_with_faddr2line(lab, name):
     ip = cr.crash.ip
     f0 = _find(cr, "src.frames")[0].data["frames"][0]
     obj = lab["crashmod_ko"] if ip.module else lab["vmlinux"]
-    out = subprocess.run([str(tool), obj, f"{ip.symbol}+{ip.offset:#x}/{ip.size:#x}"], capture_output=True,
-                         text=True, cwd=tree).stdout
-    refs = re.findall(r"(?:^|inlined by\) )(\S+) at (\S+):(\d+)", out, re.M) or re.findall(r"^(\S+) at (\S+):(\d+)", out, re.M)
+    out = subprocess.run(
+        [str(tool), obj, f"{ip.symbol}+{ip.offset:#x}/{ip.size:#x}"], capture_output=True, text=True, cwd=tree
+    ).stdout
+    refs = re.findall(r"(?:^|inlined by\) )(\S+) at (\S+):(\d+)", out, re.M) or re.findall(
+        r"^(\S+) at (\S+):(\d+)", out, re.M
+    )
     got = [(c["function"], c["line"]) for c in f0["locations"]]
     want = [(fn, int(line)) for fn, _, line in refs]
-    assert got == want[:len(got)] and len(got) == len(want), (out, got)
+    assert got == want[: len(got)] and len(got) == len(want), (out, got)
 
 
 def test_null_member_names_dev_rx_count(lab):
@@ -110,11 +126,14 @@ def test_null_member_names_dev_rx_count(lab):
     assert m.confidence in ("certain", "high")
 
 
-@pytest.mark.parametrize("name, expr, origin, off", [
-    ("oob-small-object", "cb->count", "sk->reuse_cb", 0x8),      # cb = sk->reuse_cb: 0x230, past a 64-byte request
-    ("uaf-poison", "obj->ops->handle", None, 0x0),
-    ("netfilter-udp", "port->dev->rx_bytes", None, 0xA38),
-])
+@pytest.mark.parametrize(
+    "name, expr, origin, off",
+    [
+        ("oob-small-object", "cb->count", "sk->reuse_cb", 0x8),  # cb = sk->reuse_cb: 0x230, past a 64-byte request
+        ("uaf-poison", "obj->ops->handle", None, 0x0),
+        ("netfilter-udp", "port->dev->rx_bytes", None, 0xA38),
+    ],
+)
 def test_member_other_scenarios(lab, name, expr, origin, off):
     cr = _analyze(scenario(lab, name)["console_log"], **_opts(lab))
     [m] = _find(cr, "src.fault-member")
@@ -136,11 +155,14 @@ def test_disassembly_marks_the_fault(lab):
     ko = lab["crashmod_ko"]
     dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", ko], capture_output=True, text=True).stdout
     body = dump.split("<crashmod_read_rx_count>:", 1)[1].split("\n\n", 1)[0]
-    ours = [x.split(":\t", 1)[1].replace("movq", "mov").replace(", ", ",").replace("retq", "ret").split("<--")[0].strip()
-            for x in d.listing if ":\t" in x]
+    ours = [
+        x.split(":\t", 1)[1].replace("movq", "mov").replace(", ", ",").replace("retq", "ret").split("<--")[0].strip()
+        for x in d.listing
+        if ":\t" in x
+    ]
     ref = [ln.split("\t", 1)[1].split("#")[0].strip().replace("    ", " ") for ln in body.strip().splitlines()]
     ref = [" ".join(r.split()) for r in ref]
-    assert [" ".join(o.split()) for o in ours] == ref[:len(ours)], (ours, ref)
+    assert [" ".join(o.split()) for o in ours] == ref[: len(ours)], (ours, ref)
 
 
 def _log_only(cr) -> list[tuple[str, str]]:
@@ -172,14 +194,23 @@ def test_wrong_file_refused_and_log_findings_intact(lab, tmp_path):
 def test_other_release_refused(lab):
     """The lab vmlinux against a crash of another kernel release (a real log from the seeds/corpora)."""
     repo = Path(__file__).resolve().parents[2]
-    logs = [p for p in sorted((repo / "tests" / "fixtures").rglob("*")) if p.is_file() and p.suffix in (".log", ".txt")
-            and "lab" not in p.parts]
+    logs = [
+        p
+        for p in sorted((repo / "tests" / "fixtures").rglob("*"))
+        if p.is_file() and p.suffix in (".log", ".txt") and "lab" not in p.parts
+    ]
     from ktriage.pipeline import Options, analyze_paths
 
     for p in logs:
         rep = analyze_paths([str(p)], Options(analyze=False))
-        k = next((n for n, c in enumerate(rep.crashes) if c.crash.kernel.release and c.crash.kernel.release != "6.1.192"
-                  and c.crash.arch == "x86_64"), None)
+        k = next(
+            (
+                n
+                for n, c in enumerate(rep.crashes)
+                if c.crash.kernel.release and c.crash.kernel.release != "6.1.192" and c.crash.arch == "x86_64"
+            ),
+            None,
+        )
         if k is None:
             continue
         base = analyze_paths([str(p)], Options()).crashes[k]
@@ -194,8 +225,11 @@ def test_other_release_refused(lab):
 
 def test_other_build_same_release_refused(lab):
     """Another lab kernel build (same 6.1.192 release, different banner/build ID), when the cache has one."""
-    others = [p for p in (lab_cache() / "kernel").glob("*/linux/vmlinux")
-              if os.path.realpath(p) != os.path.realpath(lab["vmlinux"])]
+    others = [
+        p
+        for p in (lab_cache() / "kernel").glob("*/linux/vmlinux")
+        if os.path.realpath(p) != os.path.realpath(lab["vmlinux"])
+    ]
     others = [p for p in others if (p.parent.parent / "BUILT").exists()]
     if not others:
         pytest.skip("the lab cache holds one kernel build only")
@@ -247,8 +281,15 @@ def test_member_resolver_on_vmlinux_code(lab):
     assert [n for n, _ in res.vars_in(sym.address, "di")] == ["file"]
     for k, i in enumerate(insns[:40]):
         ops = i.operands
-        if i.mnemonic.startswith("mov") and len(ops) == 2 and ops[0].type == 3 and ops[1].type == 1 \
-                and ops[0].mem.base and i.reg_name(ops[0].mem.base) == "rdi" and not ops[0].mem.index:
+        if (
+            i.mnemonic.startswith("mov")
+            and len(ops) == 2
+            and ops[0].type == 3
+            and ops[1].type == 1
+            and ops[0].mem.base
+            and i.reg_name(ops[0].mem.base) == "rdi"
+            and not ops[0].mem.index
+        ):
             if any(CS2PT.get(i2.reg_name(r)) == "di" for i2 in insns[:k] for r in i2.regs_access()[1]):
                 break  # RDI rewritten before: not the argument any more
             dst = CS2PT[i.reg_name(ops[1].reg)]
@@ -268,7 +309,9 @@ def test_log_of_another_build_refused(lab, tmp_path):
     rel = "tests/fixtures/lab/null-member.console.log"
     banner = ElfFile.open(lab["vmlinux"]).banner()
     cands = [repo / rel]
-    revs = subprocess.run(["git", "log", "--format=%H", "--", rel], cwd=repo, capture_output=True, text=True).stdout.split()
+    revs = subprocess.run(
+        ["git", "log", "--format=%H", "--", rel], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
     for n, rev in enumerate(revs[:5]):
         text = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=repo, capture_output=True, text=True).stdout
         if text:

@@ -2,6 +2,7 @@
 
 These need no lab build: the fixtures are in the repo (CRLF line endings, ANSI escapes and all).
 """
+
 from __future__ import annotations
 
 import re
@@ -13,25 +14,57 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lab"
 
 # scenario -> (accepted crash kinds, guilty frame, RIP symbol or None, key console line regex)
 EXPECT = {
-    "null-member": ({"null-deref"}, "crashmod_read_rx_count", "crashmod_read_rx_count",
-                    r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"),
-    "null-member-timer": ({"null-deref"}, "crashmod_read_rx_count", "crashmod_read_rx_count",
-                          r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"),
-    "null-member-work": ({"null-deref"}, "crashmod_read_rx_count", "crashmod_read_rx_count",
-                         r"BUG: kernel NULL pointer dereference, address: 0000000000000a30"),
-    "netfilter-udp": ({"null-deref"}, "crashmod_account_skb", "crashmod_account_skb",
-                      r"BUG: kernel NULL pointer dereference, address: 0000000000000a38"),
-    "uaf-poison": ({"gpf"}, "crashmod_obj_dispatch", "crashmod_obj_dispatch",
-                   r"general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b"),
+    "null-member": (
+        {"null-deref"},
+        "crashmod_read_rx_count",
+        "crashmod_read_rx_count",
+        r"BUG: kernel NULL pointer dereference, address: 0000000000000a30",
+    ),
+    "null-member-timer": (
+        {"null-deref"},
+        "crashmod_read_rx_count",
+        "crashmod_read_rx_count",
+        r"BUG: kernel NULL pointer dereference, address: 0000000000000a30",
+    ),
+    "null-member-work": (
+        {"null-deref"},
+        "crashmod_read_rx_count",
+        "crashmod_read_rx_count",
+        r"BUG: kernel NULL pointer dereference, address: 0000000000000a30",
+    ),
+    "netfilter-udp": (
+        {"null-deref"},
+        "crashmod_account_skb",
+        "crashmod_account_skb",
+        r"BUG: kernel NULL pointer dereference, address: 0000000000000a38",
+    ),
+    "uaf-poison": (
+        {"gpf"},
+        "crashmod_obj_dispatch",
+        "crashmod_obj_dispatch",
+        r"general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b",
+    ),
     "list-corruption": ({"list-corruption", "bug"}, "crashmod_list_remove", None, r"list_del corruption"),
-    "oob-small-object": ({"gpf"}, "crashmod_sock_release", "crashmod_sock_release",
-                         r"general protection fault, probably for non-canonical address"),
+    "oob-small-object": (
+        {"gpf"},
+        "crashmod_sock_release",
+        "crashmod_sock_release",
+        r"general protection fault, probably for non-canonical address",
+    ),
     "hung-task": ({"hung-task"}, "crashmod_hung_lock", None, r"INFO: task sh:\d+ blocked for more than \d+ seconds"),
-    "soft-lockup": ({"soft-lockup"}, "crashmod_spin", "crashmod_spin",
-                    r"watchdog: BUG: soft lockup - CPU#\d+ stuck for \d+s!"),
+    "soft-lockup": (
+        {"soft-lockup"},
+        "crashmod_spin",
+        "crashmod_spin",
+        r"watchdog: BUG: soft lockup - CPU#\d+ stuck for \d+s!",
+    ),
     "bug-on": ({"bug"}, "crashmod_check_state", "crashmod_check_state", r"kernel BUG at \S*crashmod\.c:\d+!"),
-    "warn": ({"warning"}, "crashmod_warn", "crashmod_warn",
-             r"WARNING: CPU: \d+ PID: \d+ at \S*crashmod\.c:\d+ crashmod_warn"),
+    "warn": (
+        {"warning"},
+        "crashmod_warn",
+        "crashmod_warn",
+        r"WARNING: CPU: \d+ PID: \d+ at \S*crashmod\.c:\d+ crashmod_warn",
+    ),
     "panic": ({"panic"}, "crashmod_panic", None, r"Kernel panic - not syncing: crashmod: explicit panic requested"),
 }
 
@@ -56,9 +89,15 @@ def test_fixture_is_verbatim_console(name):
     assert "crashmod" in text
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_READER_GAPS[n], strict=False))
-    if n in KNOWN_READER_GAPS else n for n in sorted(EXPECT)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_READER_GAPS[n], strict=False))
+        if n in KNOWN_READER_GAPS
+        else n
+        for n in sorted(EXPECT)
+    ],
+)
 def test_log_reader_on_lab_console(name):
     logs = pytest.importorskip("ktriage.logs")
     parse_log_text = getattr(logs, "parse_log_text", None)

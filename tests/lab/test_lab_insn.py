@@ -16,6 +16,7 @@ BUG_ON's ud2 inline after a `jne` (now out of line after a `je`) and had crashmo
 .text+0, whose oops said `Code: Unable to access opcode bytes` (kept below as a quoted excerpt). When
 the fixtures are regenerated, re-check these against objdump.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,6 +64,7 @@ def trap_text(ctx: AnalysisContext) -> str:
 
 # --- NULL struct pointer, member at 0xa30: process, timer (softirq), workqueue --------------------
 
+
 @pytest.mark.parametrize("name", ["null-member", "null-member-timer", "null-member-work"])
 def test_null_member(name):
     ctx = analyze(fixture(name))
@@ -71,8 +73,13 @@ def test_null_member(name):
     assert trap_text(ctx) == "mov 0xa30(%rax),%rax"
     assert only(ctx, "insn.trap").data["source"] == "console"
     acc = only(ctx, "insn.bad-access")
-    assert (acc.data["base"], acc.data["index"], acc.data["disp"], acc.data["size"], acc.data["access"]) == \
-        ("RAX", None, 0xA30, 8, "read")
+    assert (acc.data["base"], acc.data["index"], acc.data["disp"], acc.data["size"], acc.data["access"]) == (
+        "RAX",
+        None,
+        0xA30,
+        8,
+        "read",
+    )
     # "RAX: 0000000000000000", "CR2: 0000000000000a30": RAX + 0xa30 == CR2
     assert acc.data["values"] == {"RAX": 0} and acc.data["ea"] == 0xA30 == acc.data["fault"]
     assert acc.data["match"] is True and acc.confidence == "certain"
@@ -90,6 +97,7 @@ def test_null_member(name):
 
 
 # --- netfilter hook: write through NULL->rx_bytes (0xa38) ----------------------------------------
+
 
 def test_netfilter_udp():
     ctx = analyze(fixture("netfilter-udp"))
@@ -113,6 +121,7 @@ def test_netfilter_udp():
 
 
 # --- use after free: obj->ops read from a freed, poisoned object ---------------------------------
+
 
 def test_uaf_poison():
     ctx = analyze(fixture("uaf-poison"))
@@ -143,6 +152,7 @@ def test_uaf_poison():
 
 # --- list_del() twice: CONFIG_DEBUG_LIST report, then BUG (ud2) in list_debug.c -------------------
 
+
 def test_list_corruption():
     ctx = analyze(fixture("list-corruption"))
     assert ctx.crash.ip.symbol == "__list_del_entry_valid.cold" and ctx.crash.ip.offset == 0x5C
@@ -161,6 +171,7 @@ def test_list_corruption():
 
 
 # --- a 64-byte object read as a larger type: the pointer at 0x230 is in a freed neighbour ---------
+
 
 def test_oob_small_object():
     ctx = analyze(fixture("oob-small-object"))
@@ -187,8 +198,10 @@ def test_oob_small_object():
 
 # --- BUG_ON(port->dev == NULL), WARN_ON(port->dev == NULL) ------------------------------------
 
-@pytest.mark.parametrize("name, kind, func", [("bug-on", "bug", "crashmod_check_state"),
-                                              ("warn", "warning", "crashmod_warn")])
+
+@pytest.mark.parametrize(
+    "name, kind, func", [("bug-on", "bug", "crashmod_check_state"), ("warn", "warning", "crashmod_warn")]
+)
 def test_bug_on(name, kind, func):
     ctx = analyze(fixture(name))
     assert ctx.crash.kind == kind and ctx.crash.ip.symbol == func and ctx.crash.ip.offset == 0xB
@@ -309,8 +322,10 @@ def test_console_code_matches_module_binary(lab):
         from ktriage.insn.decode import decode
 
         d = decode(code)
-        assert (d.trap.mnemonic, d.trap.op_str) == (only(ctx, "insn.trap").data["mnemonic"],
-                                                    only(ctx, "insn.trap").data["operands"]), name
+        assert (d.trap.mnemonic, d.trap.op_str) == (
+            only(ctx, "insn.trap").data["mnemonic"],
+            only(ctx, "insn.trap").data["operands"],
+        ), name
 
 
 def _colour(text: str) -> str:

@@ -4,6 +4,7 @@ Only facts that do not depend on a particular build are asserted: the crashed th
 module name, offsets of struct members, the packet's ports, slab cache names, console key lines.
 Never addresses.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,16 +30,42 @@ def dmesg(prog) -> str:
 
 
 def test_manifest_lists_every_scenario(lab):
-    expected = {"null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison",
-                "list-corruption", "oob-small-object", "hung-task", "soft-lockup", "bug-on", "warn", "panic"}
+    expected = {
+        "null-member",
+        "null-member-timer",
+        "null-member-work",
+        "netfilter-udp",
+        "uaf-poison",
+        "list-corruption",
+        "oob-small-object",
+        "hung-task",
+        "soft-lockup",
+        "bug-on",
+        "warn",
+        "panic",
+    }
     assert expected <= set(lab["scenarios"])
     bad = [n for n in expected if not lab["scenarios"][n].get("ok")]
     assert not bad, f"lab scenarios without a good run: {bad}"
 
 
-@pytest.mark.parametrize("name", ["null-member", "null-member-timer", "null-member-work", "netfilter-udp",
-                                  "uaf-poison", "list-corruption", "oob-small-object", "hung-task",
-                                  "soft-lockup", "bug-on", "warn", "panic"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "null-member",
+        "null-member-timer",
+        "null-member-work",
+        "netfilter-udp",
+        "uaf-poison",
+        "list-corruption",
+        "oob-small-object",
+        "hung-task",
+        "soft-lockup",
+        "bug-on",
+        "warn",
+        "panic",
+    ],
+)
 def test_vmcore_is_makedumpfile_kdump(lab_scenario, lab_program, name):
     s = lab_scenario(name)
     with open(s["vmcore"], "rb") as f:
@@ -56,8 +83,8 @@ def test_null_member_process_context(lab_program):
     thread = prog.crashed_thread()
     assert thread.object.comm.string_() == b"sh"
     # the faulting load is dev->rx_count at offset 0xa30, dev loaded from port->dev at 0xf0
-    assert drgn.offsetof(prog.type("struct crashmod_dev"), "rx_count") == 0xa30
-    assert drgn.offsetof(prog.type("struct crashmod_port"), "dev") == 0xf0
+    assert drgn.offsetof(prog.type("struct crashmod_dev"), "rx_count") == 0xA30
+    assert drgn.offsetof(prog.type("struct crashmod_port"), "dev") == 0xF0
     regs = thread.stack_trace()[0].registers()
     assert regs["rax"] == 0, "the NULL base register"
     port = prog["crashmod_port"]
@@ -133,7 +160,7 @@ def test_uaf_poison_named_cache(lab_program):
     assert cache is not None, "slab_nomerge keeps the module's cache by name"
     # the object is in rdi... or already overwritten; find it through the frame or the registers
     regs = trace[0].registers()
-    candidates = [v for v in regs.values() if v > 0xffff000000000000]
+    candidates = [v for v in regs.values() if v > 0xFFFF000000000000]
     infos = []
     for addr in candidates:
         info = slab_object_info(prog, addr)

@@ -24,6 +24,7 @@ How the expected values were checked by hand (6.1.192-2 / 6.1.0-56-amd64, 2026-1
 * packet: lab/stock-init.sh's `udpsend 127.0.0.1 5555 4789 ktriage-lab` = 20 + 8 + 11 = 39 bytes on lo.
 Never addresses, PIDs or CPU numbers (they vary per boot, KASLR).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,11 @@ import pytest
 
 pytest.importorskip("drgn")
 
+from tests.lab.conftest import one_finding as one
+from tests.lab.conftest import stack_functions as frames
+from tests.lab.conftest import vmcore_findings as findings  # noqa: E402
+
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
-from tests.lab.conftest import vmcore_findings as findings, one_finding as one, stack_functions as frames  # noqa: E402
 
 SCENARIOS = ["null-member", "netfilter-udp", "hung-task"]
 # hand-checked with bpftool (see above); a newer package must be checked again before it is added here
@@ -56,8 +60,10 @@ def stock_artifacts() -> dict:
     if os.environ.get("KTRIAGE_LAB", "").lower() == "skip":
         pytest.skip("KTRIAGE_LAB=skip: crash lab tests skipped on request")
     manifest = stock_cache() / "stock.json"
-    hint = ("the stock Debian kernel target is not built: run `python3 lab/stock.py all` (about 1-2 min from "
-            "scratch, seconds when cached), or set KTRIAGE_LAB=skip to skip these tests explicitly")
+    hint = (
+        "the stock Debian kernel target is not built: run `python3 lab/stock.py all` (about 1-2 min from "
+        "scratch, seconds when cached), or set KTRIAGE_LAB=skip to skip these tests explicitly"
+    )
     if not manifest.exists():
         pytest.fail(f"{manifest} missing: {hint}", pytrace=False)
     st = json.loads(manifest.read_text())
@@ -75,8 +81,10 @@ def stock() -> dict:
 def scenario(st: dict, name: str) -> dict:
     s = st["scenarios"].get(name)
     if not s or not s.get("ok") or not s.get("vmcore") or not Path(s["vmcore"]).exists():
-        pytest.fail(f"stock scenario {name!r} has no good run in {stock_cache()}/stock: run `python3 lab/stock.py all`",
-                    pytrace=False)
+        pytest.fail(
+            f"stock scenario {name!r} has no good run in {stock_cache()}/stock: run `python3 lab/stock.py all`",
+            pytrace=False,
+        )
     return s
 
 
@@ -93,8 +101,6 @@ def report(stock):
         return _REPORTS[name]
 
     return get
-
-
 
 
 def console(st: dict, name: str) -> str:
@@ -126,8 +132,11 @@ def test_btf_tier_on_the_stock_kernel(stock, report, name):
     assert miss.data["tier"] == "btf" and any(m.startswith("vmlinux (build id ") for m in miss.data["missing"])
     notes = " ".join(rep.inputs[0].notes)
     assert "flattened makedumpfile format: reassembled" in notes, notes  # QEMU's kdump-zlib output
-    m = re.search(r"BTF from the dump: (\d+) types \(([\d.]+) MB\) between __start_BTF and __stop_BTF, "
-                  r"(\d+) module\(s\) with split BTF", notes)
+    m = re.search(
+        r"BTF from the dump: (\d+) types \(([\d.]+) MB\) between __start_BTF and __stop_BTF, "
+        r"(\d+) module\(s\) with split BTF",
+        notes,
+    )
     assert m, notes
     assert int(m.group(1)) > 90_000  # a distribution kernel, not the lab's small one
     if stock["package_version"] in BTF_TYPES:
@@ -169,8 +178,9 @@ def test_btf_type_count(stock, report):
     vmlinux = stock.get("vmlinux_no_debuginfo")
     if not shutil.which("bpftool") or not vmlinux or not Path(vmlinux).exists():
         pytest.skip("bpftool (apt package bpftool) or the extracted vmlinux missing: count checked by hand only")
-    raw = subprocess.run(["bpftool", "btf", "dump", "file", vmlinux, "format", "raw"], capture_output=True,
-                         text=True).stdout
+    raw = subprocess.run(
+        ["bpftool", "btf", "dump", "file", vmlinux, "format", "raw"], capture_output=True, text=True
+    ).stdout
     want = sum(1 for line in raw.splitlines() if line.startswith("["))
     notes = " ".join(report("null-member").inputs[0].notes)
     assert f"BTF from the dump: {want} types" in notes, notes
@@ -188,7 +198,7 @@ def test_null_member(stock, report):
     # QEMU dumps hold the registers at dump time: panic's delay loop first, then the exception frames
     fr = frames(fs)
     assert "panic" in fr[: st.data["faulting_frame"]]
-    after = fr[st.data["faulting_frame"]:]
+    after = fr[st.data["faulting_frame"] :]
     assert after[:5] == ["crashmod_read_rx_count", "crashmod_trigger", "crashmod_write", "proc_reg_write", "vfs_write"]
     m = one(fs, "vmcore.member")
     assert m.data["expression"] == "port->dev->rx_count"
@@ -205,9 +215,16 @@ def test_netfilter_udp(stock, report):
     assert st.data["comm"] == "udpsend"
     fault = st.data["frames"][st.data["faulting_frame"]]
     assert (fault["function"], fault["module"], fault["interrupted"]) == ("crashmod_account_skb", "crashmod", True)
-    after = frames(fs)[st.data["faulting_frame"]:]
-    want = ["crashmod_account_skb", "crashmod_nf_hook", "nf_hook_slow", "__ip_local_out", "ip_send_skb",
-            "udp_send_skb", "udp_sendmsg"]
+    after = frames(fs)[st.data["faulting_frame"] :]
+    want = [
+        "crashmod_account_skb",
+        "crashmod_nf_hook",
+        "nf_hook_slow",
+        "__ip_local_out",
+        "ip_send_skb",
+        "udp_send_skb",
+        "udp_sendmsg",
+    ]
     assert after[: len(want)] == want
     m = one(fs, "vmcore.member")
     assert m.data["expression"] == "port->dev->rx_bytes"
@@ -242,8 +259,9 @@ def test_hung_task(stock, report):
     assert sh["waited_s"] >= 5  # hung_task_timeout_secs=5
 
 
-@pytest.mark.parametrize("name,extra", [("null-member", ["sh"]), ("netfilter-udp", ["udpsend"]),
-                                        ("hung-task", ["sh", "crashmod_holder"])])
+@pytest.mark.parametrize(
+    "name,extra", [("null-member", ["sh"]), ("netfilter-udp", ["udpsend"]), ("hung-task", ["sh", "crashmod_holder"])]
+)
 def test_tasks(stock, report, name, extra):
     """crash `ps` from the dump alone, against the count /init printed just before the trigger."""
     t = one(findings(report(name)), "vmcore.tasks").data
@@ -267,8 +285,20 @@ def test_tasks(stock, report, name, extra):
 def test_cli_json(stock):
     """The same through the CLI: `ktriage analyze VMCORE --format json`, schema ktriage.report/1."""
     env = {k: v for k, v in os.environ.items() if k != "DEBUGINFOD_URLS"}
-    r = subprocess.run([sys.executable, "-m", "ktriage.cli", "analyze", scenario(stock, "netfilter-udp")["vmcore"],
-                        "--format", "json"], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ktriage.cli",
+            "analyze",
+            scenario(stock, "netfilter-udp")["vmcore"],
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-400:]
     out = json.loads(r.stdout)
     assert out["schema"] == "ktriage.report/1"

@@ -3,6 +3,7 @@
 Only build-independent facts are asserted (function, member and cache names, offsets, ports, comms),
 never addresses.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,12 @@ import pytest
 
 pytest.importorskip("drgn")
 
-from ktriage.pipeline import Options, analyze_paths  # noqa: E402
-from tests.lab.conftest import vmcore_findings as findings, one_finding as one, stack_functions as frames  # noqa: E402
 from tests.lab.conftest import assert_abba_deadlock, assert_lab_packet_conntrack, assert_no_deadlock  # noqa: E402
+from tests.lab.conftest import one_finding as one
+from tests.lab.conftest import stack_functions as frames
+from tests.lab.conftest import vmcore_findings as findings  # noqa: E402
+
+from ktriage.pipeline import Options, analyze_paths  # noqa: E402
 
 _REPORTS: dict = {}
 
@@ -40,11 +44,23 @@ def report(lab, lab_scenario):
     return get
 
 
-
-
-ALL = ["null-member", "null-member-timer", "null-member-work", "netfilter-udp", "uaf-poison", "list-corruption",
-       "oob-small-object", "hung-task", "deadlock", "soft-lockup", "bug-on", "warn", "panic", "race-member",
-       "synrecv-sk"]
+ALL = [
+    "null-member",
+    "null-member-timer",
+    "null-member-work",
+    "netfilter-udp",
+    "uaf-poison",
+    "list-corruption",
+    "oob-small-object",
+    "hung-task",
+    "deadlock",
+    "soft-lockup",
+    "bug-on",
+    "warn",
+    "panic",
+    "race-member",
+    "synrecv-sk",
+]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -68,8 +84,10 @@ def test_every_scenario_reads_fully(report, name):
     assert not [r for r in fs["_skipped"].values() if r.startswith("internal error")], fs["_skipped"]
 
 
-@pytest.mark.parametrize("name,context", [("null-member", "task stack"), ("null-member-timer", "IRQ/softirq stack"),
-                                          ("null-member-work", "task stack")])
+@pytest.mark.parametrize(
+    "name,context",
+    [("null-member", "task stack"), ("null-member-timer", "IRQ/softirq stack"), ("null-member-work", "task stack")],
+)
 def test_null_member_family(report, name, context):
     fs = findings(report(name))
     st = one(fs, "vmcore.stack")
@@ -122,8 +140,10 @@ def test_uaf_poison(report):
     assert uaf.data["slab"]["cache"] == "crashmod_obj" and uaf.data["slab"]["allocated"] is False
     assert uaf.data["disp"] == 0x18 and uaf.data["used"] == 0x6B6B6B6B6B6B6B6B
     ptr = one(fs, "vmcore.pointers")
-    assert any(d.get("slab", {}).get("cache") == "crashmod_obj" and d["slab"]["allocated"] is False
-               for d in ptr.data["registers"].values())
+    assert any(
+        d.get("slab", {}).get("cache") == "crashmod_obj" and d["slab"]["allocated"] is False
+        for d in ptr.data["registers"].values()
+    )
 
 
 def test_oob_small_object(report):
@@ -158,8 +178,9 @@ def test_hung_task(report):
     assert any("crashmod_holder" in c for c in h.data["chains"])
     tasks = one(fs, "vmcore.tasks")
     assert tasks.data["states"].get("D") == 1
-    assert any(t["comm"] == "sh" and t["state"] == "D" and "crashmod_hung_lock" in t["stack"]
-               for t in tasks.data["tasks"])
+    assert any(
+        t["comm"] == "sh" and t["state"] == "D" and "crashmod_hung_lock" in t["stack"] for t in tasks.data["tasks"]
+    )
 
 
 def test_soft_lockup(report):
@@ -175,9 +196,14 @@ def test_soft_lockup(report):
     assert any(c["panic"] for c in cpus.data["cpus"])
 
 
-@pytest.mark.parametrize("name,func,kind", [("bug-on", "crashmod_check_state", "bug"),
-                                            ("warn", "crashmod_warn", "warning"),
-                                            ("panic", "crashmod_panic", "panic")])
+@pytest.mark.parametrize(
+    "name,func,kind",
+    [
+        ("bug-on", "crashmod_check_state", "bug"),
+        ("warn", "crashmod_warn", "warning"),
+        ("panic", "crashmod_panic", "panic"),
+    ],
+)
 def test_assertions(report, name, func, kind):
     fs = findings(report(name))
     assert func in frames(fs)
@@ -230,7 +256,7 @@ def test_zeroed_pages_vmcore(lab_scenario, report, tmp_path):
     src = Path(lab_scenario("null-member")["vmcore"]).read_bytes()
     data = bytearray(src)
     n = len(data)
-    data[n // 4: n // 4 + n // 4] = b"\0" * (n // 4)
+    data[n // 4 : n // 4 + n // 4] = b"\0" * (n // 4)
     z = tmp_path / "vmcore.zeroed"
     z.write_bytes(bytes(data))
     rep = report("null-member", path=str(z))
@@ -264,8 +290,19 @@ def test_flattened_vmcore_reassembled(lab_scenario, tmp_path, report):
 
 
 def test_cli_json(lab, lab_scenario):
-    cmd = [sys.executable, "-m", "ktriage.cli", "analyze", lab_scenario("netfilter-udp")["vmcore"], "--vmlinux",
-           lab["vmlinux"], "--debuginfo", str(Path(lab["crashmod_ko"]).parent), "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ktriage.cli",
+        "analyze",
+        lab_scenario("netfilter-udp")["vmcore"],
+        "--vmlinux",
+        lab["vmlinux"],
+        "--debuginfo",
+        str(Path(lab["crashmod_ko"]).parent),
+        "--format",
+        "json",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr[-500:]
     out = json.loads(r.stdout)
@@ -320,7 +357,7 @@ def test_session_freed_after_the_last_crash(lab, lab_scenario):
 
 def _overlay(prog, addr: int, data: bytes) -> None:
     """Make the dump show `data` at `addr` (a simulated concurrent write), without touching the file."""
-    prog.add_memory_segment(addr, len(data), lambda a, count, offset, phys: data[offset:offset + count])
+    prog.add_memory_segment(addr, len(data), lambda a, count, offset, phys: data[offset : offset + count])
 
 
 def test_real_race_memory_changed_after_the_read(report):
@@ -396,7 +433,6 @@ def test_wrong_vmlinux_is_named(lab, lab_scenario):
     fs = findings(rep)
     assert one(fs, "vmcore.debuginfo-missing").data["tier"] == "btf"
     assert fs["_crash"].kind == "panic"
-
 
 
 def test_deadlock_cycle_mutex_and_rwsem(report):

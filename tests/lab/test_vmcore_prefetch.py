@@ -1,6 +1,7 @@
 """`ktriage analyze VMCORE` opens the dump on a worker thread while it imports and loads the knowledge base
 (ktriage.vmcore.prefetch). The report must be the one the plain in-process pipeline gives, byte for byte, and a
 dump that cannot be read must still give one line and exit status 3."""
+
 from __future__ import annotations
 
 import json
@@ -9,16 +10,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.lab.conftest import debug_opts
 
 from ktriage.pipeline import Options, analyze_paths
 from ktriage.render.json_out import render
 
-from tests.lab.conftest import debug_opts
-
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ktriage.cli", "analyze", *args, "--format", "json"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "analyze", *args, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("name", ["null-member", "hung-task", "netfilter-udp"])
@@ -66,7 +70,18 @@ def test_the_dump_is_opened_once_on_the_worker(lab, lab_scenario, monkeypatch):
 
     monkeypatch.setattr(V, "_open_session", spy)
     kw = debug_opts(lab)
-    res = CliRunner().invoke(main, ["analyze", lab_scenario("null-member")["vmcore"], "--vmlinux", kw["vmlinux"],
-                                    "--debuginfo", kw["debuginfo_dirs"][0], "--format", "json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            lab_scenario("null-member")["vmcore"],
+            "--vmlinux",
+            kw["vmlinux"],
+            "--debuginfo",
+            kw["debuginfo_dirs"][0],
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert opened == [False]

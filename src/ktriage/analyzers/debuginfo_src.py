@@ -45,15 +45,38 @@ def analyze_debuginfo(ctx: AnalysisContext) -> list[Finding]:
     out: list[Finding] = []
     for note in s.refused:
         out.append(Finding("debuginfo.refused", note, (note,), "certain", "debuginfo", {"note": note}))
-    used = ([f"vmlinux: {s.vmlinux} ({s.vmlinux_how})"] if s.vmlinux else []) + \
-        [f"{m}: {p} ({s.modules_how.get(m, '')})" for m, p in s.modules.items()]
+    used = ([f"vmlinux: {s.vmlinux} ({s.vmlinux_how})"] if s.vmlinux else []) + [
+        f"{m}: {p} ({s.modules_how.get(m, '')})" for m, p in s.modules.items()
+    ]
     missing = ([] if s.vmlinux else ["vmlinux"]) + [m + ".ko" for m in s.missing_modules()]
-    summary = "Debug info: " + "; ".join(f"{_rel(p)}" for p in ([s.vmlinux] if s.vmlinux else []) + list(s.modules.values()))
-    summary += " (verified against the crash)" + (f"; missing {', '.join(missing)}: frames there stay "
-                                                   f"unsymbolized (looked in: {s.looked_summary(6)})" if missing else "") + "."
-    out.append(Finding("debuginfo.files", summary, tuple(used + s.verified), "certain", "debuginfo",
-                       {"vmlinux": s.vmlinux, "modules": dict(s.modules), "missing": missing,
-                        "looked": list(dict.fromkeys(s.looked)), "refused": list(s.refused)}))
+    summary = "Debug info: " + "; ".join(
+        f"{_rel(p)}" for p in ([s.vmlinux] if s.vmlinux else []) + list(s.modules.values())
+    )
+    summary += (
+        " (verified against the crash)"
+        + (
+            f"; missing {', '.join(missing)}: frames there stay unsymbolized (looked in: {s.looked_summary(6)})"
+            if missing
+            else ""
+        )
+        + "."
+    )
+    out.append(
+        Finding(
+            "debuginfo.files",
+            summary,
+            tuple(used + s.verified),
+            "certain",
+            "debuginfo",
+            {
+                "vmlinux": s.vmlinux,
+                "modules": dict(s.modules),
+                "missing": missing,
+                "looked": list(dict.fromkeys(s.looked)),
+                "refused": list(s.refused),
+            },
+        )
+    )
     frames = symbolize(crash, di)
     if frames:
         out.append(_frames_finding(frames, di))
@@ -61,13 +84,22 @@ def analyze_debuginfo(ctx: AnalysisContext) -> list[Finding]:
         try:
             f = fn(ctx, di, frames)
         except Exception as e:  # one step failing must not hide the others
-            f = [Finding("debuginfo.error", f"{fn.__name__.strip('_')}: internal error {type(e).__name__}: {e}",
-                         (), "low", "debuginfo", {})]
+            f = [
+                Finding(
+                    "debuginfo.error",
+                    f"{fn.__name__.strip('_')}: internal error {type(e).__name__}: {e}",
+                    (),
+                    "low",
+                    "debuginfo",
+                    {},
+                )
+            ]
         out += f
     return out
 
 
 # --- frames -----------------------------------------------------------------------------------
+
 
 def _same_place(a: Location, b: Location | None) -> bool:
     return b is not None and (a.symbol, a.offset, a.module) == (b.symbol, b.offset, b.module)
@@ -129,12 +161,22 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
         if n == 0 and lr is not None:
             locs.append((lr, False, "lr"))
     for loc, exact, reg in locs:
-        rec: dict = {"frame": str(loc), "symbol": loc.symbol, "offset": loc.offset, "size": loc.size, "module": loc.module,
-                     "reliable": getattr(loc, "reliable", True), "exact": exact, "locations": []}
+        rec: dict = {
+            "frame": str(loc),
+            "symbol": loc.symbol,
+            "offset": loc.offset,
+            "size": loc.size,
+            "module": loc.module,
+            "reliable": getattr(loc, "reliable", True),
+            "exact": exact,
+            "locations": [],
+        }
         if reg:
             rec["register"] = reg
-            rec["note"] = ("from `lr :`: the return address into the caller of a leaf function (no frame record), "
-                           "missing from the Call trace")
+            rec["note"] = (
+                "from `lr :`: the return address into the caller of a leaf function (no frame record), "
+                "missing from the Call trace"
+            )
         if not loc.symbol or loc.offset is None:
             rec["note"] = "no symbol+offset"
         elif not di.has(loc.module):
@@ -153,14 +195,18 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
                 rec["address"], rec["lookup"] = addr, look
                 path, sec, a2l = di.file_location(look)
                 rec["file"], rec["section"], rec["addr2line_address"] = path, sec, a2l
-                rec["locations"] = [{"function": s.function, "file": s.file, "line": s.line, "column": s.column}
-                                    for s in di.locate(look)]
+                rec["locations"] = [
+                    {"function": s.function, "file": s.file, "line": s.line, "column": s.column}
+                    for s in di.locate(look)
+                ]
                 ch = rec["locations"]
                 if not ch:
                     rec["note"] = "no line information at this address"
                     if loc.size is not None and loc.offset == loc.size:
-                        rec["note"] += (f" (offset = size: the first byte after {loc.symbol}, i.e. a pointer to the "
-                                        f"next function found by the stack scan, not a return address)")
+                        rec["note"] += (
+                            f" (offset = size: the first byte after {loc.symbol}, i.e. a pointer to the "
+                            f"next function found by the stack scan, not a return address)"
+                        )
                 if ch and ch[-1]["function"].strip("?") == "":  # padding after the function's ELF size
                     ch[-1]["function"] = loc.symbol
                 if len(ch) == 1 and ch[0]["file"].endswith(".S") and ch[0]["function"] != loc.symbol:
@@ -193,12 +239,22 @@ def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyp
         c = first["locations"][0]
         where = f"; {first['frame']} is {c['function']} at {os.path.basename(c['file'])}:{c['line']}"
     summary = f"{done} of {len(frames)} frames mapped to source lines{where}."
-    return Finding("src.frames", summary, ("return addresses looked up at offset-1 (the call), the faulting IP "
-                                            "exactly; addresses are debug-file addresses from func+off",),
-                   "certain" if done == len(frames) else "high", "debuginfo", {"frames": frames}, tuple(lines))
+    return Finding(
+        "src.frames",
+        summary,
+        (
+            "return addresses looked up at offset-1 (the call), the faulting IP "
+            "exactly; addresses are debug-file addresses from func+off",
+        ),
+        "certain" if done == len(frames) else "high",
+        "debuginfo",
+        {"frames": frames},
+        tuple(lines),
+    )
 
 
 # --- disassembly --------------------------------------------------------------------------------
+
 
 def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
     from ktriage.debuginfo.member import disassemble
@@ -209,15 +265,26 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
         return []
     arch = crash.arch or "x86_64"
     if arch not in ("x86_64", "arm64"):
-        return [Finding("debuginfo.error", f"no disassembly for {crash.arch} (x86_64 and arm64 only)", (), "low",
-                        "debuginfo")]
+        return [
+            Finding(
+                "debuginfo.error", f"no disassembly for {crash.arch} (x86_64 and arm64 only)", (), "low", "debuginfo"
+            )
+        ]
     sym = di.function(ip.symbol, ip.module)
     if sym is None:
         return []
     code = di.read_code(sym.address, sym.size)
     if code is None:
-        return [Finding("debuginfo.error", f"{ip.symbol}: no code bytes in {_rel(di.object_for(ip.module) or '')} "
-                        f"(a split .debug file has no .text)", (), "low", "debuginfo")]
+        return [
+            Finding(
+                "debuginfo.error",
+                f"{ip.symbol}: no code bytes in {_rel(di.object_for(ip.module) or '')} "
+                f"(a split .debug file has no .text)",
+                (),
+                "low",
+                "debuginfo",
+            )
+        ]
     fault = sym.address + ip.offset
     insns = disassemble(code, sym.address, arch=arch)
     idx = next((k for k, i in enumerate(insns) if i.address == fault), None)
@@ -247,31 +314,49 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
                 ops += f" <{ts.name}+{tgt - ts.address:#x}>" if tgt != ts.address else f" <{ts.name}>"
             except (LookupError, ValueError):
                 pass
-        lines.append(f"{mark}{i.address:#x} <{ip.symbol}+{i.address - sym.address}>:\t{i.mnemonic} {ops}".rstrip()
-                     + ("   <-- fault" if mark == "*" else ""))
-    ev = [f"{ip.symbol}: {sym.size:#x} bytes at {sym.address:#x} in {_rel(di.object_for(ip.module) or '')} "
-          f"(debug-file address; the oops' KASLR/module address differs)"]
+        lines.append(
+            f"{mark}{i.address:#x} <{ip.symbol}+{i.address - sym.address}>:\t{i.mnemonic} {ops}".rstrip()
+            + ("   <-- fault" if mark == "*" else "")
+        )
+    ev = [
+        f"{ip.symbol}: {sym.size:#x} bytes at {sym.address:#x} in {_rel(di.object_for(ip.module) or '')} "
+        f"(debug-file address; the oops' KASLR/module address differs)"
+    ]
     if is_mod:
-        ev.append("module code is unrelocated: call/jump targets and %rip-relative data outside the function read as "
-                  "self-relative / 0" if arch == "x86_64" else
-                  "module code is unrelocated: `bl` to other functions and adrp/add (or literal) data addresses read as "
-                  "self-relative / 0")
+        ev.append(
+            "module code is unrelocated: call/jump targets and %rip-relative data outside the function read as "
+            "self-relative / 0"
+            if arch == "x86_64"
+            else "module code is unrelocated: `bl` to other functions and adrp/add (or literal) data addresses read as "
+            "self-relative / 0"
+        )
     if idx is None:
-        ev.append(f"no instruction starts at +{ip.offset:#x}: the file is not the code that ran, or alternatives "
-                  f"were patched")
+        ev.append(
+            f"no instruction starts at +{ip.offset:#x}: the file is not the code that ran, or alternatives were patched"
+        )
     chain = di.locate(fault)
     where = f" ({chain[0].file}:{chain[0].line})" if chain else ""
     tr = insns[idx] if idx is not None else None
-    summary = (f"{ip.symbol} disassembled with source lines; the fault is at +{ip.offset:#x}"
-               + (f" `{tr.mnemonic} {tr.op_str}`" if tr else "") + where + ".")
-    data = {"function": ip.symbol, "address": sym.address, "size": sym.size, "fault": fault,
-            "fault_insn": f"{tr.mnemonic} {tr.op_str}" if tr else None, "instructions": len(insns),
-            "syntax": "att" if arch == "x86_64" else "arm64"}
-    return [Finding("src.disassembly", summary, tuple(ev), "certain" if tr else "low", "debuginfo", data,
-                    tuple(lines))]
+    summary = (
+        f"{ip.symbol} disassembled with source lines; the fault is at +{ip.offset:#x}"
+        + (f" `{tr.mnemonic} {tr.op_str}`" if tr else "")
+        + where
+        + "."
+    )
+    data = {
+        "function": ip.symbol,
+        "address": sym.address,
+        "size": sym.size,
+        "fault": fault,
+        "fault_insn": f"{tr.mnemonic} {tr.op_str}" if tr else None,
+        "instructions": len(insns),
+        "syntax": "att" if arch == "x86_64" else "arm64",
+    }
+    return [Finding("src.disassembly", summary, tuple(ev), "certain" if tr else "low", "debuginfo", data, tuple(lines))]
 
 
 # --- the member at fault ------------------------------------------------------------------------
+
 
 def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
     from ktriage.debuginfo.member import Resolver, disassemble, member_path, pointee, reg_field, type_name
@@ -283,8 +368,11 @@ def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # t
         return []
     arch = crash.arch or "x86_64"
     if arch not in ("x86_64", "arm64") or di.kernel is None:
-        return [Finding("debuginfo.error", "the member at fault needs x86_64 or arm64 and the vmlinux", (), "low",
-                        "debuginfo")]
+        return [
+            Finding(
+                "debuginfo.error", "the member at fault needs x86_64 or arm64 and the vmlinux", (), "low", "debuginfo"
+            )
+        ]
     base, disp = acc.data.get("base"), acc.data.get("disp") or 0
     reg = reg_field(base, arch)
     if reg is None or acc.data.get("index"):
@@ -314,28 +402,53 @@ def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # t
         for path, mtype, _ in member_path(st, disp)[:1]:
             cands.append((r, st, path, mtype))
     if not cands:
-        ev = [f"{base} = {bval:#x}" if bval is not None else f"{base}",
-              f"no variable is located in {base} at {fault:#x} and its load could not be followed"]
-        return [Finding("src.fault-member", f"The faulting access is {base} + {disp:#x} at {line}; no C expression "
-                        f"could be named from the DWARF.", tuple(ev), "low", "debuginfo",
-                        {"base_register": base, "disp": disp, "line": line, "expression": None})]
+        ev = [
+            f"{base} = {bval:#x}" if bval is not None else f"{base}",
+            f"no variable is located in {base} at {fault:#x} and its load could not be followed",
+        ]
+        return [
+            Finding(
+                "src.fault-member",
+                f"The faulting access is {base} + {disp:#x} at {line}; no C expression could be named from the DWARF.",
+                tuple(ev),
+                "low",
+                "debuginfo",
+                {"base_register": base, "disp": disp, "line": line, "expression": None},
+            )
+        ]
     r, st, path, mtype = cands[0]
     expr = f"{r.expression}->{path}"
     null = " (NULL)" if bval == 0 else (f" (= {bval:#x})" if bval is not None else "")
     origin = next((st_ for st_ in r.steps if st_.get("origin_of")), None)
     loaded = f", loaded from `{origin['expression']}` (offset {origin['offset']:#x})" if origin else ""
-    summary = (f"The faulting access is `{expr}`: {r.expression} is `{r.base_type}`{null} in {base}{loaded}, member "
-               f"{path} ({type_name(mtype)}) at offset {disp:#x} of {type_name(st)}, at {os.path.basename(line)}"
-               + (f" `{src.strip()}`" if src else "") + ".")
-    ev = list(r.how) + [f"{type_name(st)}.{path} is at offset {disp:#x} (drgn type info), type {type_name(mtype)}",
-                        f"fault at {ip.symbol}+{ip.offset:#x} = {line}"]
+    summary = (
+        f"The faulting access is `{expr}`: {r.expression} is `{r.base_type}`{null} in {base}{loaded}, member "
+        f"{path} ({type_name(mtype)}) at offset {disp:#x} of {type_name(st)}, at {os.path.basename(line)}"
+        + (f" `{src.strip()}`" if src else "")
+        + "."
+    )
+    ev = list(r.how) + [
+        f"{type_name(st)}.{path} is at offset {disp:#x} (drgn type info), type {type_name(mtype)}",
+        f"fault at {ip.symbol}+{ip.offset:#x} = {line}",
+    ]
     conf = r.confidence
     others = [f"{c[0].expression}->{c[2]}" for c in cands[1:]]
     if others:
         ev.append(f"other readings that fit: {', '.join(others)}")
         conf = "medium" if conf in ("certain", "high") else "low"
-    data = {"expression": expr, "base_expression": r.expression, "base_type": r.base_type, "base_register": base,
-            "base_value": bval, "struct": type_name(st), "member": path, "member_type": type_name(mtype),
-            "offset": disp, "line": line, "chain": r.steps, "alternatives": others,
-            "origin": origin["expression"] if origin else None}
+    data = {
+        "expression": expr,
+        "base_expression": r.expression,
+        "base_type": r.base_type,
+        "base_register": base,
+        "base_value": bval,
+        "struct": type_name(st),
+        "member": path,
+        "member_type": type_name(mtype),
+        "offset": disp,
+        "line": line,
+        "chain": r.steps,
+        "alternatives": others,
+        "origin": origin["expression"] if origin else None,
+    }
     return [Finding("src.fault-member", summary, tuple(ev), conf, "debuginfo", data)]

@@ -11,23 +11,28 @@ Later ones read earlier findings through `ctx.finding(code)`.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ktriage.analyzers import AnalysisContext, Skip, analyzer
 from ktriage.insn import values as V
 from ktriage.insn.dataflow import _writes, walk_back
 from ktriage.insn.decode import Decoded, decode, listing
-from ktriage.insn.operands import MemAccess, dump_name, indirect_branch, is_trap_insn, memory_accesses
 from ktriage.insn.objcode import ObjectCodeError, code_from_object
+from ktriage.insn.operands import MemAccess, dump_name, indirect_branch, is_trap_insn, memory_accesses
 from ktriage.model import CodeBytes, Crash, Finding
 
 FAULT_KINDS = ("null-deref", "paging-request", "gpf", "unknown", "stack-guard", "kasan", "double-fault")
 IP_REG = {"x86_64": "RIP", "i386": "EIP", "arm64": "pc", "arm": "pc"}
 FAULT_NAME = {"x86_64": "CR2", "i386": "CR2", "arm64": "FAR", "arm": "FAR"}
 _NONCANON = re.compile(r"(?:for|maybe for) (?:non-canonical )?address (0x[0-9a-f]+)")
-ARM64_BRK = ((0x800, 0x800, "BUG_BRK_IMM: BUG()/WARN()"), (0x900, 0x9FF, "KASAN_BRK_IMM: tag-based KASAN report"),
-             (0x5500, 0x55FF, "UBSAN trap"), (0x8000, 0x8FFF, "CFI check failure"), (0x100, 0x100, "kprobes"),
-             (0x004, 0x004, "FAULT_BRK_IMM"))
+ARM64_BRK = (
+    (0x800, 0x800, "BUG_BRK_IMM: BUG()/WARN()"),
+    (0x900, 0x9FF, "KASAN_BRK_IMM: tag-based KASAN report"),
+    (0x5500, 0x55FF, "UBSAN trap"),
+    (0x8000, 0x8FFF, "CFI check failure"),
+    (0x100, 0x100, "kprobes"),
+    (0x004, 0x004, "FAULT_BRK_IMM"),
+)
 
 
 def lookup_for(crash: Crash) -> Callable[[str], int | None]:
@@ -178,12 +183,15 @@ def stale_cr2(crash: Crash, fault: int | None) -> str | None:
         return None
     m = re.search(r"(0x[0-9a-fA-F]+)", code.note)
     if m and int(m.group(1), 16) == cr2 and cr2 != fault:
-        return (f"CR2 in the register dump ({cr2:#x}) is the address of the Code: bytes the kernel failed to read "
-                f"while printing the oops, not the fault address" + (f" ({fault:#x})" if fault is not None else ""))
+        return (
+            f"CR2 in the register dump ({cr2:#x}) is the address of the Code: bytes the kernel failed to read "
+            f"while printing the oops, not the fault address" + (f" ({fault:#x})" if fault is not None else "")
+        )
     return None
 
 
 # --- insn.decode ------------------------------------------------------------------------------
+
 
 @analyzer("insn.decode", order=10)
 def analyze_decode(ctx: AnalysisContext) -> list[Finding]:
@@ -202,9 +210,16 @@ def analyze_decode(ctx: AnalysisContext) -> list[Finding]:
         cr2 = stale_cr2(crash, fault)
         if cr2:
             ev.append(cr2)
-        pre.append(Finding("insn.decode-partial", f"The console shows no trapping instruction: {why}; "
-                           f"the bytes were read from the binary instead.", tuple(ev), "certain", "insn.decode",
-                           {"reason": why, "bytes": console.data.hex() if console else ""}))
+        pre.append(
+            Finding(
+                "insn.decode-partial",
+                f"The console shows no trapping instruction: {why}; the bytes were read from the binary instead.",
+                tuple(ev),
+                "certain",
+                "insn.decode",
+                {"reason": why, "bytes": console.data.hex() if console else ""},
+            )
+        )
     d = _decoded(ctx)
     raw = (code.raw.strip() or "Code: (empty)")[:400]
     if d is None or d.trap is None:
@@ -216,8 +231,17 @@ def analyze_decode(ctx: AnalysisContext) -> list[Finding]:
             ev.append(cr2)
         if ctx.__dict__.get("_object_code_error"):
             ev.append(f"the binary could not give the code either: {ctx.__dict__['_object_code_error']}")
-        return [Finding("insn.decode-partial", f"No trapping instruction can be shown: {why}.",
-                        tuple(ev), "certain", "insn.decode", {"reason": why, "bytes": code.data.hex()}, partial)]
+        return [
+            Finding(
+                "insn.decode-partial",
+                f"No trapping instruction can be shown: {why}.",
+                tuple(ev),
+                "certain",
+                "insn.decode",
+                {"reason": why, "bytes": code.data.hex()},
+                partial,
+            )
+        ]
     trap = d.trap
     ip = _ip(crash, arch)
     where = str(crash.ip) if crash.ip else "the IP"
@@ -225,23 +249,51 @@ def analyze_decode(ctx: AnalysisContext) -> list[Finding]:
     um = user_mode(crash, arch)
     ev = [raw, f"marked byte at window offset {trap.offset:#x}"]
     if arch in ("x86_64", "i386"):
-        ev.append(f"{d.candidates} start offset(s) decode cleanly onto the mark; kept the one at {d.start:#x}; "
-                  f"instructions from {d.sync:#x} on agree under every such alignment ('?' marks the rest)")
+        ev.append(
+            f"{d.candidates} start offset(s) decode cleanly onto the mark; kept the one at {d.start:#x}; "
+            f"instructions from {d.sync:#x} on agree under every such alignment ('?' marks the rest)"
+        )
     if um:
         ev.append("CS/pstate says user mode: this is the task's user-space code at kernel entry, not the kernel fault")
     conf = "certain" if code.complete else "high"
     if code is not console:
         ev.append(code.note or "bytes read from the binary")
     summary = f"{where} {'(user mode) ' if um else ''}executed `{text}`" + (
-        " (read from the binary: the console could not show the code)." if code is not console else ".")
-    out = pre + [Finding("insn.trap", summary, tuple(ev), conf, "insn.decode",
-                         {"mnemonic": trap.mnemonic, "operands": trap.op_str, "offset": trap.offset,
-                          "bytes": trap.raw.hex(), "ip": ip, "user_mode": um, "sync": d.sync, "start": d.start,
-                          "candidates": d.candidates, "source": "console" if code is console else "binary"},
-                         listing(d, ip))]
+        " (read from the binary: the console could not show the code)." if code is not console else "."
+    )
+    out = pre + [
+        Finding(
+            "insn.trap",
+            summary,
+            tuple(ev),
+            conf,
+            "insn.decode",
+            {
+                "mnemonic": trap.mnemonic,
+                "operands": trap.op_str,
+                "offset": trap.offset,
+                "bytes": trap.raw.hex(),
+                "ip": ip,
+                "user_mode": um,
+                "sync": d.sync,
+                "start": d.start,
+                "candidates": d.candidates,
+                "source": "console" if code is console else "binary",
+            },
+            listing(d, ip),
+        )
+    ]
     if d.problem:
-        out.append(Finding("insn.decode-partial", f"The Code: line is incomplete: {d.problem}.", (raw,), "certain",
-                           "insn.decode", {"reason": d.problem}))
+        out.append(
+            Finding(
+                "insn.decode-partial",
+                f"The Code: line is incomplete: {d.problem}.",
+                (raw,),
+                "certain",
+                "insn.decode",
+                {"reason": d.problem},
+            )
+        )
     bug = is_trap_insn(trap, arch)
     if bug and not um:
         out.append(_trap_bug(crash, arch, trap, bug))
@@ -253,11 +305,23 @@ def analyze_decode(ctx: AnalysisContext) -> list[Finding]:
 
 # x86 conditional jumps (capstone Intel mnemonics): the relation `cmp a, b` (a OP b) / `test a, b`
 # (a & b OP 0) that makes the jump taken, and the one that holds when it is not taken
-_TAKEN = {"je": "==", "jz": "==", "jne": "!=", "jnz": "!=", "jb": "< (unsigned)", "jae": ">= (unsigned)",
-          "jnb": ">= (unsigned)", "ja": "> (unsigned)", "jbe": "<= (unsigned)", "jl": "<", "jge": ">=", "jg": ">",
-          "jle": "<="}
+_TAKEN = {
+    "je": "==",
+    "jz": "==",
+    "jne": "!=",
+    "jnz": "!=",
+    "jb": "< (unsigned)",
+    "jae": ">= (unsigned)",
+    "jnb": ">= (unsigned)",
+    "ja": "> (unsigned)",
+    "jbe": "<= (unsigned)",
+    "jl": "<",
+    "jge": ">=",
+    "jg": ">",
+    "jle": "<=",
+}
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
-_FALL_THROUGH = {k: _NEGATE[v.split()[0]] + v[len(v.split()[0]):] for k, v in _TAKEN.items()}
+_FALL_THROUGH = {k: _NEGATE[v.split()[0]] + v[len(v.split()[0]) :] for k, v in _TAKEN.items()}
 
 
 def _bug_condition(crash: Crash, arch: str, d: Decoded) -> Finding | None:
@@ -294,8 +358,11 @@ def _bug_condition(crash: Crash, arch: str, d: Decoded) -> Finding | None:
             else:
                 m = memory_accesses(f, arch, look, _ip(crash, arch))
                 acc = m[0] if m else None
-                ok = acc is not None and acc.ea is not None and not any(
-                    r in _writes(i, arch) for i in between for r in acc.values)
+                ok = (
+                    acc is not None
+                    and acc.ea is not None
+                    and not any(r in _writes(i, arch) for i in between for r in acc.values)
+                )
                 names.append((acc.formula() if acc else "memory") + (f" (at {acc.ea:#x})" if ok else ""))
         rel = (_TAKEN if taken else _FALL_THROUGH)[mn]
         if fm == "test":
@@ -307,16 +374,33 @@ def _bug_condition(crash: Crash, arch: str, d: Decoded) -> Finding | None:
             cond = f"{names[0]} {rel} {names[1]}"
         ftext = f"{f.mnemonic} {f.op_str}".strip()
         jtext = f"{j.mnemonic} {j.op_str}".strip()
-        how = (f"`{jtext}` jumped to it" if taken else f"`{jtext}`, which jumps over it, was not taken")
+        how = f"`{jtext}` jumped to it" if taken else f"`{jtext}`, which jumps over it, was not taken"
         summary = f"The {trap.mnemonic} ran because {how} after `{ftext}`, so the condition was: {cond}."
-        ev = (f"+{f.offset:#x} `{ftext}` sets the flags",
-              f"+{j.offset:#x} `{jtext}` targets " + (f"the {trap.mnemonic} at +{trap.offset:#x}" if taken else
-                                                       f"+{trap.end:#x}, right after the {trap.mnemonic} at "
-                                                       f"+{trap.offset:#x}"),
-              "assuming the trap was reached through this branch (no other jump to it inside the window)")
-        return Finding("insn.bug-condition", summary, ev, "high", "insn.decode",
-                       {"flags_insn": ftext, "jump": jtext, "condition": cond, "flags_offset": f.offset,
-                        "jump_offset": j.offset, "taken": taken})
+        ev = (
+            f"+{f.offset:#x} `{ftext}` sets the flags",
+            f"+{j.offset:#x} `{jtext}` targets "
+            + (
+                f"the {trap.mnemonic} at +{trap.offset:#x}"
+                if taken
+                else f"+{trap.end:#x}, right after the {trap.mnemonic} at +{trap.offset:#x}"
+            ),
+            "assuming the trap was reached through this branch (no other jump to it inside the window)",
+        )
+        return Finding(
+            "insn.bug-condition",
+            summary,
+            ev,
+            "high",
+            "insn.decode",
+            {
+                "flags_insn": ftext,
+                "jump": jtext,
+                "condition": cond,
+                "flags_offset": f.offset,
+                "jump_offset": j.offset,
+                "taken": taken,
+            },
+        )
     return None
 
 
@@ -330,14 +414,22 @@ def _trap_bug(crash: Crash, arch: str, trap, bug: str) -> Finding:
     elif bug == "int3":
         meaning = "int3: breakpoint (kprobe, text patching or a stray int3)"
     kind = crash.kind
-    summary = (f"The trapping instruction `{trap.mnemonic}` is a deliberate trap ({meaning}); "
-               f"this is an assertion ({kind}), not a bad memory access.")
-    return Finding("insn.trap-bug", summary, (f"{trap.mnemonic} {trap.op_str} at window offset {trap.offset:#x}",
-                                              f"crash kind {kind}"), "certain", "insn.decode",
-                   {"trap": bug, "meaning": meaning})
+    summary = (
+        f"The trapping instruction `{trap.mnemonic}` is a deliberate trap ({meaning}); "
+        f"this is an assertion ({kind}), not a bad memory access."
+    )
+    return Finding(
+        "insn.trap-bug",
+        summary,
+        (f"{trap.mnemonic} {trap.op_str} at window offset {trap.offset:#x}", f"crash kind {kind}"),
+        "certain",
+        "insn.decode",
+        {"trap": bug, "meaning": meaning},
+    )
 
 
 # --- insn.access ------------------------------------------------------------------------------
+
 
 def _pick(mems: list[MemAccess], fault: int | None) -> MemAccess | None:
     if not mems:
@@ -371,25 +463,43 @@ def analyze_access(ctx: AnalysisContext) -> list[Finding]:
     if m is not None:
         out.append(_bad_access(d, m, fault, source, arch, stale_cr2(crash, fault)))
     if br is not None and br.value is not None:
-        out.append(Finding("insn.branch", f"The trapping instruction is an indirect {br.kind.split(' ')[0]} "
-                           f"to {br.via} = {br.value:#x}.",
-                           (f"{d.trap.mnemonic} {d.trap.op_str}", br.kind, f"{br.via} = {br.value:#x}"),
-                           "high", "insn.access", {"via": br.via, "target": br.value, "kind": br.kind}))
+        out.append(
+            Finding(
+                "insn.branch",
+                f"The trapping instruction is an indirect {br.kind.split(' ')[0]} to {br.via} = {br.value:#x}.",
+                (f"{d.trap.mnemonic} {d.trap.op_str}", br.kind, f"{br.via} = {br.value:#x}"),
+                "high",
+                "insn.access",
+                {"via": br.via, "target": br.value, "kind": br.kind},
+            )
+        )
     if not out:
         raise Skip(f"`{d.trap.mnemonic} {d.trap.op_str}` has no memory operand to check")
     return out
 
 
-def _bad_access(d: Decoded, m: MemAccess, fault: int | None, source: str, arch: str,
-                stale: str | None = None) -> Finding:
+def _bad_access(
+    d: Decoded, m: MemAccess, fault: int | None, source: str, arch: str, stale: str | None = None
+) -> Finding:
     text = f"{d.trap.mnemonic} {d.trap.op_str}".strip()
     size = f"{m.size}-byte " if m.size else ""
     ev = [f"`{text}`: {size}{m.access} of {m.formula()}"]
     ev += [f"{k} = {v:#x}" for k, v in m.values.items()]
     if stale:
         ev.append(stale)
-    data = {"base": m.base, "index": m.index, "scale": m.scale, "disp": m.disp, "size": m.size, "access": m.access,
-            "segment": m.segment, "ea": m.ea, "fault": fault, "values": dict(m.values), "missing": list(m.missing)}
+    data = {
+        "base": m.base,
+        "index": m.index,
+        "scale": m.scale,
+        "disp": m.disp,
+        "size": m.size,
+        "access": m.access,
+        "segment": m.segment,
+        "ea": m.ea,
+        "fault": fault,
+        "values": dict(m.values),
+        "missing": list(m.missing),
+    }
     if m.ea is None:
         summary = f"The {size}{m.access} of {m.formula()} faulted; the dump lacks {', '.join(m.missing)} to compute it."
         return Finding("insn.bad-access", summary, tuple(ev), "medium", "insn.access", data)
@@ -407,13 +517,17 @@ def _bad_access(d: Decoded, m: MemAccess, fault: int | None, source: str, arch: 
         ev.append(f"{source}: {fault:#x}")
         if m.ea is not None and (fault - m.ea) & V.MASK64 >= max(m.size or 1, 1):
             # arm64 reports the address with its top byte stripped (TBI: the MMU ignores it)
-            summary = (f"Fault {fault:#x} = {calc} = {m.ea:#x} with its top byte ignored (arm64 TBI): the {size}"
-                       f"{m.access} of {m.formula()} is the faulting access.")
+            summary = (
+                f"Fault {fault:#x} = {calc} = {m.ea:#x} with its top byte ignored (arm64 TBI): the {size}"
+                f"{m.access} of {m.formula()} is the faulting access."
+            )
             data["untagged"] = True
     else:
         data["match"] = False
-        summary = (f"{m.formula()} computes {m.ea:#x} = {calc}, but {source} says {fault:#x}: the registers or the "
-                   f"Code bytes are not those of the faulting access.")
+        summary = (
+            f"{m.formula()} computes {m.ea:#x} = {calc}, but {source} says {fault:#x}: the registers or the "
+            f"Code bytes are not those of the faulting access."
+        )
         conf = "low"
         ev.append(f"{source}: {fault:#x}")
     data["match"] = data.get("match")
@@ -438,23 +552,38 @@ def _registers_only(crash: Crash, arch: str, fault: int | None, source: str) -> 
     names = [c[1] for c in cands if c[2] == v]
     what = "NULL" if v == 0 else f"{v:#x}"
     who = names[0] if len(names) == 1 else f"{', '.join(names)} are all {v:#x}; {names[0]}"
-    summary = (f"{source} {fault:#x} is {what} + {off:#x}; {who} is the likely base register "
-               f"(no Code: bytes: inferred from the registers and the fault address only).")
+    summary = (
+        f"{source} {fault:#x} is {what} + {off:#x}; {who} is the likely base register "
+        f"(no Code: bytes: inferred from the registers and the fault address only)."
+    )
     ev = [f"{source}: {fault:#x}"] + [f"{n} = {look(n):#x}" for n in names]
     cr2 = stale_cr2(crash, fault)
     if cr2:
         ev.append(cr2)
     if len(names) > 1:
         ev.append(f"{names[0]} is named first because compilers allocate it first ({', '.join(_ALLOC_ORDER[:5])}, ...)")
-    ev.append("without the instruction the base cannot be proven: any register equal to "
-              f"{v:#x} at fault time could have been it, or one already overwritten")
-    return [Finding("regs.likely-base", summary, tuple(ev), "medium" if len(names) == 1 and v == 0 else "low", "insn.access",
-                    {"base_candidates": names, "base_value": v, "offset": off, "fault": fault})]
+    ev.append(
+        "without the instruction the base cannot be proven: any register equal to "
+        f"{v:#x} at fault time could have been it, or one already overwritten"
+    )
+    return [
+        Finding(
+            "regs.likely-base",
+            summary,
+            tuple(ev),
+            "medium" if len(names) == 1 and v == 0 else "low",
+            "insn.access",
+            {"base_candidates": names, "base_value": v, "offset": off, "fault": fault},
+        )
+    ]
 
 
 # GCC's x86-64 allocation order (caller-saved first); arm64 allocates x0.. upwards
-_ALLOC_ORDER = ["RAX", "RDX", "RCX", "RSI", "RDI", "R08", "R09", "R10", "R11", "RBX", "R12", "R13", "R14", "R15",
-                "RBP"] + [f"x{i}" for i in range(31)] + [f"r{i}" for i in range(13)]
+_ALLOC_ORDER = (
+    ["RAX", "RDX", "RCX", "RSI", "RDI", "R08", "R09", "R10", "R11", "RBX", "R12", "R13", "R14", "R15", "RBP"]
+    + [f"x{i}" for i in range(31)]
+    + [f"r{i}" for i in range(13)]
+)
 
 
 def _base_rank(v: int, arch: str) -> int:
@@ -473,6 +602,7 @@ def _gp(name: str, arch: str) -> bool:
 
 
 # --- value ------------------------------------------------------------------------------------
+
 
 @analyzer("value", order=20)
 def analyze_values(ctx: AnalysisContext) -> list[Finding]:
@@ -508,8 +638,9 @@ def analyze_values(ctx: AnalysisContext) -> list[Finding]:
     return out
 
 
-def _value_findings(crash: Crash, arch: str, label: str, v: int, role: str, acc: Finding | None,
-                    guess: Finding | None = None) -> list[Finding]:
+def _value_findings(
+    crash: Crash, arch: str, label: str, v: int, role: str, acc: Finding | None, guess: Finding | None = None
+) -> list[Finding]:
     out: list[Finding] = []
     bits = 32 if arch in ("i386", "arm") else 64
     disp = acc.data.get("disp", 0) if acc else 0
@@ -517,48 +648,94 @@ def _value_findings(crash: Crash, arch: str, label: str, v: int, role: str, acc:
         if c.kind == "null-offset" and role in ("ea", "fault"):
             if acc is not None and acc.data.get("base") and acc.data["values"].get(acc.data["base"]) == 0:
                 base = acc.data["base"]
-                summary = (f"Fault {v:#x} = {base} (0x0) + {disp:#x}: {acc.data['access']} through a NULL struct "
-                           f"pointer, member at offset {disp:#x}.")
+                summary = (
+                    f"Fault {v:#x} = {base} (0x0) + {disp:#x}: {acc.data['access']} through a NULL struct "
+                    f"pointer, member at offset {disp:#x}."
+                )
                 conf = "certain" if acc.data.get("match") else "high"
             elif guess is not None and guess.data["base_value"] == 0:
                 names = guess.data["base_candidates"]
                 zero = names[0] + (f" (also {', '.join(names[1:])})" if len(names) > 1 else "")
-                summary = (f"{label} is NULL + {v:#x}: a member at offset {v:#x} read through a NULL struct pointer; "
-                           f"{zero} is 0 and the likely base (registers only, no Code: line).")
+                summary = (
+                    f"{label} is NULL + {v:#x}: a member at offset {v:#x} read through a NULL struct pointer; "
+                    f"{zero} is 0 and the likely base (registers only, no Code: line)."
+                )
                 conf = "medium"
             else:
                 summary = f"The faulting address {v:#x} is NULL + {v:#x}: a member at offset {v:#x} of a NULL pointer."
                 conf = "high" if v else "certain"
-            out.append(Finding("value.null-offset", summary, (f"{label} = {v:#x}", c.text), conf, "value",
-                               {"offset": v, "base": acc.data.get("base") if acc else None}))
+            out.append(
+                Finding(
+                    "value.null-offset",
+                    summary,
+                    (f"{label} = {v:#x}", c.text),
+                    conf,
+                    "value",
+                    {"offset": v, "base": acc.data.get("base") if acc else None},
+                )
+            )
         elif c.kind == "err-ptr" and role in ("base", "branch"):
-            out.append(Finding("value.err-ptr", f"{label} = {v:#x} is {c.text}: an error return was used as a pointer.",
-                               (f"{label} = {v:#x}", f"-{c.detail['errno']} = {c.detail['name']}"), "high", "value",
-                               dict(c.detail)))
+            out.append(
+                Finding(
+                    "value.err-ptr",
+                    f"{label} = {v:#x} is {c.text}: an error return was used as a pointer.",
+                    (f"{label} = {v:#x}", f"-{c.detail['errno']} = {c.detail['name']}"),
+                    "high",
+                    "value",
+                    dict(c.detail),
+                )
+            )
         elif c.kind == "list-poison":
-            out.append(Finding("value.list-poison", f"{label} = {v:#x} is {c.text}.", (f"{label} = {v:#x}",),
-                               "high", "value", dict(c.detail)))
+            out.append(
+                Finding(
+                    "value.list-poison",
+                    f"{label} = {v:#x} is {c.text}.",
+                    (f"{label} = {v:#x}",),
+                    "high",
+                    "value",
+                    dict(c.detail),
+                )
+            )
         elif c.kind == "slab-poison":
             ev = [f"{label} = {v:#x}", c.text]
             if c.detail.get("byte") == 0x6B:
-                summary = (f"{label} = {v:#x} is slab free poison (POISON_FREE 0x6b): the pointer was read from a freed "
-                           f"slab object, a use-after-free (or a read past the end of an object into a freed one).")
+                summary = (
+                    f"{label} = {v:#x} is slab free poison (POISON_FREE 0x6b): the pointer was read from a freed "
+                    f"slab object, a use-after-free (or a read past the end of an object into a freed one)."
+                )
                 if crash.kind == "gpf" and role in ("base", "ea", "fault"):
-                    ev.append("the poison value is non-canonical, so dereferencing it raised the general protection "
-                              "fault instead of reading garbage")
+                    ev.append(
+                        "the poison value is non-canonical, so dereferencing it raised the general protection "
+                        "fault instead of reading garbage"
+                    )
             else:
                 summary = f"{label} = {v:#x}: {c.text}."
             out.append(Finding("value.slab-poison", summary, tuple(ev), "high", "value", dict(c.detail)))
         elif c.kind == "magic":
-            out.append(Finding("value.magic", f"{label} = {v:#x} holds {c.text}.", (f"{label} = {v:#x}",),
-                               "medium", "value", dict(c.detail)))
+            out.append(
+                Finding(
+                    "value.magic",
+                    f"{label} = {v:#x} holds {c.text}.",
+                    (f"{label} = {v:#x}",),
+                    "medium",
+                    "value",
+                    dict(c.detail),
+                )
+            )
         elif c.kind == "non-canonical" and role in ("ea", "fault", "base", "branch"):
             out += _non_canonical(crash, arch, label, v, role)
         elif c.kind == "user" and role in ("ea", "fault") and not user_mode(crash, arch):
-            out.append(Finding("value.user-address",
-                               f"{label} = {v:#x} is a user-space address dereferenced in kernel mode "
-                               f"(a user pointer used without copy_from_user, or a corrupted pointer).",
-                               (f"{label} = {v:#x}", c.text), "medium", "value", {"address": v}))
+            out.append(
+                Finding(
+                    "value.user-address",
+                    f"{label} = {v:#x} is a user-space address dereferenced in kernel mode "
+                    f"(a user pointer used without copy_from_user, or a corrupted pointer).",
+                    (f"{label} = {v:#x}", c.text),
+                    "medium",
+                    "value",
+                    {"address": v},
+                )
+            )
     if role in ("base", "ea", "fault", "branch"):
         flip = bit_flip(crash, arch, v)
         if flip:
@@ -567,8 +744,10 @@ def _value_findings(crash: Crash, arch: str, label: str, v: int, role: str, acc:
 
 
 # lib/list_debug.c (CONFIG_DEBUG_LIST) reports, v4.x..v6.x wording
-_LIST_DEBUG = re.compile(r"(list_(?:del|add)) corruption[.,] (?:(?P<entry>[0-9a-fx]+)->(?P<field>next|prev) is "
-                         r"(?P<what>LIST_POISON[12]|NULL) \((?P<val>[0-9a-fx]+)\)|.*?but was (?P<was>[0-9a-fx]+))")
+_LIST_DEBUG = re.compile(
+    r"(list_(?:del|add)) corruption[.,] (?:(?P<entry>[0-9a-fx]+)->(?P<field>next|prev) is "
+    r"(?P<what>LIST_POISON[12]|NULL) \((?P<val>[0-9a-fx]+)\)|.*?but was (?P<was>[0-9a-fx]+))"
+)
 
 
 def _list_debug_findings(crash: Crash, arch: str, seen: set[str]) -> list[Finding]:
@@ -588,14 +767,19 @@ def _list_debug_findings(crash: Crash, arch: str, seen: set[str]) -> list[Findin
             if c.kind == "list-poison":
                 seen.add("value.list-poison")
                 op = m.group(1)
-                summary = (f"{op}() found {where} = {v:#x}, {c.text}: the entry was deleted already and is "
-                           f"being deleted or used again (CONFIG_DEBUG_LIST caught it before the access).")
+                summary = (
+                    f"{op}() found {where} = {v:#x}, {c.text}: the entry was deleted already and is "
+                    f"being deleted or used again (CONFIG_DEBUG_LIST caught it before the access)."
+                )
                 data = dict(c.detail, source="list_debug report", entry=m.group("entry"), field=m.group("field"))
                 return [Finding("value.list-poison", summary, (text,), "certain", "value", data)]
             if c.kind in ("slab-poison", "null-offset"):
                 summary = f"The list_debug report's pointer {where} = {v:#x} is {c.text}."
-                return [Finding(f"value.{c.kind}", summary, (text,), "high", "value",
-                                dict(c.detail, source="list_debug report"))]
+                return [
+                    Finding(
+                        f"value.{c.kind}", summary, (text,), "high", "value", dict(c.detail, source="list_debug report")
+                    )
+                ]
     return []
 
 
@@ -607,15 +791,33 @@ def _non_canonical(crash: Crash, arch: str, label: str, v: int, role: str) -> li
     if ks:
         off, first, last = ks
         ev.append(f"KASAN shadow = (addr >> 3) + {off:#x}, so addr is in [{first:#x}, {last:#x}]")
-        summary = (f"{label} = {v:#x} is non-canonical: the KASAN shadow check of address {first:#x}..{last:#x}"
-                   + (f", i.e. NULL + {first:#x}" if first < V.NULL_LIMIT else "") + ".")
-        out.append(Finding("value.non-canonical", summary, tuple(ev), "high", "value",
-                           {"address": v, "kasan_shadow_of": [first, last], "kasan_offset": off}))
+        summary = (
+            f"{label} = {v:#x} is non-canonical: the KASAN shadow check of address {first:#x}..{last:#x}"
+            + (f", i.e. NULL + {first:#x}" if first < V.NULL_LIMIT else "")
+            + "."
+        )
+        out.append(
+            Finding(
+                "value.non-canonical",
+                summary,
+                tuple(ev),
+                "high",
+                "value",
+                {"address": v, "kasan_shadow_of": [first, last], "kasan_offset": off},
+            )
+        )
         if first < V.NULL_LIMIT:
-            out.append(Finding("value.null-offset",
-                               f"The instrumented access was to {first:#x}..{last:#x}: NULL + {first:#x}, a member at "
-                               f"offset {first:#x} of a NULL pointer (found through the KASAN shadow address).",
-                               tuple(ev), "high", "value", {"offset": first, "via": "kasan-shadow"}))
+            out.append(
+                Finding(
+                    "value.null-offset",
+                    f"The instrumented access was to {first:#x}..{last:#x}: NULL + {first:#x}, a member at "
+                    f"offset {first:#x} of a NULL pointer (found through the KASAN shadow address).",
+                    tuple(ev),
+                    "high",
+                    "value",
+                    {"offset": first, "via": "kasan-shadow"},
+                )
+            )
         return out
     summary = f"{label} = {v:#x} is a non-canonical address: no mapping can exist, the access raises #GP."
     out.append(Finding("value.non-canonical", summary, tuple(ev), "high", "value", {"address": v}))
@@ -632,11 +834,16 @@ def bit_flip(crash: Crash, arch: str, v: int) -> Finding | None:
     kind = _region(crash, v, arch)[0]
     if (v >> 56) == 0xDF and V.kasan_shadow(v, arch) is not None:
         return None  # a KASAN shadow address, explained by value.non-canonical
-    if kind in V.KERNEL_POINTER_REGIONS or kind in ("null", "small") or any(
-            c.kind in ("err-ptr", "list-poison", "slab-poison", "magic", "kasan-offset") for c in _classify(crash, v, arch)):
+    if (
+        kind in V.KERNEL_POINTER_REGIONS
+        or kind in ("null", "small")
+        or any(
+            c.kind in ("err-ptr", "list-poison", "slab-poison", "magic", "kasan-offset")
+            for c in _classify(crash, v, arch)
+        )
+    ):
         return None
-    peers = {k: x for k, x in crash.registers.items() if _gp(k, arch)
-             and _region(crash, x, arch)[0] in _POINTERS}
+    peers = {k: x for k, x in crash.registers.items() if _gp(k, arch) and _region(crash, x, arch)[0] in _POINTERS}
     hits = []
     for b in range(64):
         c = v ^ (1 << b)
@@ -649,18 +856,27 @@ def bit_flip(crash: Crash, arch: str, v: int) -> Finding | None:
     if len(hits) != 1:
         return None
     b, c, near = hits[0]
-    return Finding("value.bit-flip",
-                   f"{v:#x} is one bit (bit {b}) away from {c:#x}, a {_region(crash, c, arch)[1]} pointer close to "
-                   f"{', '.join(near)}: possibly a memory bit flip (check for hardware errors).",
-                   tuple(f"{k} = {crash.registers[k]:#x}" for k in near) + (f"{v:#x} ^ (1 << {b}) = {c:#x}",),
-                   "low", "value", {"bit": b, "corrected": c, "near": near})
+    return Finding(
+        "value.bit-flip",
+        f"{v:#x} is one bit (bit {b}) away from {c:#x}, a {_region(crash, c, arch)[1]} pointer close to "
+        f"{', '.join(near)}: possibly a memory bit flip (check for hardware errors).",
+        tuple(f"{k} = {crash.registers[k]:#x}" for k in near) + (f"{v:#x} ^ (1 << {b}) = {c:#x}",),
+        "low",
+        "value",
+        {"bit": b, "corrected": c, "near": near},
+    )
 
 
 def _ip_findings(ctx: AnalysisContext, arch: str) -> list[Finding]:
     """The IP itself is bad: a call through a NULL or corrupted function pointer."""
     crash = ctx.crash
     ip = _ip(crash, arch)
-    if ip is None or crash.kind not in FAULT_KINDS or user_mode(crash, arch) or (crash.ip is not None and crash.ip.symbol):
+    if (
+        ip is None
+        or crash.kind not in FAULT_KINDS
+        or user_mode(crash, arch)
+        or (crash.ip is not None and crash.ip.symbol)
+    ):
         return []
     kind, text = _region(crash, ip, arch, 32 if arch in ("i386", "arm") else 64)
     if kind in ("kernel-text", "module", "kernel"):
@@ -673,15 +889,28 @@ def _ip_findings(ctx: AnalysisContext, arch: str) -> list[Finding]:
         ev.append(f"lr = {lr:#x} (return address: the caller)")
     if caller is not None:
         ev.append(f"first call trace entry: {caller}" + ("" if caller.reliable else " (unreliable '?' entry)"))
-        who = f"; the call came from {caller.symbol}" + ("" if caller.reliable else " (by the first, unreliable, stack entry)")
-    summary = (f"The CPU jumped to {ip:#x} ({text}), not kernel code: a call through a NULL or corrupted function "
-               f"pointer{who}.")
+        who = f"; the call came from {caller.symbol}" + (
+            "" if caller.reliable else " (by the first, unreliable, stack entry)"
+        )
+    summary = (
+        f"The CPU jumped to {ip:#x} ({text}), not kernel code: a call through a NULL or corrupted function "
+        f"pointer{who}."
+    )
     conf = "high" if kind in ("null", "small", "non-canonical", "user") else "medium"
-    return [Finding("value.ip-invalid", summary, tuple(ev), conf, "value",
-                    {"ip": ip, "region": kind, "caller": caller.symbol if caller else None})]
+    return [
+        Finding(
+            "value.ip-invalid",
+            summary,
+            tuple(ev),
+            conf,
+            "value",
+            {"ip": ip, "region": kind, "caller": caller.symbol if caller else None},
+        )
+    ]
 
 
 # --- dataflow ---------------------------------------------------------------------------------
+
 
 @analyzer("dataflow", order=25)
 def analyze_dataflow(ctx: AnalysisContext) -> list[Finding]:
@@ -714,22 +943,33 @@ def analyze_dataflow(ctx: AnalysisContext) -> list[Finding]:
             origin += f"; then {ch.stop}"
         via = " <- ".join(dict.fromkeys([r] + [s.reg for s in ch.steps]))
         via = f" ({via})" if "<-" in via else ""
-        summary = (f"If reached by fall-through, {r} traces back{via} to: {origin}"
-                   + ("; every value checked matches the register dump" if ch.consistent else "") + ".")
+        summary = (
+            f"If reached by fall-through, {r} traces back{via} to: {origin}"
+            + ("; every value checked matches the register dump" if ch.consistent else "")
+            + "."
+        )
         conf = "high" if ch.consistent else "medium" if ch.steps or "function entry" in ch.stop else "low"
         if any(d.insns[0].offset <= s.offset < d.sync for s in ch.steps if s.offset is not None):
             conf = "low"
             lines.append("some of these instructions are before the point where every alignment of the window agrees")
         lines.append("the bytes before the trap ran just before it only if no jump landed in between")
-        out.append(Finding("dataflow.base-origin", summary, tuple(lines), conf, "dataflow",
-                           {"register": r, "steps": [s.__dict__ for s in ch.steps], "stop": ch.stop,
-                            "consistent": ch.consistent}))
+        out.append(
+            Finding(
+                "dataflow.base-origin",
+                summary,
+                tuple(lines),
+                conf,
+                "dataflow",
+                {"register": r, "steps": [s.__dict__ for s in ch.steps], "stop": ch.stop, "consistent": ch.consistent},
+            )
+        )
     if not out:
         raise Skip("nothing to trace")
     return out
 
 
 # --- regs.classified --------------------------------------------------------------------------
+
 
 @analyzer("regs", order=30)
 def analyze_registers(ctx: AnalysisContext) -> list[Finding]:
@@ -743,8 +983,12 @@ def analyze_registers(ctx: AnalysisContext) -> list[Finding]:
     for name, v in crash.registers.items():
         if not _gp(name, arch) and name not in ("RSP", "sp", "lr", "ESP"):
             continue
-        labels = [("small integer" if c.detail.get("offset") else "zero") + f" (or {c.text})"
-                  if c.kind == "null-offset" else c.text for c in _classify(crash, v, arch, bits)]
+        labels = [
+            ("small integer" if c.detail.get("offset") else "zero") + f" (or {c.text})"
+            if c.kind == "null-offset"
+            else c.text
+            for c in _classify(crash, v, arch, bits)
+        ]
         lines.append(f"{name} = {v:#x}: {'; '.join(labels)}")
         data[name] = [c.kind for c in _classify(crash, v, arch, bits)]
     if not lines:
@@ -752,12 +996,23 @@ def analyze_registers(ctx: AnalysisContext) -> list[Finding]:
     lay = layout(crash, arch)
     if lay:
         gs = crash.reg("GS")
-        lines.append(f"GS (per-cpu base, in the direct map) = {gs:#x}: " + (
-            "the memory layout is randomized (KASLR, CONFIG_RANDOMIZE_MEMORY), so direct map, vmalloc and vmemmap "
-            "addresses are not told apart by range" if lay == "randomized" else
-            "the fixed (non-randomized) memory layout, so the documented ranges apply"))
+        lines.append(
+            f"GS (per-cpu base, in the direct map) = {gs:#x}: "
+            + (
+                "the memory layout is randomized (KASLR, CONFIG_RANDOMIZE_MEMORY), so direct map, vmalloc and vmemmap "
+                "addresses are not told apart by range"
+                if lay == "randomized"
+                else "the fixed (non-randomized) memory layout, so the documented ranges apply"
+            )
+        )
         data["layout"] = lay
-    notable = sorted({k for ks in data.values() for k in ks if k in (
-        "null-offset", "err-ptr", "list-poison", "slab-poison", "magic", "non-canonical")})
+    notable = sorted(
+        {
+            k
+            for ks in data.values()
+            for k in ks
+            if k in ("null-offset", "err-ptr", "list-poison", "slab-poison", "magic", "non-canonical")
+        }
+    )
     summary = f"{len(lines)} registers classified" + (f"; notable: {', '.join(notable)}" if notable else "") + "."
     return [Finding("regs.classified", summary, tuple(lines), "high", "regs", {"registers": data})]

@@ -65,12 +65,38 @@ def gp_regs(regs: dict) -> tuple[str, ...]:
 
 def callee_saved(regs: dict) -> tuple[str, ...]:
     return A64_CALLEE_SAVED if any(r in regs for r in A64_CALLEE_SAVED) else CALLEE_SAVED
+
+
 # frames that only record the dump itself (kdump saves the registers there), and the panic path above them
-DUMP_PATH = frozenset(("crash_setup_regs", "__crash_kexec", "crash_kexec", "machine_kexec", "crash_save_cpu",
-                       "native_machine_crash_shutdown", "__crash_shutdown_handler"))
-PANIC_PATH = DUMP_PATH | frozenset(("panic", "vpanic", "nmi_panic", "oops_end", "die", "check_panic_on_warn",
-                                    "__warn", "report_bug", "__report_bug", "handle_bug", "exc_invalid_op",
-                                    "asm_exc_invalid_op", "do_trap", "do_error_trap"))
+DUMP_PATH = frozenset(
+    (
+        "crash_setup_regs",
+        "__crash_kexec",
+        "crash_kexec",
+        "machine_kexec",
+        "crash_save_cpu",
+        "native_machine_crash_shutdown",
+        "__crash_shutdown_handler",
+    )
+)
+PANIC_PATH = DUMP_PATH | frozenset(
+    (
+        "panic",
+        "vpanic",
+        "nmi_panic",
+        "oops_end",
+        "die",
+        "check_panic_on_warn",
+        "__warn",
+        "report_bug",
+        "__report_bug",
+        "handle_bug",
+        "exc_invalid_op",
+        "asm_exc_invalid_op",
+        "do_trap",
+        "do_error_trap",
+    )
+)
 
 
 def _session(ctx: AnalysisContext, types: bool = True, primary: bool = True):  # type: ignore[no-untyped-def]
@@ -138,8 +164,11 @@ def faulting_index(ctx: AnalysisContext, trace) -> int:  # type: ignore[no-untyp
     last = max((i for i in kernel if _frame_name(trace[i]) in PANIC_PATH), default=None)
     # an "interrupted" frame above panic() is where a hypervisor stopped the CPU for the dump (QEMU dumps hold the
     # registers at dump time: panic's delay loop), not a trap
-    inter = [i for i in kernel if trace[i].interrupted and _frame_name(trace[i]) not in DUMP_PATH
-             and (last is None or i > last)]
+    inter = [
+        i
+        for i in kernel
+        if trace[i].interrupted and _frame_name(trace[i]) not in DUMP_PATH and (last is None or i > last)
+    ]
     if ip:
         for i in inter:
             if _frame_name(trace[i]) == ip:
@@ -207,12 +236,30 @@ def _fmt_regs(regs: dict) -> str:
 
 # --- vmcore.sys ---------------------------------------------------------------------------------
 
+
 @analyzer("vmcore.sys", order=60, needs=("vmcore",))
 def analyze_sys(ctx: AnalysisContext) -> list[Finding]:
     s = _session(ctx, types=False, primary=False)
     sysd = dict(s.system)
-    keys = ("RELEASE", "VERSION", "MACHINE", "NODENAME", "CPUS", "MEMORY", "UPTIME", "LOAD AVERAGE", "TASKS",
-            "PANIC", "PANIC TASK", "TAINT", "DATE", "KERNELOFFSET", "BUILD-ID", "DUMPFILE", "DEBUGINFO")
+    keys = (
+        "RELEASE",
+        "VERSION",
+        "MACHINE",
+        "NODENAME",
+        "CPUS",
+        "MEMORY",
+        "UPTIME",
+        "LOAD AVERAGE",
+        "TASKS",
+        "PANIC",
+        "PANIC TASK",
+        "TAINT",
+        "DATE",
+        "KERNELOFFSET",
+        "BUILD-ID",
+        "DUMPFILE",
+        "DEBUGINFO",
+    )
     ev = [f"{k}: {sysd[k]}" for k in keys if k in sysd]
     ev += [f"{k}: {v}" for k, v in sysd.items() if k not in keys]
     bits = [sysd.get("RELEASE", "unknown release")]
@@ -221,32 +268,53 @@ def analyze_sys(ctx: AnalysisContext) -> list[Finding]:
     if "MEMORY" in sysd:
         bits.append(sysd["MEMORY"])
     panic = sysd.get("PANIC")
-    summary = (f"Dump of {', '.join(bits)}" + (f", panic: \"{panic}\"" if panic else "")
-               + f"; debug info tier {s.tier}.")
+    summary = f"Dump of {', '.join(bits)}" + (f', panic: "{panic}"' if panic else "") + f"; debug info tier {s.tier}."
     out = [Finding("vmcore.sys", summary, tuple(ev), "certain", "vmcore.sys", dict(sysd))]
     ev2 = [f"loaded {x}" for x in s.loaded] + [f"missing {x}" for x in s.missing] + list(s.notes)
     if s.dmesg_source:
         ev2.append(f"kernel log from the {s.dmesg_source}")
     if s.tier != "dwarf" or s.missing:
         want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
-        unlock = {"raw": "symbols, types, stacks, registers per frame, slab/task/socket decoding",
-                  "symbols": "types, stacks, registers per frame, slab/task/socket decoding",
-                  "btf": "locals, inlined frames and source lines",
-                  "dwarf": "module types, locals and source lines"}[s.tier]
-        summ = (f"Debug info tier '{s.tier}': the dump alone gives VMCOREINFO"
-                + (", kallsyms" if s.tier in ("symbols", "btf") else "")
-                + (", BTF types, threads and ORC stacks" if s.tier == "btf" else "")
-                + (" and the kernel log" if s.dmesg else "") + f"; {unlock} need: {want}.")
-        out.append(Finding("vmcore.debuginfo-missing", summ, tuple(ev2), "certain", "vmcore.sys",
-                           {"tier": s.tier, "missing": list(s.missing), "loaded": list(s.loaded)}))
+        unlock = {
+            "raw": "symbols, types, stacks, registers per frame, slab/task/socket decoding",
+            "symbols": "types, stacks, registers per frame, slab/task/socket decoding",
+            "btf": "locals, inlined frames and source lines",
+            "dwarf": "module types, locals and source lines",
+        }[s.tier]
+        summ = (
+            f"Debug info tier '{s.tier}': the dump alone gives VMCOREINFO"
+            + (", kallsyms" if s.tier in ("symbols", "btf") else "")
+            + (", BTF types, threads and ORC stacks" if s.tier == "btf" else "")
+            + (" and the kernel log" if s.dmesg else "")
+            + f"; {unlock} need: {want}."
+        )
+        out.append(
+            Finding(
+                "vmcore.debuginfo-missing",
+                summ,
+                tuple(ev2),
+                "certain",
+                "vmcore.sys",
+                {"tier": s.tier, "missing": list(s.missing), "loaded": list(s.loaded)},
+            )
+        )
     else:
-        out.append(Finding("vmcore.debuginfo", f"Debug info loaded for the kernel and {len(s.loaded) - 1} module(s): "
-                           f"stacks, types and objects can be read.", tuple(ev2), "certain", "vmcore.sys",
-                           {"tier": s.tier, "loaded": list(s.loaded)}))
+        out.append(
+            Finding(
+                "vmcore.debuginfo",
+                f"Debug info loaded for the kernel and {len(s.loaded) - 1} module(s): "
+                f"stacks, types and objects can be read.",
+                tuple(ev2),
+                "certain",
+                "vmcore.sys",
+                {"tier": s.tier, "loaded": list(s.loaded)},
+            )
+        )
     return out
 
 
 # --- vmcore.stack -------------------------------------------------------------------------------
+
 
 @analyzer("vmcore.stack", order=61, needs=("vmcore",))
 def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
@@ -276,38 +344,77 @@ def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
             tags.append("inline")
         if i == fi:
             tags.append("FAULTING FRAME")
-        text = (f"#{i:<2} {name}" + (f" [{mod}]" if mod else "") + f" pc {f.pc:#x}"
-                + (f" sp {sp:#x}" if sp is not None else "")
-                + (f" at {src}" if src else "") + f" ({where}" + (", " + ", ".join(tags) if tags else "") + ")")
+        text = (
+            f"#{i:<2} {name}"
+            + (f" [{mod}]" if mod else "")
+            + f" pc {f.pc:#x}"
+            + (f" sp {sp:#x}" if sp is not None else "")
+            + (f" at {src}" if src else "")
+            + f" ({where}"
+            + (", " + ", ".join(tags) if tags else "")
+            + ")"
+        )
         lines.append(text)
-        frames.append({"index": i, "function": name, "module": mod, "source": src, "stack": where,
-                       "interrupted": bool(f.interrupted), "inline": bool(f.is_inline)})
+        frames.append(
+            {
+                "index": i,
+                "function": name,
+                "module": mod,
+                "source": src,
+                "stack": where,
+                "interrupted": bool(f.interrupted),
+                "inline": bool(f.is_inline),
+            }
+        )
     fr = trace[fi]
     try:
         regs = dict(fr.registers())
     except Exception:  # noqa: BLE001
         regs = {}
     if regs:
-        lines.insert(0, f"registers at frame #{fi} {_frame_name(fr)}"
-                     + ("" if fr.interrupted else " (a caller frame: only what the unwinder recovered)")
-                     + f": {_fmt_regs(regs)}")
+        lines.insert(
+            0,
+            f"registers at frame #{fi} {_frame_name(fr)}"
+            + ("" if fr.interrupted else " (a caller frame: only what the unwinder recovered)")
+            + f": {_fmt_regs(regs)}",
+        )
     comm = task.comm.string_().decode("utf-8", "replace")
     ctxs = sorted({fd["stack"] for fd in frames})
-    summary = (f"Crashed thread {comm} (pid {thread.tid}): {len(trace)} frames from {_frame_name(trace[0])}"
-               + (f"; the CPU trapped in #{fi} {_frame_name(fr)}" if fr.interrupted and _frame_name(fr) not in DUMP_PATH
-                  else f"; the CPU trapped in #{fi} {_frame_name(fr)} (the oops' faulting IP, reached through the "
-                       f"exception frame)" if ctx.crash.ip and _frame_name(fr) == ctx.crash.ip.symbol
-                  else f"; no trap: #{fi} {_frame_name(fr)} called the panic path" if fi and
-                  _frame_name(trace[fi - 1]) in PANIC_PATH
-                  else f"; no trapping frame: the thread was in #{fi} {_frame_name(fr)} when the dump was taken")
-               + (f" at {_source(fr)}" if _source(fr) else "")
-               + f"; stacks: {', '.join(ctxs)}.")
-    return [Finding("vmcore.stack", summary, tuple(lines), "certain", "vmcore.stack",
-                    {"comm": comm, "pid": thread.tid, "faulting_frame": fi, "frames": frames,
-                     "registers": {k: v for k, v in regs.items() if k in gp_regs(regs) + ("rip", "rsp", "pc", "sp")}})]
+    summary = (
+        f"Crashed thread {comm} (pid {thread.tid}): {len(trace)} frames from {_frame_name(trace[0])}"
+        + (
+            f"; the CPU trapped in #{fi} {_frame_name(fr)}"
+            if fr.interrupted and _frame_name(fr) not in DUMP_PATH
+            else f"; the CPU trapped in #{fi} {_frame_name(fr)} (the oops' faulting IP, reached through the "
+            f"exception frame)"
+            if ctx.crash.ip and _frame_name(fr) == ctx.crash.ip.symbol
+            else f"; no trap: #{fi} {_frame_name(fr)} called the panic path"
+            if fi and _frame_name(trace[fi - 1]) in PANIC_PATH
+            else f"; no trapping frame: the thread was in #{fi} {_frame_name(fr)} when the dump was taken"
+        )
+        + (f" at {_source(fr)}" if _source(fr) else "")
+        + f"; stacks: {', '.join(ctxs)}."
+    )
+    return [
+        Finding(
+            "vmcore.stack",
+            summary,
+            tuple(lines),
+            "certain",
+            "vmcore.stack",
+            {
+                "comm": comm,
+                "pid": thread.tid,
+                "faulting_frame": fi,
+                "frames": frames,
+                "registers": {k: v for k, v in regs.items() if k in gp_regs(regs) + ("rip", "rsp", "pc", "sp")},
+            },
+        )
+    ]
 
 
 # --- vmcore.pointers ----------------------------------------------------------------------------
+
 
 @analyzer("vmcore.pointers", order=62, needs=("vmcore",))
 def analyze_pointers(ctx: AnalysisContext) -> list[Finding]:
@@ -330,14 +437,21 @@ def analyze_pointers(ctx: AnalysisContext) -> list[Finding]:
         data[r.upper()] = {"value": v, "what": what, **({"slab": si} if si else {})}
     if not lines:
         raise Skip("no register of the faulting frame points at something the dump identifies")
-    slabs = [f"{k} in {d['slab']['cache']} ({'allocated' if d['slab']['allocated'] else 'FREE'})"
-             for k, d in data.items() if "slab" in d]
-    summary = (f"{len(lines)} registers of the faulting frame point at identified memory"
-               + (f"; slab objects: {', '.join(slabs)}" if slabs else "") + ".")
+    slabs = [
+        f"{k} in {d['slab']['cache']} ({'allocated' if d['slab']['allocated'] else 'FREE'})"
+        for k, d in data.items()
+        if "slab" in d
+    ]
+    summary = (
+        f"{len(lines)} registers of the faulting frame point at identified memory"
+        + (f"; slab objects: {', '.join(slabs)}" if slabs else "")
+        + "."
+    )
     return [Finding("vmcore.pointers", summary, tuple(lines), "high", "vmcore.pointers", {"registers": data})]
 
 
 # --- code, members ------------------------------------------------------------------------------
+
 
 def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def]
     """The trapping instruction and its base register's origin, from the dump's memory (cached)."""
@@ -350,8 +464,10 @@ def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def
     fi = faulting_index(ctx, trace)
     f = trace[fi]
     if ctx.crash.ip is None and not f.interrupted:
-        raise Skip(f"no faulting instruction: the log has no trapping IP and {_frame_name(f)} called the panic path "
-                   f"(a panic or hang, not a fault)")
+        raise Skip(
+            f"no faulting instruction: the log has no trapping IP and {_frame_name(f)} called the panic path "
+            f"(a panic or hang, not a fault)"
+        )
     regs = dict(f.registers())
     out: dict[str, Any] = {"frame": f, "index": fi, "regs": regs}
     insns, sym = function_insns(s.prog, f.pc)
@@ -372,8 +488,10 @@ def _x86_only(s) -> None:  # type: ignore[no-untyped-def]
 
     arch = s.prog.platform.arch if s.prog.platform else None
     if arch is not None and arch != drgn.Architecture.X86_64:
-        raise Skip(f"the dump-side instruction walk is x86_64 only (this dump: {arch.name.lower()}); see the "
-                   f"log-level insn/dataflow findings")
+        raise Skip(
+            f"the dump-side instruction walk is x86_64 only (this dump: {arch.name.lower()}); see the "
+            f"log-level insn/dataflow findings"
+        )
 
 
 def _struct_of(t):  # type: ignore[no-untyped-def]
@@ -439,15 +557,22 @@ def _param_for(prog, f, reg: str, value: int, arg_index: int | None):  # type: i
             ftype = prog.function(fn).type_
         except Exception:  # noqa: BLE001
             ftype = None
-        if ftype is not None and arg_index < len(ftype.parameters) and _one_reg_each(ftype.parameters[:arg_index]) \
-                and "." not in fn:
+        if (
+            ftype is not None
+            and arg_index < len(ftype.parameters)
+            and _one_reg_each(ftype.parameters[:arg_index])
+            and "." not in fn
+        ):
             p = ftype.parameters[arg_index]
             return p.name, p.type, f"{reg.upper()} holds parameter #{arg_index + 1} `{p.name}` (calling convention)"
         if arg_index < len(names) and f.name and "." not in f.name and not f.is_inline:
             try:
                 o = f[names[arg_index]]
-                return names[arg_index], o.type_, (f"{reg.upper()} holds parameter #{arg_index + 1} "
-                                                   f"`{names[arg_index]}` (calling convention)")
+                return (
+                    names[arg_index],
+                    o.type_,
+                    (f"{reg.upper()} holds parameter #{arg_index + 1} `{names[arg_index]}` (calling convention)"),
+                )
             except Exception:  # noqa: BLE001
                 pass
     return None
@@ -464,8 +589,10 @@ def _one_reg_each(params) -> bool:  # type: ignore[no-untyped-def]
             t = p.type.unaliased()
         except Exception:  # noqa: BLE001
             return False
-        if t.kind not in (drgn.TypeKind.POINTER, drgn.TypeKind.INT, drgn.TypeKind.BOOL, drgn.TypeKind.ENUM) \
-                or drgn.sizeof(t) > 8:
+        if (
+            t.kind not in (drgn.TypeKind.POINTER, drgn.TypeKind.INT, drgn.TypeKind.BOOL, drgn.TypeKind.ENUM)
+            or drgn.sizeof(t) > 8
+        ):
             return False
     return True
 
@@ -502,6 +629,7 @@ def _access_names(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-d
 
 # --- vmcore.race --------------------------------------------------------------------------------
 
+
 @analyzer("vmcore.race", order=63, needs=("vmcore",))
 def analyze_race(ctx: AnalysisContext) -> list[Finding]:
     """Seed 000: re-read NOW the memory the base register was loaded from; compare with what the CPU used."""
@@ -517,17 +645,26 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
     if org is None:
         raise Skip(f"the base register {acc.base} of `{acc.insn}` was not loaded from memory inside the function")
     regs = code["regs"]
-    ev = [f"{code['symbol']}+{acc.pc - code['frame'].symbol().address:#x}: `{acc.insn}` (base {acc.base.upper()}"
-          f" = {regs.get(acc.base, 0):#x} at the trap, from the dump's registers)",
-          f"{code['symbol']}+{org.pc - code['frame'].symbol().address:#x}: `{org.insn}` loaded {acc.base.upper()}"]
+    ev = [
+        f"{code['symbol']}+{acc.pc - code['frame'].symbol().address:#x}: `{acc.insn}` (base {acc.base.upper()}"
+        f" = {regs.get(acc.base, 0):#x} at the trap, from the dump's registers)",
+        f"{code['symbol']}+{org.pc - code['frame'].symbol().address:#x}: `{org.insn}` loaded {acc.base.upper()}",
+    ]
     used = regs.get(acc.base)
-    df = next((f for f in ctx.findings if f.code == "dataflow.base-origin"
-               and str(f.data.get("register", "")).lower() == acc.base), None)
+    df = next(
+        (
+            f
+            for f in ctx.findings
+            if f.code == "dataflow.base-origin" and str(f.data.get("register", "")).lower() == acc.base
+        ),
+        None,
+    )
     if df is not None and df.data.get("steps"):
         step = df.data["steps"][0]
         agree = f"{org.disp:#x}(%{org.reg})" in str(step.get("insn", "")).replace("0x0(", "(")
-        ev.append(f"the log's Code: dataflow (dataflow.base-origin) {'agrees' if agree else 'DIFFERS'}: "
-                  f"`{step.get('insn')}`")
+        ev.append(
+            f"the log's Code: dataflow (dataflow.base-origin) {'agrees' if agree else 'DIFFERS'}: `{step.get('insn')}`"
+        )
     if not org.reg_intact or regs.get(org.reg) is None:
         return _overwritten_origin(s, code, acc, org, ev)
     addr = regs[org.reg] + org.disp
@@ -544,12 +681,27 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
     used = used & ((1 << (8 * org.size)) - 1) if org.size and org.size < 8 else used
     ev.append(f"memory at {addr:#x} now holds {now:#x}; the CPU used {used:#x}")
     si = slab_info(s.prog, regs[org.reg])
-    data = {"address": addr, "now": now, "used": used, "register": acc.base.upper(), "from": org.reg.upper(),
-            "disp": org.disp, "member": names.get("member1"), "var": names.get("var"), "changed": now != used}
+    data = {
+        "address": addr,
+        "now": now,
+        "used": used,
+        "register": acc.base.upper(),
+        "from": org.reg.upper(),
+        "disp": org.disp,
+        "member": names.get("member1"),
+        "var": names.get("var"),
+        "changed": now != used,
+    }
     if si:
-        ev.append(slab_text(si) + ("; cache is SLAB_TYPESAFE_BY_RCU: a freed object can be reused at once by "
-                                   "another user of the cache while RCU readers still hold it"
-                                   if si.get("typesafe_by_rcu") else "; cache is not SLAB_TYPESAFE_BY_RCU"))
+        ev.append(
+            slab_text(si)
+            + (
+                "; cache is SLAB_TYPESAFE_BY_RCU: a freed object can be reused at once by "
+                "another user of the cache while RCU readers still hold it"
+                if si.get("typesafe_by_rcu")
+                else "; cache is not SLAB_TYPESAFE_BY_RCU"
+            )
+        )
         data["slab"] = si
     if now != used and _kernel_ptr(now):
         from ktriage.vmcore.decoders import identify
@@ -559,14 +711,18 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
             ev.append(f"the value there now, {now:#x}, is: {what_now}")
             data["now_is"] = what_now
     if now != used:
-        summary = (f"{what} holds {now:#x} now, but the CPU loaded {used:#x} from it just before the fault: "
-                   f"the object changed after the read (a race or reuse of the object"
-                   + (", possible since its cache is SLAB_TYPESAFE_BY_RCU" if si and si.get("typesafe_by_rcu")
-                      else "") + ").")
+        summary = (
+            f"{what} holds {now:#x} now, but the CPU loaded {used:#x} from it just before the fault: "
+            f"the object changed after the read (a race or reuse of the object"
+            + (", possible since its cache is SLAB_TYPESAFE_BY_RCU" if si and si.get("typesafe_by_rcu") else "")
+            + ")."
+        )
         conf = "high"
     else:
-        summary = (f"{what} still holds {now:#x}, the value the CPU used: no sign the object changed after the "
-                   f"read (not a race on this member; the value was already bad).")
+        summary = (
+            f"{what} still holds {now:#x}, the value the CPU used: no sign the object changed after the "
+            f"read (not a race on this member; the value was already bad)."
+        )
         conf = "high"
     return [Finding("vmcore.race", summary, tuple(ev), conf, "vmcore.race", data)]
 
@@ -598,18 +754,33 @@ def _race_from_log(ctx: AnalysisContext, s) -> list[Finding]:  # type: ignore[no
         now = int.from_bytes(s.prog.read(addr, 8), "little")
     except Exception as e:  # noqa: BLE001
         raise Skip(f"{addr:#x} is not in the dump ({e})") from None
-    ev = [f"the log's Code: bytes: `{step.get('insn')}` loaded {dst.upper()} (dataflow.base-origin)",
-          f"{src.upper()} = {base:#x} and {dst.upper()} = {used:#x} in the oops' register dump",
-          f"memory at {src.upper()} + {disp:#x} = {addr:#x} now holds {now:#x} (raw read from the dump, no types)",
-          "without debug info the member name, slab cache and SLAB_TYPESAFE_BY_RCU cannot be checked"]
-    data = {"address": addr, "now": now, "used": used, "register": dst.upper(), "from": src.upper(), "disp": disp,
-            "member": None, "changed": now != used, "tier": s.tier}
+    ev = [
+        f"the log's Code: bytes: `{step.get('insn')}` loaded {dst.upper()} (dataflow.base-origin)",
+        f"{src.upper()} = {base:#x} and {dst.upper()} = {used:#x} in the oops' register dump",
+        f"memory at {src.upper()} + {disp:#x} = {addr:#x} now holds {now:#x} (raw read from the dump, no types)",
+        "without debug info the member name, slab cache and SLAB_TYPESAFE_BY_RCU cannot be checked",
+    ]
+    data = {
+        "address": addr,
+        "now": now,
+        "used": used,
+        "register": dst.upper(),
+        "from": src.upper(),
+        "disp": disp,
+        "member": None,
+        "changed": now != used,
+        "tier": s.tier,
+    }
     if now != used:
-        summary = (f"{src.upper()} + {disp:#x} ({addr:#x}) holds {now:#x} now, but the CPU loaded {used:#x} from it "
-                   f"just before the fault: the object changed after the read (a race or reuse of the object).")
+        summary = (
+            f"{src.upper()} + {disp:#x} ({addr:#x}) holds {now:#x} now, but the CPU loaded {used:#x} from it "
+            f"just before the fault: the object changed after the read (a race or reuse of the object)."
+        )
     else:
-        summary = (f"{src.upper()} + {disp:#x} ({addr:#x}) still holds {now:#x}, the value the CPU used: no sign the "
-                   f"object changed after the read.")
+        summary = (
+            f"{src.upper()} + {disp:#x} ({addr:#x}) still holds {now:#x}, the value the CPU used: no sign the "
+            f"object changed after the read."
+        )
     return [Finding("vmcore.race", summary, tuple(ev), "medium", "vmcore.race", data)]
 
 
@@ -631,28 +802,43 @@ def _overwritten_origin(s, code, acc, org, ev) -> list[Finding]:  # type: ignore
         if now == used:
             cands.append((r, v, slab_info(s.prog, v)))
     if not cands:
-        raise Skip(f"{org.reg.upper()} was overwritten by `{org.insn}`: the address the base came from is unknown, "
-                   f"and no register R has [R + {org.disp:#x}] = {used:#x}")
+        raise Skip(
+            f"{org.reg.upper()} was overwritten by `{org.insn}`: the address the base came from is unknown, "
+            f"and no register R has [R + {org.disp:#x}] = {used:#x}"
+        )
     r, v, si = cands[0]
-    ev.append(f"{org.reg.upper()} was overwritten by that load; registers R with [R + {org.disp:#x}] = {used:#x} "
-              f"(the value the CPU used) are candidates for the object (inferred, not proven):")
+    ev.append(
+        f"{org.reg.upper()} was overwritten by that load; registers R with [R + {org.disp:#x}] = {used:#x} "
+        f"(the value the CPU used) are candidates for the object (inferred, not proven):"
+    )
     for cr, cv, csi in cands:
         ev.append(f"  {cr.upper()} = {cv:#x}: " + (slab_text(csi) if csi else "not a slab object"))
-    data = {"register": acc.base.upper(), "from": org.reg.upper(), "disp": org.disp, "used": used,
-            "candidates": [c[0].upper() for c in cands], "changed": False}
+    data = {
+        "register": acc.base.upper(),
+        "from": org.reg.upper(),
+        "disp": org.disp,
+        "used": used,
+        "candidates": [c[0].upper() for c in cands],
+        "changed": False,
+    }
     caches = {c[2]["cache"] for c in cands if c[2]}
     if si and all(c[2] and c[2]["allocated"] is False for c in cands) and len(caches) == 1:
         data["slab"] = si
-        summary = (f"The base {acc.base.upper()} = {used:#x} was read at +{org.disp:#x} of an object that is FREE in "
-                   f"slab cache {si['cache']} (every candidate, {', '.join(c[0].upper() for c in cands)}, is a free "
-                   f"object of that cache): use after free.")
+        summary = (
+            f"The base {acc.base.upper()} = {used:#x} was read at +{org.disp:#x} of an object that is FREE in "
+            f"slab cache {si['cache']} (every candidate, {', '.join(c[0].upper() for c in cands)}, is a free "
+            f"object of that cache): use after free."
+        )
         return [Finding("vmcore.use-after-free", summary, tuple(ev), "medium", "vmcore.race", data)]
-    summary = (f"The base {acc.base.upper()} = {used:#x} was probably read from {r.upper()} + {org.disp:#x}, which still "
-               f"holds it: no sign the object changed after the read.")
+    summary = (
+        f"The base {acc.base.upper()} = {used:#x} was probably read from {r.upper()} + {org.disp:#x}, which still "
+        f"holds it: no sign the object changed after the read."
+    )
     return [Finding("vmcore.race", summary, tuple(ev), "low", "vmcore.race", data)]
 
 
 # --- vmcore.member (names of the faulting access) + bounds ----------------------------------------
+
 
 @analyzer("vmcore.member", order=64, needs=("vmcore",))
 def analyze_member(ctx: AnalysisContext) -> list[Finding]:
@@ -674,11 +860,19 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
         if names.get("member2"):
             chain += f"->{names['member2']}"
             ev.append(f"`{acc.insn}`: {names['inner'].type_name()} + {acc.disp:#x} is `{names['member2']}`")
-            data.update({"inner_type": str(names["inner"].type_name()), "inner_member": names["member2"],
-                         "inner_offset": acc.disp})
+            data.update(
+                {
+                    "inner_type": str(names["inner"].type_name()),
+                    "inner_member": names["member2"],
+                    "inner_offset": acc.disp,
+                }
+            )
         base = regs.get(acc.base)
-        summary = (f"The faulting access is {chain} (`{acc.insn}`, {acc.base.upper()} = "
-                   f"{base:#x})." if base is not None else f"The faulting access is {chain}.")
+        summary = (
+            f"The faulting access is {chain} (`{acc.insn}`, {acc.base.upper()} = {base:#x})."
+            if base is not None
+            else f"The faulting access is {chain}."
+        )
         data["expression"] = chain
         out.append(Finding("vmcore.member", summary, tuple(ev), "high", "vmcore.member", data))
     # object bounds: the load's displacement vs the slab object's size
@@ -689,11 +883,16 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
             end = si["offset"] + org.disp + org.size
             if end > si["object_size"]:
                 target = slab_info(s.prog, ptr + org.disp)
-                ev = [slab_text(si), f"`{org.insn}` reads {org.size} bytes at {org.reg.upper()} + {org.disp:#x} = "
-                      f"{ptr + org.disp:#x}, beyond the {si['object_size']}-byte object"]
+                ev = [
+                    slab_text(si),
+                    f"`{org.insn}` reads {org.size} bytes at {org.reg.upper()} + {org.disp:#x} = "
+                    f"{ptr + org.disp:#x}, beyond the {si['object_size']}-byte object",
+                ]
                 if target:
-                    ev.append(f"that address is in {slab_text(target)}"
-                              + (" (a different object)" if target["object"] != si["object"] else ""))
+                    ev.append(
+                        f"that address is in {slab_text(target)}"
+                        + (" (a different object)" if target["object"] != si["object"] else "")
+                    )
                 try:
                     now = int.from_bytes(s.prog.read(ptr + org.disp, org.size), "little")
                     ev.append(f"it holds {now:#x} now")
@@ -703,28 +902,50 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
                 if names.get("outer") is not None:
                     tsize = names["outer"].size
                     tname = f" as {names['outer'].type_name()} ({tsize:#x} bytes)"
-                    ev.append(f"{names['how']}: the code treats it as {names['outer'].type_name()}, {tsize:#x} bytes, "
-                              f"larger than the object: a smaller object of another type used as this one "
-                              f"(type confusion)")
+                    ev.append(
+                        f"{names['how']}: the code treats it as {names['outer'].type_name()}, {tsize:#x} bytes, "
+                        f"larger than the object: a smaller object of another type used as this one "
+                        f"(type confusion)"
+                    )
                 member = f" member `{names['member1']}`" if names.get("member1") else ""
-                summary = (f"Out of bounds: the object at {si['object']:#x} in cache {si['cache']} is "
-                           f"{si['object_size']} bytes, but the code reads{member} at offset {org.disp:#x}"
-                           f"{tname}; the value came from "
-                           + (f"a neighbouring {'allocated' if target['allocated'] else 'FREE'} object"
-                              if target and target["object"] != si["object"] else "outside the object") + ".")
-                out.append(Finding("vmcore.object-bounds", summary, tuple(ev), "high", "vmcore.member",
-                                   {"cache": si["cache"], "object_size": si["object_size"], "offset": org.disp,
-                                    "member": names.get("member1"),
-                                    "type": str(names["outer"].type_name()) if names.get("outer") is not None else None,
-                                    "type_size": names["outer"].size if names.get("outer") is not None else None,
-                                    "neighbour_allocated": target["allocated"] if target else None}))
+                summary = (
+                    f"Out of bounds: the object at {si['object']:#x} in cache {si['cache']} is "
+                    f"{si['object_size']} bytes, but the code reads{member} at offset {org.disp:#x}"
+                    f"{tname}; the value came from "
+                    + (
+                        f"a neighbouring {'allocated' if target['allocated'] else 'FREE'} object"
+                        if target and target["object"] != si["object"]
+                        else "outside the object"
+                    )
+                    + "."
+                )
+                out.append(
+                    Finding(
+                        "vmcore.object-bounds",
+                        summary,
+                        tuple(ev),
+                        "high",
+                        "vmcore.member",
+                        {
+                            "cache": si["cache"],
+                            "object_size": si["object_size"],
+                            "offset": org.disp,
+                            "member": names.get("member1"),
+                            "type": str(names["outer"].type_name()) if names.get("outer") is not None else None,
+                            "type_size": names["outer"].size if names.get("outer") is not None else None,
+                            "neighbour_allocated": target["allocated"] if target else None,
+                        },
+                    )
+                )
     if not out:
-        raise Skip("the faulting access could not be named from the frame's variables (DWARF) or the function's "
-                   "prototype")
+        raise Skip(
+            "the faulting access could not be named from the frame's variables (DWARF) or the function's prototype"
+        )
     return out
 
 
 # --- vmcore.args --------------------------------------------------------------------------------
+
 
 def _value_text(o) -> str:  # type: ignore[no-untyped-def]
     import drgn
@@ -777,20 +998,28 @@ def analyze_args(ctx: AnalysisContext) -> list[Finding]:
         except Exception:  # noqa: BLE001
             saved = []
         if parts or saved:
-            lines.append(f"#{i} {_frame_name(f)}: " + (", ".join(parts) if parts else "no parameter values")
-                         + (f"; callee-saved registers recovered: {' '.join(saved)}" if saved else ""))
+            lines.append(
+                f"#{i} {_frame_name(f)}: "
+                + (", ".join(parts) if parts else "no parameter values")
+                + (f"; callee-saved registers recovered: {' '.join(saved)}" if saved else "")
+            )
         n_vals += len(parts)
         data.append({"frame": i, "function": _frame_name(f), "values": {n: _value_text(o) for n, o in vals}})
     if not lines:
         raise Skip("no frame has parameters or locals with a known value")
-    summary = f"{n_vals} parameter/local values recovered from the DWARF of {sum(1 for d in data if d['values'])} frames."
+    summary = (
+        f"{n_vals} parameter/local values recovered from the DWARF of {sum(1 for d in data if d['values'])} frames."
+    )
     if not s.has_dwarf:
-        summary = (f"Callee-saved registers recovered for {sum(1 for ln in lines if 'callee-saved' in ln)} caller "
-                   f"frames; parameter and local values need DWARF (debug info tier {s.tier}).")
+        summary = (
+            f"Callee-saved registers recovered for {sum(1 for ln in lines if 'callee-saved' in ln)} caller "
+            f"frames; parameter and local values need DWARF (debug info tier {s.tier})."
+        )
     return [Finding("vmcore.args", summary, tuple(lines), "high", "vmcore.args", {"frames": data})]
 
 
 # --- vmcore.skb ---------------------------------------------------------------------------------
+
 
 def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None):  # type: ignore[no-untyped-def]
     """(frame index, name, object) of frame variables that are pointers to one of the struct tags; then registers
@@ -876,10 +1105,17 @@ def analyze_skb(ctx: AnalysisContext) -> list[Finding]:
         pkt = d.get("ip_protocol") or d.get("protocol")
         flow = ""
         if d.get("saddr"):
-            flow = f" {d['saddr']}" + (f":{d['sport']}" if "sport" in d else "") + f" -> {d['daddr']}" + (
-                f":{d['dport']}" if "dport" in d else "")
-        summary = (f"Packet in flight: {pkt}{flow}, {d['len']} bytes" + (f", device {d['dev']}" if d.get("dev") else "")
-                   + f" (sk_buff `{n}` of {_frame_name(trace[i])}).")
+            flow = (
+                f" {d['saddr']}"
+                + (f":{d['sport']}" if "sport" in d else "")
+                + f" -> {d['daddr']}"
+                + (f":{d['dport']}" if "dport" in d else "")
+            )
+        summary = (
+            f"Packet in flight: {pkt}{flow}, {d['len']} bytes"
+            + (f", device {d['dev']}" if d.get("dev") else "")
+            + f" (sk_buff `{n}` of {_frame_name(trace[i])})."
+        )
         out.append(Finding("vmcore.skb", summary, tuple(ev), "high", "vmcore.skb", {**d, "frame": i, "var": n}))
         if len(out) >= 4:
             break
@@ -889,6 +1125,7 @@ def analyze_skb(ctx: AnalysisContext) -> list[Finding]:
 
 
 # --- vmcore.sock --------------------------------------------------------------------------------
+
 
 @analyzer("vmcore.sock", order=67, needs=("vmcore",))
 def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
@@ -904,9 +1141,11 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
             continue
         ev = [_found_as(n, i, trace, "socket")] + d.pop("evidence")
         if d.get("really"):
-            summary = (f"`{n}` in {_frame_name(trace[i])} is in state {d['state']}: really a {d['really']}"
-                       + (f" ({d['really_size']:#x} bytes)" if d.get("really_size") else "")
-                       + ", not a full sock: members beyond its size are out of bounds.")
+            summary = (
+                f"`{n}` in {_frame_name(trace[i])} is in state {d['state']}: really a {d['really']}"
+                + (f" ({d['really_size']:#x} bytes)" if d.get("really_size") else "")
+                + ", not a full sock: members beyond its size are out of bounds."
+            )
             conf = "high"
         else:
             summary = f"Socket `{n}` in {_frame_name(trace[i])}: {d['family']}, {d['state']}."
@@ -915,11 +1154,14 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
         if len(out) >= 4:
             break
     if not out:
-        raise Skip("no socket among the crashed thread's frame variables or registers (object bounds: see vmcore.object-bounds)")
+        raise Skip(
+            "no socket among the crashed thread's frame variables or registers (object bounds: see vmcore.object-bounds)"
+        )
     return out
 
 
 # --- task helpers (vmcore.hung, vmcore.cpus, vmcore.tasks) -------------------------------------
+
 
 def _names(prog, task, n: int = 12) -> list[str]:  # type: ignore[no-untyped-def]
     try:
@@ -939,6 +1181,7 @@ def _waited_s(prog, task) -> float | None:  # type: ignore[no-untyped-def]
 
 
 # --- vmcore.cpus --------------------------------------------------------------------------------
+
 
 @analyzer("vmcore.cpus", order=69, needs=("vmcore",))
 def analyze_cpus(ctx: AnalysisContext) -> list[Finding]:
@@ -974,21 +1217,53 @@ def analyze_cpus(ctx: AnalysisContext) -> list[Finding]:
                     tr = _trace(s)
                     inter = _frame_name(tr[faulting_index(ctx, tr)])
                 else:
-                    inter = next((_frame_name(f) for k, f in enumerate(tr) if k and f.interrupted
-                                  and f.pc >= 0xFFFF800000000000), None)
+                    inter = next(
+                        (
+                            _frame_name(f)
+                            for k, f in enumerate(tr)
+                            if k and f.interrupted and f.pc >= 0xFFFF800000000000
+                        ),
+                        None,
+                    )
             except Exception:  # noqa: BLE001
                 inter = None
-        ev.append(f"CPU {cpu}: {comm} pid {t.pid.value_()}" + (" (idle)" if idle else "")
-                  + (" [panic CPU]" if cpu == panic_cpu else "") + (f": {' <- '.join(names)}" if names else ""))
-        data.append({"cpu": cpu, "comm": comm, "pid": t.pid.value_(), "idle": idle, "stack": names,
-                     "panic": cpu == panic_cpu, "interrupted_in": inter})
+        ev.append(
+            f"CPU {cpu}: {comm} pid {t.pid.value_()}"
+            + (" (idle)" if idle else "")
+            + (" [panic CPU]" if cpu == panic_cpu else "")
+            + (f": {' <- '.join(names)}" if names else "")
+        )
+        data.append(
+            {
+                "cpu": cpu,
+                "comm": comm,
+                "pid": t.pid.value_(),
+                "idle": idle,
+                "stack": names,
+                "panic": cpu == panic_cpu,
+                "interrupted_in": inter,
+            }
+        )
     busy = [d for d in data if not d["idle"]]
-    summary = (f"{len(data)} online CPU(s); " + ("; ".join(
-        f"CPU {d['cpu']} runs {d['comm']}[{d['pid']}]" + (
-            f" in {d['interrupted_in']}" if d["interrupted_in"] else f" in {d['stack'][0]}" if d["stack"]
-            else "")
-        for d in busy[:4]) or "all idle") + (f"; panic on CPU {panic_cpu}" if panic_cpu is not None and panic_cpu >= 0
-                                             else "") + ".")
+    summary = (
+        f"{len(data)} online CPU(s); "
+        + (
+            "; ".join(
+                f"CPU {d['cpu']} runs {d['comm']}[{d['pid']}]"
+                + (
+                    f" in {d['interrupted_in']}"
+                    if d["interrupted_in"]
+                    else f" in {d['stack'][0]}"
+                    if d["stack"]
+                    else ""
+                )
+                for d in busy[:4]
+            )
+            or "all idle"
+        )
+        + (f"; panic on CPU {panic_cpu}" if panic_cpu is not None and panic_cpu >= 0 else "")
+        + "."
+    )
     return [Finding("vmcore.cpus", summary, tuple(ev), "high", "vmcore.cpus", {"cpus": data, "panic_cpu": panic_cpu})]
 
 
@@ -1032,8 +1307,14 @@ def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
         raise Skip("the task list could not be read")
     counts = ", ".join(f"{n} {st}" for st, n in states.most_common())
     summary = f"{len(tasks)} tasks ({counts})" + (f"; {unreadable} unreadable" if unreadable else "") + "."
-    ev.insert(0, f"states: {counts} (R running/runnable, S sleeping, D uninterruptible, I idle kthread, "
-                 f"Z zombie, T stopped)")
-    data = {"count": len(tasks), "states": dict(states), "unreadable": unreadable, "tasks": tasks,
-            "stacks_for": with_stacks}
+    ev.insert(
+        0, f"states: {counts} (R running/runnable, S sleeping, D uninterruptible, I idle kthread, Z zombie, T stopped)"
+    )
+    data = {
+        "count": len(tasks),
+        "states": dict(states),
+        "unreadable": unreadable,
+        "tasks": tasks,
+        "stacks_for": with_stacks,
+    }
     return [Finding("vmcore.tasks", summary, tuple(ev), "certain", "vmcore.tasks", data)]

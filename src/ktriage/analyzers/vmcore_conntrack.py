@@ -31,8 +31,12 @@ def _conns(prog, trace):  # type: ignore[no-untyped-def]
         if found and found[0] not in seen:
             seen.add(found[0])
             var = n.split(" ")[0]
-            yield i, f"found as `{var}->_nfct`, the conntrack of packet `{n}` in frame #{i} {_frame_name(trace[i])}", \
-                found[0], found[1]
+            yield (
+                i,
+                f"found as `{var}->_nfct`, the conntrack of packet `{n}` in frame #{i} {_frame_name(trace[i])}",
+                found[0],
+                found[1],
+            )
 
 
 @analyzer("vmcore.conntrack", order=67, needs=("vmcore",))
@@ -52,18 +56,30 @@ def analyze_conntrack(ctx: AnalysisContext) -> list[Finding]:
             d["ctinfo"] = CTINFO.get(info, str(info))
         flow = flow_text(d["original"]) if "original" in d else "tuples unreadable"
         si = d.get("slab") or {}
-        state = ("" if not si else ", FREE in its slab cache" if si.get("allocated") is False
-                 else f", allocated ({si['cache']}" + (", SLAB_TYPESAFE_BY_RCU)" if si.get("typesafe_by_rcu") else ")"))
+        state = (
+            ""
+            if not si
+            else ", FREE in its slab cache"
+            if si.get("allocated") is False
+            else f", allocated ({si['cache']}" + (", SLAB_TYPESAFE_BY_RCU)" if si.get("typesafe_by_rcu") else ")")
+        )
         st = ""
         if "status" in d:
-            st = f", status {d['status']:#x}" + (" confirmed" if d["confirmed"] else " NOT confirmed") + (
-                ", dying" if d["dying"] else "")
-        summary = (f"Conntrack {addr:#x} in {_frame_name(trace[i])}: {flow}{st}"
-                   + (f", use {d['use']}" if "use" in d else "") + (f", {d['ctinfo']}" if "ctinfo" in d else "")
-                   + f"{state}.")
+            st = (
+                f", status {d['status']:#x}"
+                + (" confirmed" if d["confirmed"] else " NOT confirmed")
+                + (", dying" if d["dying"] else "")
+            )
+        summary = (
+            f"Conntrack {addr:#x} in {_frame_name(trace[i])}: {flow}{st}"
+            + (f", use {d['use']}" if "use" in d else "")
+            + (f", {d['ctinfo']}" if "ctinfo" in d else "")
+            + f"{state}."
+        )
         conf = "high" if si.get("allocated") is not False else "medium"
-        out.append(Finding("vmcore.conntrack", summary, tuple(ev), conf, "vmcore.conntrack",
-                           {**d, "frame": i, "found": how}))
+        out.append(
+            Finding("vmcore.conntrack", summary, tuple(ev), conf, "vmcore.conntrack", {**d, "frame": i, "found": how})
+        )
         if len(out) >= 4:
             break
     if not out:

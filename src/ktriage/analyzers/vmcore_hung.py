@@ -26,8 +26,11 @@ def _edge_text(w) -> str:  # type: ignore[no-untyped-def]
 def _edge_evidence(w) -> str:  # type: ignore[no-untyped-def]
     word = f"{w.owner_word:#x}" if w.owner_word is not None else "?"
     queue = f"; wait list: {', '.join(w.waiters)}" if w.waiters else ""
-    return (f"{w.comm}[{w.pid}] -> {w.kind} {w.lock_name} at {w.lock:#x}, found as {w.how}; owner word {word}"
-            + (" (RWSEM_READER_OWNED)" if w.reader_owned else "") + queue)
+    return (
+        f"{w.comm}[{w.pid}] -> {w.kind} {w.lock_name} at {w.lock:#x}, found as {w.how}; owner word {word}"
+        + (" (RWSEM_READER_OWNED)" if w.reader_owned else "")
+        + queue
+    )
 
 
 def _chain_text(graph, t) -> tuple[str, list, int | None]:  # type: ignore[no-untyped-def]
@@ -71,37 +74,78 @@ def analyze_hung(ctx: AnalysisContext) -> list[Finding]:
         comm = t.comm.string_().decode("utf-8", "replace")
         w = _waited_s(prog, t)
         names = _names(prog, t)
-        ev.append(f"D {comm} pid {t.pid.value_()}" + (f", not run for ≈{w:.1f}s" if w is not None else "")
-                  + f": {' <- '.join(names[:8])}")
+        ev.append(
+            f"D {comm} pid {t.pid.value_()}"
+            + (f", not run for ≈{w:.1f}s" if w is not None else "")
+            + f": {' <- '.join(names[:8])}"
+        )
         entry: dict = {"comm": comm, "pid": t.pid.value_(), "waited_s": w, "stack": names}
         text, waits, _closes = _chain_text(graph, t)
         if waits:
             first = waits[0]
-            entry["lock"] = {"kind": first.kind, "name": first.lock_name, "address": first.lock, "how": first.how,
-                             "owner_word": first.owner_word, "reader_owned": first.reader_owned,
-                             "waiters": first.waiters}
+            entry["lock"] = {
+                "kind": first.kind,
+                "name": first.lock_name,
+                "address": first.lock,
+                "how": first.how,
+                "owner_word": first.owner_word,
+                "reader_owned": first.reader_owned,
+                "waiters": first.waiters,
+            }
             entry[first.kind] = first.lock_name  # "mutex": "crashmod_mutex" (the key names the kind)
             if first.owner is not None:
-                entry["owner"] = {"comm": first.owner_comm, "pid": first.owner_pid, "state": first.owner_state,
-                                  "stack": _names(prog, _task(prog, first.owner), 8),
-                                  "reader_owned": first.reader_owned}
+                entry["owner"] = {
+                    "comm": first.owner_comm,
+                    "pid": first.owner_pid,
+                    "state": first.owner_state,
+                    "stack": _names(prog, _task(prog, first.owner), 8),
+                    "reader_owned": first.reader_owned,
+                }
             edges.append(first)
             chains.append(text)
         data.append(entry)
     ev += [f"chain: {c}" for c in dict.fromkeys(chains)]
     ev += [f"how: {_edge_evidence(w)}" for w in edges]
     cycles = graph.cycles([t.value_() for t in blocked[:MAX_REPORTED]])
-    cyc_data = [[{"comm": w.comm, "pid": w.pid, "kind": w.kind, "lock": w.lock_name, "owner": w.owner_comm,
-                  "owner_pid": w.owner_pid} for w in c] for c in cycles]
+    cyc_data = [
+        [
+            {
+                "comm": w.comm,
+                "pid": w.pid,
+                "kind": w.kind,
+                "lock": w.lock_name,
+                "owner": w.owner_comm,
+                "owner_pid": w.owner_pid,
+            }
+            for w in c
+        ]
+        for c in cycles
+    ]
     first = data[0]
     held = first.get("owner")
     lock = first.get("lock")
-    summary = (f"{len(blocked)} task(s) in D state; {first['comm']}[{first['pid']}]"
-               + (f" waits on {lock['kind']} {lock['name']} held by {held['comm']}[{held['pid']}] (state {held['state']})"
-                  if lock and held else f" waits on {lock['kind']} {lock['name']}" if lock else " is blocked")
-               + (f"; {len(cycles)} deadlock cycle(s)" if cycles else "") + ".")
-    out = [Finding("vmcore.hung", summary, tuple(ev), "high", "vmcore.hung",
-                   {"tasks": data, "chains": list(dict.fromkeys(chains)), "cycles": cyc_data})]
+    summary = (
+        f"{len(blocked)} task(s) in D state; {first['comm']}[{first['pid']}]"
+        + (
+            f" waits on {lock['kind']} {lock['name']} held by {held['comm']}[{held['pid']}] (state {held['state']})"
+            if lock and held
+            else f" waits on {lock['kind']} {lock['name']}"
+            if lock
+            else " is blocked"
+        )
+        + (f"; {len(cycles)} deadlock cycle(s)" if cycles else "")
+        + "."
+    )
+    out = [
+        Finding(
+            "vmcore.hung",
+            summary,
+            tuple(ev),
+            "high",
+            "vmcore.hung",
+            {"tasks": data, "chains": list(dict.fromkeys(chains)), "cycles": cyc_data},
+        )
+    ]
     out += [_deadlock(c, blocked, graph) for c in cycles]
     return out
 
@@ -127,13 +171,27 @@ def _deadlock(cycle, blocked, graph) -> Finding:  # type: ignore[no-untyped-def]
         ch, _ = graph.chain(t.value_())
         if any(w.owner in members for w in ch):
             behind.append(f"{ch[0].comm}[{ch[0].pid}]")
-    summary = (f"Deadlock ({len(cycle)} task{'s' if len(cycle) > 1 else ''}): " + "; ".join(parts)
-               + (f". {len(behind)} more task(s) wait behind it: {', '.join(behind[:6])}" if behind else "") + ".")
-    ev = tuple(f"{w.comm}[{w.pid}] -> {w.kind} {w.lock_name} ({w.lock:#x}): owner word {w.owner_word:#x} = "
-               f"{w.owner_comm}[{w.owner_pid}]; this task's waiter is on the lock's wait list ({w.how})"
-               for w in cycle)
-    data = {"tasks": [{"comm": w.comm, "pid": w.pid, "waits_on": {"kind": w.kind, "name": w.lock_name,
-                                                                   "address": w.lock},
-                       "held_by": {"comm": w.owner_comm, "pid": w.owner_pid}} for w in cycle],
-            "behind": behind}
+    summary = (
+        f"Deadlock ({len(cycle)} task{'s' if len(cycle) > 1 else ''}): "
+        + "; ".join(parts)
+        + (f". {len(behind)} more task(s) wait behind it: {', '.join(behind[:6])}" if behind else "")
+        + "."
+    )
+    ev = tuple(
+        f"{w.comm}[{w.pid}] -> {w.kind} {w.lock_name} ({w.lock:#x}): owner word {w.owner_word:#x} = "
+        f"{w.owner_comm}[{w.owner_pid}]; this task's waiter is on the lock's wait list ({w.how})"
+        for w in cycle
+    )
+    data = {
+        "tasks": [
+            {
+                "comm": w.comm,
+                "pid": w.pid,
+                "waits_on": {"kind": w.kind, "name": w.lock_name, "address": w.lock},
+                "held_by": {"comm": w.owner_comm, "pid": w.owner_pid},
+            }
+            for w in cycle
+        ],
+        "behind": behind,
+    }
     return Finding("vmcore.deadlock", summary, ev, "certain", "vmcore.hung", data)

@@ -7,15 +7,18 @@ when asked for and cached by id; struct members are lazy (`TypeMember(callable, 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ktriage.btf import reader as R
+
 
 class TypeBuilder:
     """Builds drgn types from one BTF blob (a module's split BTF resolves base ids through its base)."""
 
-    def __init__(self, prog: Any, btf: R.BTF, complete: Callable[[str, int], Any] | None = None,
-                 base: "TypeBuilder | None" = None) -> None:
+    def __init__(
+        self, prog: Any, btf: R.BTF, complete: Callable[[str, int], Any] | None = None, base: TypeBuilder | None = None
+    ) -> None:
         self.prog = prog
         self.btf = btf
         self._cache: dict[int, Any] = {}
@@ -58,8 +61,10 @@ class TypeBuilder:
             ms = btf.members(tid)
             if not r.kind_flag:  # pahole < 1.16 wrote a bit-field's width and offset in its INT type instead
                 ms = [self._int_bitfield(m) for m in ms]
-            members = [drgn.TypeMember(self._lazy(mt, bsize, zero_len=i < len(ms) - 1), mname or None, boff)
-                       for i, (mname, mt, boff, bsize) in enumerate(ms)]
+            members = [
+                drgn.TypeMember(self._lazy(mt, bsize, zero_len=i < len(ms) - 1), mname or None, boff)
+                for i, (mname, mt, boff, bsize) in enumerate(ms)
+            ]
             make = prog.struct_type if k == R.STRUCT else prog.union_type
             return make(name, r.size, members)
         if k in (R.ENUM, R.ENUM64):
@@ -77,8 +82,11 @@ class TypeBuilder:
         if k == R.TYPEDEF:
             return prog.typedef_type(r.name, self.type(r.ref))
         if k in (R.VOLATILE, R.CONST, R.RESTRICT):
-            q = {R.VOLATILE: drgn.Qualifiers.VOLATILE, R.CONST: drgn.Qualifiers.CONST,
-                 R.RESTRICT: drgn.Qualifiers.RESTRICT}[k]
+            q = {
+                R.VOLATILE: drgn.Qualifiers.VOLATILE,
+                R.CONST: drgn.Qualifiers.CONST,
+                R.RESTRICT: drgn.Qualifiers.RESTRICT,
+            }[k]
             inner = self.type(r.ref)
             return inner.qualified(inner.qualifiers | q)
         if k in (R.TYPE_TAG, R.DECL_TAG, R.VAR, R.FUNC):
@@ -88,9 +96,9 @@ class TypeBuilder:
             variadic = bool(params) and params[-1] == ("", 0)
             if variadic:
                 params = params[:-1]
-            return prog.function_type(self.type(r.ref),
-                                      [drgn.TypeParameter(self._lazy(pt), pn or None) for pn, pt in params],
-                                      variadic)
+            return prog.function_type(
+                self.type(r.ref), [drgn.TypeParameter(self._lazy(pt), pn or None) for pn, pt in params], variadic
+            )
         raise R.BTFError(f"{btf.name}: type {tid} of kind {r.kind_name} has no drgn equivalent")
 
     def _int_bitfield(self, m: tuple[str, int, int, int]) -> tuple[str, int, int, int]:
@@ -127,10 +135,15 @@ class TypeBuilder:
 def _kind_map() -> dict[Any, frozenset[int]]:
     import drgn
 
-    return {drgn.TypeKind.STRUCT: frozenset({R.STRUCT}), drgn.TypeKind.UNION: frozenset({R.UNION}),
-            drgn.TypeKind.ENUM: frozenset({R.ENUM, R.ENUM64}), drgn.TypeKind.TYPEDEF: frozenset({R.TYPEDEF}),
-            drgn.TypeKind.INT: frozenset({R.INT}), drgn.TypeKind.BOOL: frozenset({R.INT}),
-            drgn.TypeKind.FLOAT: frozenset({R.FLOAT})}
+    return {
+        drgn.TypeKind.STRUCT: frozenset({R.STRUCT}),
+        drgn.TypeKind.UNION: frozenset({R.UNION}),
+        drgn.TypeKind.ENUM: frozenset({R.ENUM, R.ENUM64}),
+        drgn.TypeKind.TYPEDEF: frozenset({R.TYPEDEF}),
+        drgn.TypeKind.INT: frozenset({R.INT}),
+        drgn.TypeKind.BOOL: frozenset({R.INT}),
+        drgn.TypeKind.FLOAT: frozenset({R.FLOAT}),
+    }
 
 
 class BTFTypes:

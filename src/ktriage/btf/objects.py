@@ -46,8 +46,9 @@ def globals_table() -> list[GlobalSpec]:
         from ktriage import diskcache
 
         st = os.stat(GLOBALS_FILE)
-        _TABLE = diskcache.cached("btf-globals", diskcache.key_of("globals/1", st.st_size, st.st_mtime_ns),
-                                  _read_globals)
+        _TABLE = diskcache.cached(
+            "btf-globals", diskcache.key_of("globals/1", st.st_size, st.st_mtime_ns), _read_globals
+        )
     return _TABLE
 
 
@@ -56,8 +57,12 @@ def _read_globals() -> list[GlobalSpec]:
 
     with open(GLOBALS_FILE, encoding="utf-8") as f:
         rows = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
-    return [GlobalSpec(r["name"], r["type"], _version(r.get("since")), _version(r.get("until")),
-                       r.get("why", ""), r.get("arch")) for r in rows]
+    return [
+        GlobalSpec(
+            r["name"], r["type"], _version(r.get("since")), _version(r.get("until")), r.get("why", ""), r.get("arch")
+        )
+        for r in rows
+    ]
 
 
 def applies(spec: GlobalSpec, release: str, arch: str | None = None) -> bool:
@@ -141,8 +146,10 @@ class BTFObjects:
             n = self._trim_padding(sym.address, t, n)
             t = self.prog.array_type(t, n or None)
         elif extent and drgn.sizeof(t) > extent:
-            self.skipped[spec.name] = (f"type `{spec.type}` is {drgn.sizeof(t)} bytes but the symbol spans {extent}: the "
-                                       f"table does not fit this kernel")
+            self.skipped[spec.name] = (
+                f"type `{spec.type}` is {drgn.sizeof(t)} bytes but the symbol spans {extent}: the "
+                f"table does not fit this kernel"
+            )
             return None
         return drgn.Object(self.prog, t, address=sym.address)
 
@@ -156,7 +163,7 @@ class BTFObjects:
             data = self.prog.read(address, n * size)
         except Exception:  # noqa: BLE001 - drgn.FaultError: keep the extent
             return n
-        while n and not any(data[(n - 1) * size: n * size]):
+        while n and not any(data[(n - 1) * size : n * size]):
             n -= 1
         return n
 

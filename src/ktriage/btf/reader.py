@@ -20,10 +20,27 @@ MAGIC = 0xEB9F
 # kinds (BTF_KIND_*)
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
 FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
-KIND_NAMES = {INT: "int", PTR: "ptr", ARRAY: "array", STRUCT: "struct", UNION: "union", ENUM: "enum", FWD: "fwd",
-              TYPEDEF: "typedef", VOLATILE: "volatile", CONST: "const", RESTRICT: "restrict", FUNC: "func",
-              FUNC_PROTO: "func_proto", VAR: "var", DATASEC: "datasec", FLOAT: "float", DECL_TAG: "decl_tag",
-              TYPE_TAG: "type_tag", ENUM64: "enum64"}
+KIND_NAMES = {
+    INT: "int",
+    PTR: "ptr",
+    ARRAY: "array",
+    STRUCT: "struct",
+    UNION: "union",
+    ENUM: "enum",
+    FWD: "fwd",
+    TYPEDEF: "typedef",
+    VOLATILE: "volatile",
+    CONST: "const",
+    RESTRICT: "restrict",
+    FUNC: "func",
+    FUNC_PROTO: "func_proto",
+    VAR: "var",
+    DATASEC: "datasec",
+    FLOAT: "float",
+    DECL_TAG: "decl_tag",
+    TYPE_TAG: "type_tag",
+    ENUM64: "enum64",
+}
 
 # bytes after the 12-byte common record: fixed part, then per-vlen part
 _EXTRA_FIXED = {INT: 4, ARRAY: 12, VAR: 4, DECL_TAG: 4}
@@ -60,7 +77,7 @@ class BTF:
     """A parsed BTF blob. Split BTF (a module's) is given its `base`: its ids and string offsets continue the
     base's numbering, and look-ups fall through to the base."""
 
-    def __init__(self, data: bytes, base: "BTF | None" = None, name: str = "vmlinux") -> None:
+    def __init__(self, data: bytes, base: BTF | None = None, name: str = "vmlinux") -> None:
         if len(data) < 24:
             raise BTFError(f"{name}: {len(data)} bytes, too short for a BTF header")
         magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
@@ -79,9 +96,9 @@ class BTF:
         self.data = memoryview(data)
         self._types = hdr_len + type_off
         self._types_end = self._types + type_len
-        self._strs = bytes(data[hdr_len + str_off: hdr_len + str_off + str_len])
-        self.first_id = (base.next_id if base else 1)
-        self.str_base = (base.str_end if base else 0)
+        self._strs = bytes(data[hdr_len + str_off : hdr_len + str_off + str_len])
+        self.first_id = base.next_id if base else 1
+        self.str_base = base.str_end if base else 0
         self.str_end = self.str_base + len(self._strs)
         self._offsets = array("I")
         self.by_name: dict[str, list[int]] = {}
@@ -96,7 +113,7 @@ class BTF:
             return self.base.string(off) if self.base else ""
         off -= self.str_base
         end = self._strs.find(b"\0", off)
-        return self._strs[off:end if end >= 0 else None].decode("utf-8", "replace")
+        return self._strs[off : end if end >= 0 else None].decode("utf-8", "replace")
 
     def _scan(self) -> None:
         # The hot loop of the tier (100k records on a distribution kernel): locals only, one unpack per record,
@@ -124,7 +141,7 @@ class BTF:
             if name_off and named[kind]:
                 o = name_off - str_base
                 if 0 <= o < nstrs:
-                    n = strs[o:find(b"\0", o)].decode("utf-8", "replace")
+                    n = strs[o : find(b"\0", o)].decode("utf-8", "replace")
                 elif o < 0 and base_string is not None:  # split BTF dedup points names at the base's strings
                     n = base_string(name_off)
                 else:
@@ -140,7 +157,7 @@ class BTF:
         if pos != end:
             raise BTFError(f"{self.name}: type section ends inside a record")
 
-    def owner(self, tid: int) -> "BTF":
+    def owner(self, tid: int) -> BTF:
         """The blob (this one or a base) that holds type `tid`."""
         b: BTF | None = self
         while b is not None and tid < b.first_id:
@@ -158,10 +175,17 @@ class BTF:
         ref = 0 if sized else size_type
         if kind == ARRAY:
             ref = struct.unpack_from("<I", b.data, pos + 12)[0]
-        return Record(tid, kind, b.string(name_off) if name_off else "", info & 0xFFFF, bool(info >> 31),
-                      size_type if sized else 0, ref)
+        return Record(
+            tid,
+            kind,
+            b.string(name_off) if name_off else "",
+            info & 0xFFFF,
+            bool(info >> 31),
+            size_type if sized else 0,
+            ref,
+        )
 
-    def _extra(self, tid: int) -> tuple["BTF", int]:
+    def _extra(self, tid: int) -> tuple[BTF, int]:
         b = self.owner(tid)
         return b, b._offsets[tid - b.first_id] + 12
 

@@ -36,10 +36,15 @@ class BTFTier:
             mods = f", {len(self.modules_with_btf)} module(s) with split BTF"
             if self.modules_without_btf:
                 mods += " (none for: " + ", ".join(self.modules_without_btf) + ")"
-        return (f"BTF from the dump: {self.vmlinux_types} types ({self.vmlinux_bytes / (1 << 20):.1f} MB) between "
-                f"__start_BTF and __stop_BTF{mods}; symbols from kallsyms; "
-                + ("stacks unwound by drgn from the kernel's own tables (ORC on x86_64, frame pointers on arm64)"
-                   if self.unwinding else "no stack unwinding"))
+        return (
+            f"BTF from the dump: {self.vmlinux_types} types ({self.vmlinux_bytes / (1 << 20):.1f} MB) between "
+            f"__start_BTF and __stop_BTF{mods}; symbols from kallsyms; "
+            + (
+                "stacks unwound by drgn from the kernel's own tables (ORC on x86_64, frame pointers on arm64)"
+                if self.unwinding
+                else "no stack unwinding"
+            )
+        )
 
 
 def _symbol_address(prog: Any, name: str) -> int:
@@ -52,7 +57,9 @@ def read_vmlinux_btf(prog: Any) -> BTF:
         start = _symbol_address(prog, "__start_BTF")
         stop = _symbol_address(prog, "__stop_BTF")
     except LookupError:
-        raise LookupError("no __start_BTF/__stop_BTF in kallsyms: the kernel was built without CONFIG_DEBUG_INFO_BTF")
+        raise LookupError(
+            "no __start_BTF/__stop_BTF in kallsyms: the kernel was built without CONFIG_DEBUG_INFO_BTF"
+        ) from None
     if not 24 <= stop - start <= MAX_BTF_BYTES:
         raise BTFError(f"__start_BTF..__stop_BTF spans {stop - start} bytes: not a BTF blob")
     return BTF(prog.read(start, stop - start), name="vmlinux")
@@ -71,11 +78,15 @@ def enable(prog: Any, release: str) -> BTFTier:
     _modules(prog, tier, btf)
     skipped = objects.check_table()
     if skipped:
-        tier.notes.append("globals without a type on this kernel (what reads them is skipped): "
-                          + "; ".join(f"{n}: {why}" for n, why in sorted(skipped.items())))
+        tier.notes.append(
+            "globals without a type on this kernel (what reads them is skipped): "
+            + "; ".join(f"{n}: {why}" for n, why in sorted(skipped.items()))
+        )
     if objects.unchecked:
-        tier.notes.append("globals typed from the table whose size kallsyms cannot confirm (no extent): "
-                          + ", ".join(sorted(objects.unchecked)))
+        tier.notes.append(
+            "globals typed from the table whose size kallsyms cannot confirm (no extent): "
+            + ", ".join(sorted(objects.unchecked))
+        )
     tier.seconds = time.perf_counter() - t0
     return tier
 
@@ -142,8 +153,10 @@ def _btf_module_blobs(prog: Any, tier: BTFTier) -> dict[int, tuple[int, int]]:
     try:
         head = prog["btf_modules"]
     except (KeyError, LookupError):
-        tier.notes.append("no btf_modules list in this kernel (CONFIG_DEBUG_INFO_BTF_MODULES off?): modules' types "
-                          "need their .ko debug info")
+        tier.notes.append(
+            "no btf_modules list in this kernel (CONFIG_DEBUG_INFO_BTF_MODULES off?): modules' types "
+            "need their .ko debug info"
+        )
         return out
     try:
         for bm in list_for_each_entry("struct btf_module", head.address_of_(), "list"):

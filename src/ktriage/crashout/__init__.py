@@ -18,8 +18,10 @@ __all__ = ["looks_like_crash_output", "parse_crash_output"]
 _HEAD = 64 * 1024
 _PROMPT = re.compile(r"(?:^|\s)crash[\w.\-]*> [a-z]", re.M)
 _SYS = re.compile(r"^[ \t\xa0]*(?:KERNEL|SYSTEM MAP): \S.*\n[ \t\xa0]*(?:DUMPFILE|DEBUG KERNEL|CPUS): ", re.M)
-_BT = re.compile(r"PID:[ \xa0]+\d+[ \t\xa0]+TASK:[ \xa0]+[0-9a-f]+[ \t\xa0]+CPU:[ \xa0]+\d+[ \t\xa0]+COMMAND:[ \xa0]+\""
-                 r"[^\"\n]*\"\s+#0[ \xa0]+\[")
+_BT = re.compile(
+    r"PID:[ \xa0]+\d+[ \t\xa0]+TASK:[ \xa0]+[0-9a-f]+[ \t\xa0]+CPU:[ \xa0]+\d+[ \t\xa0]+COMMAND:[ \xa0]+\""
+    r"[^\"\n]*\"\s+#0[ \xa0]+\["
+)
 
 
 def looks_like_crash_output(text: str) -> bool:

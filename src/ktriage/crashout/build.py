@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from ktriage.crashout.reader import BtTask, ExcBlock, Piece, Session, SysHeader
 from ktriage.kernel_info import guess_distro
@@ -14,42 +14,61 @@ from ktriage.model import Crash, Event, Frame, Kernel, Location, SourceSpan, Tas
 FORMAT = "crash-output"
 
 # Frames of the panic path itself: a bt that holds them is the panicking task's.
-_PANIC_PATH = re.compile(r"^(?:__)?crash_kexec$|^machine_kexec$|^panic$|^vpanic$|^oops_end$|^die$|^__die$|"
-                         r"^crash_setup_regs$|^die_kernel_fault$")
+_PANIC_PATH = re.compile(
+    r"^(?:__)?crash_kexec$|^machine_kexec$|^panic$|^vpanic$|^oops_end$|^die$|^__die$|"
+    r"^crash_setup_regs$|^die_kernel_fault$"
+)
 # Other CPUs stopped by the panicking one (`bt -a`): never the crash itself.
-_STOPPED = re.compile(r"^crash_nmi_callback$|^ipi_cpu_crash_stop$|^ipi_cpu_stop$|^crash_save_cpu$|"
-                      r"^machine_crash_nonpanic_core$|^nmi_shootdown_cpus$")
+_STOPPED = re.compile(
+    r"^crash_nmi_callback$|^ipi_cpu_crash_stop$|^ipi_cpu_stop$|^crash_save_cpu$|"
+    r"^machine_crash_nonpanic_core$|^nmi_shootdown_cpus$"
+)
 # The oops/kexec machinery at the top of a bt with no exception frame (panic() called directly).
-_MACHINERY = re.compile(r"^(?:__)?crash_kexec$|^machine_kexec$|^panic$|^vpanic$|^oops_end$|^die$|^__die|"
-                        r"^crash_setup_regs$|^(?:__)?show_stack|^dump_stack|^__warn$|^warn_slowpath|^report_bug$")
+_MACHINERY = re.compile(
+    r"^(?:__)?crash_kexec$|^machine_kexec$|^panic$|^vpanic$|^oops_end$|^die$|^__die|"
+    r"^crash_setup_regs$|^(?:__)?show_stack|^dump_stack|^__warn$|^warn_slowpath|^report_bug$"
+)
 
 # What the frames above the exception frame say the crash was, as an oops header the
 # formats table knows: [(frame pattern, header)], first match wins.
-_INFER: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), h) for p, h in (
-    (r"^(?:asm_)?exc_general_protection$|^(?:do_)?general_protection$", "general protection fault"),
-    (r"^(?:asm_)?exc_invalid_op$|^(?:do_)?invalid_op$|^handle_bug$|^report_bug$|^fixup_bug$", "kernel BUG at "),
-    (r"^(?:asm_)?exc_divide_error$|^(?:do_)?divide_error$", "divide error: "),
-    (r"^(?:asm_)?exc_double_fault$|^(?:do_)?double_fault$", "PANIC: double fault"),
-    (r"^(?:asm_)?exc_stack_segment$|^(?:do_)?stack_segment$", "stack segment: "),
-    (r"^(?:asm_)?exc_page_fault$|^(?:__)?do_page_fault$|^(?:async_)?page_fault$|^no_context$|bad_area|"
-     r"^page_fault_oops$|^do_(?:user|kern)_addr_fault$|^handle_page_fault$",
-     "BUG: unable to handle kernel paging request"),
-    (r"^do_mem_abort$|^el1_da$|^el1_abort$|^__do_kernel_fault$|^do_translation_fault$|^do_page_fault$",
-     "Unable to handle kernel paging request"),
-    (r"^watchdog_overflow_callback$|^watchdog_hardlockup_check$", "Watchdog detected hard LOCKUP"),
-    (r"^watchdog_timer_fn$", "BUG: soft lockup"),
-    (r"^sysrq_handle_crash$", "Kernel panic - not syncing: sysrq triggered crash"),
-))
+_INFER: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), h)
+    for p, h in (
+        (r"^(?:asm_)?exc_general_protection$|^(?:do_)?general_protection$", "general protection fault"),
+        (r"^(?:asm_)?exc_invalid_op$|^(?:do_)?invalid_op$|^handle_bug$|^report_bug$|^fixup_bug$", "kernel BUG at "),
+        (r"^(?:asm_)?exc_divide_error$|^(?:do_)?divide_error$", "divide error: "),
+        (r"^(?:asm_)?exc_double_fault$|^(?:do_)?double_fault$", "PANIC: double fault"),
+        (r"^(?:asm_)?exc_stack_segment$|^(?:do_)?stack_segment$", "stack segment: "),
+        (
+            r"^(?:asm_)?exc_page_fault$|^(?:__)?do_page_fault$|^(?:async_)?page_fault$|^no_context$|bad_area|"
+            r"^page_fault_oops$|^do_(?:user|kern)_addr_fault$|^handle_page_fault$",
+            "BUG: unable to handle kernel paging request",
+        ),
+        (
+            r"^do_mem_abort$|^el1_da$|^el1_abort$|^__do_kernel_fault$|^do_translation_fault$|^do_page_fault$",
+            "Unable to handle kernel paging request",
+        ),
+        (r"^watchdog_overflow_callback$|^watchdog_hardlockup_check$", "Watchdog detected hard LOCKUP"),
+        (r"^watchdog_timer_fn$", "BUG: soft lockup"),
+        (r"^sysrq_handle_crash$", "Kernel panic - not syncing: sysrq triggered crash"),
+    )
+)
 
-_SOFTIRQ = re.compile(r"^(?:__do_softirq|handle_softirqs|do_softirq|call_softirq|run_ksoftirqd|net_rx_action|"
-                      r"run_timer_softirq|tasklet_action|tasklet_action_common|__run_timers|blk_done_softirq|"
-                      r"irq_exit|irq_exit_rcu)$")
-_HARDIRQ = re.compile(r"^(?:do_IRQ|common_interrupt|handle_irq|handle_irq_event|__handle_irq_event_percpu|"
-                      r"handle_edge_irq|handle_fasteoi_irq|generic_handle_irq|gic_handle_irq|el1_irq|"
-                      r"__sysvec_\w+|sysvec_\w+|smp_apic_timer_interrupt|apic_timer_interrupt)$")
+_SOFTIRQ = re.compile(
+    r"^(?:__do_softirq|handle_softirqs|do_softirq|call_softirq|run_ksoftirqd|net_rx_action|"
+    r"run_timer_softirq|tasklet_action|tasklet_action_common|__run_timers|blk_done_softirq|"
+    r"irq_exit|irq_exit_rcu)$"
+)
+_HARDIRQ = re.compile(
+    r"^(?:do_IRQ|common_interrupt|handle_irq|handle_irq_event|__handle_irq_event_percpu|"
+    r"handle_edge_irq|handle_fasteoi_irq|generic_handle_irq|gic_handle_irq|el1_irq|"
+    r"__sysvec_\w+|sysvec_\w+|smp_apic_timer_interrupt|apic_timer_interrupt)$"
+)
 
-_FAULT_AT = re.compile(r"(?:dereference|paging request|page fault for address|access to user memory)"
-                       r"(?: at)?:? (?:virtual address )?(?:\(null\)|(?:0x)?([0-9a-f]{1,16})\b)")
+_FAULT_AT = re.compile(
+    r"(?:dereference|paging request|page fault for address|access to user memory)"
+    r"(?: at)?:? (?:virtual address )?(?:\(null\)|(?:0x)?([0-9a-f]{1,16})\b)"
+)
 _DEBUG_PATH = re.compile(r"/usr/src/debug/kernel-[^/\s]+/linux-(\d+\.\d+[^/\s]*)/")
 _MODULE_PATH = re.compile(r"/lib/modules/(\d+\.\d+[^/\s]*)/")
 _PROSE_RELEASE = re.compile(r"内核版本|内核版本号|kernel version|kernel release|uname -r|Linux version", re.I)
@@ -57,6 +76,7 @@ _RELEASE = re.compile(r"\b(\d+\.\d+\.\d+-[\w.+~\-]*[\w])")
 
 
 # --- frames -------------------------------------------------------------------------------------
+
 
 def _switch_section(name: str) -> str:
     n = name.lower()
@@ -105,8 +125,7 @@ def bt_frames(bt: BtTask) -> tuple[list[Frame], ExcBlock | None, int]:
         section = _switch_section(seg_names[s]) if s < len(seg_names) else "task"
         for i, f in seg:
             sect = "exception" if i < above else section
-            out.append(Frame(symbol=f.symbol, offset=f.offset, module=f.module, address=f.address,
-                             section=sect))
+            out.append(Frame(symbol=f.symbol, offset=f.offset, module=f.module, address=f.address, section=sect))
     return out, exc, above
 
 
@@ -145,6 +164,7 @@ def panicking(session: Session) -> list[BtTask]:
 
 
 # --- kind, title, guilty ------------------------------------------------------------------------
+
 
 def _panic_string(sysf: dict[str, str]) -> str | None:
     p = sysf.get("PANIC")
@@ -197,10 +217,20 @@ def _title(fmt, m: re.Match[str], func: str | None) -> tuple[str, bool]:  # type
 
 # --- kernel facts -------------------------------------------------------------------------------
 
+
 def _arch(machine: str | None, regs: dict[str, int], release: str | None) -> str | None:
     word = (machine or "").split()[0] if machine else ""
-    table = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64", "ppc64": "ppc64",
-             "s390x": "s390x", "i686": "i386", "i386": "i386", "riscv64": "riscv64"}
+    table = {
+        "x86_64": "x86_64",
+        "aarch64": "arm64",
+        "arm64": "arm64",
+        "ppc64le": "ppc64",
+        "ppc64": "ppc64",
+        "s390x": "s390x",
+        "i686": "i386",
+        "i386": "i386",
+        "riscv64": "riscv64",
+    }
     if word in table:
         return table[word]
     if "RAX" in regs or "RIP" in regs:
@@ -224,7 +254,7 @@ def release_from_text(lines: Sequence[Piece], near: int) -> str | None:
     best: tuple[int, str] | None = None
     for n, t in lines:
         if _PROSE_RELEASE.search(t):
-            m = _RELEASE.search(t[_PROSE_RELEASE.search(t).start():])  # type: ignore[union-attr]
+            m = _RELEASE.search(t[_PROSE_RELEASE.search(t).start() :])  # type: ignore[union-attr]
             if m:
                 d = abs(near - n) + (0 if n <= near else 1000)  # prefer the statement before the output
                 if best is None or d < best[0]:
@@ -233,6 +263,7 @@ def release_from_text(lines: Sequence[Piece], near: int) -> str | None:
 
 
 # --- one crash ----------------------------------------------------------------------------------
+
 
 def crash_from_bt(bt: BtTask | None, session: Session, path: str, doc: Sequence[Piece]) -> Crash:
     from ktriage.logs.report import _bucket, _context
@@ -338,8 +369,12 @@ def merge(log: Crash, bt: Crash) -> Crash:
         kernel = Kernel(kernel.release, kernel.build, guess_distro(kernel.release, kernel.build), kernel.hardware)
     t, u = log.task, bt.task
     return log.replace(
-        source=SourceSpan(log.source.path, min(log.source.first_line, bt.source.first_line),
-                          max(log.source.last_line, bt.source.last_line), FORMAT),
+        source=SourceSpan(
+            log.source.path,
+            min(log.source.first_line, bt.source.first_line),
+            max(log.source.last_line, bt.source.last_line),
+            FORMAT,
+        ),
         ip=ip or bt.ip,
         kernel=kernel,
         arch=log.arch or bt.arch,
@@ -373,8 +408,9 @@ def session_crashes(session: Session, path: str, doc: Sequence[Piece]) -> list[C
         c = crash_from_bt(bt, session, path, doc)
         match = None
         for i, lc in enumerate(logs):
-            same_ip = lc.ip and c.ip and lc.ip.symbol and c.ip.symbol and \
-                normalize(lc.ip.symbol) == normalize(c.ip.symbol)
+            same_ip = (
+                lc.ip and c.ip and lc.ip.symbol and c.ip.symbol and normalize(lc.ip.symbol) == normalize(c.ip.symbol)
+            )
             same_task = lc.task.pid is not None and lc.task.pid == c.task.pid and lc.task.comm == c.task.comm
             if i not in used and (same_ip or same_task):
                 match = i

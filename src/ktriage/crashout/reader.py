@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78c])")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -37,16 +36,41 @@ _GUTTER = re.compile(r"^\s*((?:\d+\s+){2,})(?=\S)")
 _GUTTER1 = re.compile(r"^\s*1\s+(?=crash[\w.\-]*> |0x[0-9a-f]+ <[^>\s]+>:|#0 \[|PID: \d)")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
 
-SYS_FIELDS = ("KERNEL", "DUMPFILE", "CPUS", "DATE", "UPTIME", "LOAD AVERAGE", "TASKS", "NODENAME", "RELEASE",
-              "VERSION", "MACHINE", "MEMORY", "PANIC", "PID", "COMMAND", "TASK", "CPU", "STATE",
-              "SYSTEM MAP", "DEBUG KERNEL", "KERNEL DEBUGINFO", "DUMPFILES", "INTERRUPTED", "GNU_GET_VERSION")
+SYS_FIELDS = (
+    "KERNEL",
+    "DUMPFILE",
+    "CPUS",
+    "DATE",
+    "UPTIME",
+    "LOAD AVERAGE",
+    "TASKS",
+    "NODENAME",
+    "RELEASE",
+    "VERSION",
+    "MACHINE",
+    "MEMORY",
+    "PANIC",
+    "PID",
+    "COMMAND",
+    "TASK",
+    "CPU",
+    "STATE",
+    "SYSTEM MAP",
+    "DEBUG KERNEL",
+    "KERNEL DEBUGINFO",
+    "DUMPFILES",
+    "INTERRUPTED",
+    "GNU_GET_VERSION",
+)
 _SYS_LINE = re.compile(r"^\s*(" + "|".join(SYS_FIELDS) + r"): ?(.*?)\s*$")
 _SYS_START = re.compile(r"^\s*(?:KERNEL|DUMPFILE|SYSTEM MAP|DEBUG KERNEL): \S")
 _SYS_SPLIT = re.compile(r"(?<=\S)\s+(?=(?:" + "|".join(f for f in SYS_FIELDS if f != "KERNEL") + r"): )")
 
 BT_HEADER = re.compile(r"^\s*PID: (\d+)\s+TASK: ([0-9a-f]+)\s+CPU: (\d+)\s+COMMAND: \"(.*)\"\s*$")
-FRAME = re.compile(r"^\s*#(\d+)\s+\[([0-9a-f]+)\]\s+(\S+?)(?:\+(\d+))?\s+at\s+([0-9a-f]+)"
-                   r"(?:\s+\[([\w\-.]+)\])?\s*$")
+FRAME = re.compile(
+    r"^\s*#(\d+)\s+\[([0-9a-f]+)\]\s+(\S+?)(?:\+(\d+))?\s+at\s+([0-9a-f]+)"
+    r"(?:\s+\[([\w\-.]+)\])?\s*$"
+)
 EXC_RIP = re.compile(r"^\s*\[exception RIP: (?:([A-Za-z_.$][\w.$]*)(?:\+(\d+))?(?:\s+\[([\w\-.]+)\])?|(.*?))\]\s*$")
 # arm64: "     PC: ffffff80080f8e64  [sysrq_handle_crash+28]"
 EXC_PC = re.compile(r"^\s*PC: ([0-9a-f]{8,16})\s+\[([A-Za-z_.$][\w.$]*)(?:\+(\d+))?\]\s*$")
@@ -54,10 +78,14 @@ REG_LINE = re.compile(r"^\s*(?:(?:[A-Z][A-Z0-9_]{0,8}|X\d{1,2}|[xX]\d{1,2}):\s+[
 REG = re.compile(r"\b([A-Z][A-Z0-9_]{0,8}|[xX]\d{1,2}):\s+([0-9a-f]{2,16})\b")
 SWITCH = re.compile(r"^\s*--- <(.+?)> ---\s*$")
 # lines that may sit inside a bt without ending it: `bt -l` sources, `bt -f` stack words, crash warnings
-_BT_NOISE = re.compile(r"^\s*(?:/\S+: \d+\s*$|[0-9a-f]{8,16}: (?:[0-9a-f]{8,16}\s*)+$|bt: |WARNING: |"
-                       r"\[[0-9a-f]{8,16}\]\s+\S+ at [0-9a-f]+)")
-_BT_SPLIT = re.compile(r"(?<=\S)\s+(?=PID: \d+\s+TASK: [0-9a-f]+|#\d+ \[[0-9a-f]{6,16}\] |\[exception RIP: |"
-                       r"RIP: [0-9a-f]{8,16}\s+RSP: |--- <[^>]+> ---|PC: [0-9a-f]{8,16}\s+\[)")
+_BT_NOISE = re.compile(
+    r"^\s*(?:/\S+: \d+\s*$|[0-9a-f]{8,16}: (?:[0-9a-f]{8,16}\s*)+$|bt: |WARNING: |"
+    r"\[[0-9a-f]{8,16}\]\s+\S+ at [0-9a-f]+)"
+)
+_BT_SPLIT = re.compile(
+    r"(?<=\S)\s+(?=PID: \d+\s+TASK: [0-9a-f]+|#\d+ \[[0-9a-f]{6,16}\] |\[exception RIP: |"
+    r"RIP: [0-9a-f]{8,16}\s+RSP: |--- <[^>]+> ---|PC: [0-9a-f]{8,16}\s+\[)"
+)
 
 DIS_LINE = re.compile(r"^\s*0x[0-9a-f]+ <[^>]+>:\s")
 _DIS_SRC = re.compile(r"^\s*/\S+: \d+\s*$")
@@ -113,10 +141,10 @@ def _strip_gutter(text: str) -> str:
     m = _GUTTER.match(text)
     if not m:
         one = _GUTTER1.match(text)
-        return text[one.end():] if one else text
+        return text[one.end() :] if one else text
     nums = m.group(1).split()
     if nums == [str(i) for i in range(1, len(nums) + 1)]:
-        return text[m.end():]
+        return text[m.end() :]
     return text
 
 
@@ -161,8 +189,9 @@ class _BtBuilder:
         if m:
             self.exc = None
             off = int(m.group(4)) if m.group(4) else None
-            self.bt.items.append(("frame", (int(m.group(1)), int(m.group(2), 16), m.group(3), off,
-                                            int(m.group(5), 16), m.group(6))))
+            self.bt.items.append(
+                ("frame", (int(m.group(1)), int(m.group(2), 16), m.group(3), off, int(m.group(5), 16), m.group(6)))
+            )
             return self._keep(n, s)
         m = EXC_RIP.match(s)
         if m:
@@ -172,8 +201,9 @@ class _BtBuilder:
             return self._keep(n, s)
         m = EXC_PC.match(s)
         if m:
-            self.exc = ExcBlock(m.group(2), int(m.group(3)) if m.group(3) else None, None,
-                                {"PC": int(m.group(1), 16)}, n, s)
+            self.exc = ExcBlock(
+                m.group(2), int(m.group(3)) if m.group(3) else None, None, {"PC": int(m.group(1), 16)}, n, s
+            )
             self.bt.items.append(("exc", self.exc))
             return self._keep(n, s)
         if REG_LINE.match(s) or (self.exc is not None and s.startswith(("LR:", "SP:"))):
@@ -247,7 +277,7 @@ class _Reader:
         elif cmd.startswith("sys"):
             parts = _SYS_SPLIT.split(cmd)
             w = re.match(r"^sys\b(?:\s+-\w+)*\s*", parts[0])
-            head = parts[0][w.end():] if w else ""
+            head = parts[0][w.end() :] if w else ""
             rest = ([head] if head else []) + parts[1:]
         for p in rest:
             self.part(n, p)

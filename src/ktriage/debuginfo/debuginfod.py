@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 
 DEFAULT_TIMEOUT = 90.0  # elfutils' DEBUGINFOD_TIMEOUT default
 CONNECT_TIMEOUT = 10.0
@@ -82,6 +81,7 @@ def vmlinux_build_id(crash, log_ids: dict[str, str]) -> tuple[str | None, str]: 
 
 # --- fetching ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Fetch:
     """One build ID asked of the cache and the servers: the file (or None) and one line per step."""
@@ -129,7 +129,8 @@ def fetch(build_id: str, kind: str = "debuginfo") -> Fetch:
     timeout = _seconds("DEBUGINFOD_TIMEOUT", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT
     maxtime = _seconds("DEBUGINFOD_MAXTIME", None)
     maxsize = _seconds("DEBUGINFOD_MAXSIZE", None)
-    from ktriage.debuginfo.debuginfod_http import download, opener as make_opener  # the network: only now
+    from ktriage.debuginfo.debuginfod_http import download  # the network: only now
+    from ktriage.debuginfo.debuginfod_http import opener as make_opener
 
     opener = make_opener(min(CONNECT_TIMEOUT, timeout))
     for base in servers:
@@ -141,8 +142,11 @@ def fetch(build_id: str, kind: str = "debuginfo") -> Fetch:
         got = _elf_build_id(tmp)
         if got != bid:
             os.unlink(tmp)
-            note = (f"{url}: refused: the file sent has build ID {got}, not {bid}" if got else
-                    f"{url}: refused: the file sent is not an ELF file with a build ID")
+            note = (
+                f"{url}: refused: the file sent has build ID {got}, not {bid}"
+                if got
+                else f"{url}: refused: the file sent is not an ELF file with a build ID"
+            )
             out.steps.append(note)
             out.refused.append(note)
             continue
@@ -161,9 +165,14 @@ _MISSES: dict[tuple, Fetch] = {}
 
 # --- the hook find.search calls -------------------------------------------------------------------
 
-def lookup(crash, s, log_ids: dict[str, str],  # type: ignore[no-untyped-def]
-           check_vmlinux: Callable[[str, str], tuple[bool, str]],
-           check_module: Callable[[str, str, str], tuple[bool, str]]) -> None:
+
+def lookup(
+    crash,
+    s,
+    log_ids: dict[str, str],  # type: ignore[no-untyped-def]
+    check_vmlinux: Callable[[str, str], tuple[bool, str]],
+    check_module: Callable[[str, str, str], tuple[bool, str]],
+) -> None:
     """Fill `s` (a find.Search) from debuginfod for what the local search did not find, and say in
     `s.looked` what was asked and what happened (each line starts with "debuginfod")."""
     need_vmlinux = s.vmlinux is None
@@ -174,18 +183,24 @@ def lookup(crash, s, log_ids: dict[str, str],  # type: ignore[no-untyped-def]
     bid, where = vmlinux_build_id(crash, log_ids) if need_vmlinux else (None, "")
     if need_vmlinux:
         if bid is None:
-            s.looked.append("debuginfod: vmlinux not asked: no vmlinux build ID (a log prints it only with "
-                            "CONFIG_STACKTRACE_BUILD_ID, 5.14+; a vmcore's VMCOREINFO has it)")
+            s.looked.append(
+                "debuginfod: vmlinux not asked: no vmlinux build ID (a log prints it only with "
+                "CONFIG_STACKTRACE_BUILD_ID, 5.14+; a vmcore's VMCOREINFO has it)"
+            )
         elif not servers and not cache_path(bid).is_file():
-            s.looked.append(f"debuginfod: off (DEBUGINFOD_URLS is not set); vmlinux build ID {bid} from {where}, "
-                            f"not in the cache {cache_path(bid)}")
+            s.looked.append(
+                f"debuginfod: off (DEBUGINFOD_URLS is not set); vmlinux build ID {bid} from {where}, "
+                f"not in the cache {cache_path(bid)}"
+            )
         else:
             _one(s, fetch(bid), "vmlinux", lambda p: check_vmlinux(p, bid), where)
     for name in missing:
         mbid = log_ids.get(name)
         if not mbid:
-            s.looked.append(f"debuginfod: {name}.ko not asked: the log prints no build ID for modules "
-                            f"(CONFIG_STACKTRACE_BUILD_ID): give --debuginfo")
+            s.looked.append(
+                f"debuginfod: {name}.ko not asked: the log prints no build ID for modules "
+                f"(CONFIG_STACKTRACE_BUILD_ID): give --debuginfo"
+            )
             continue
         if not servers and not cache_path(mbid).is_file():
             s.looked.append(f"debuginfod: off (DEBUGINFOD_URLS is not set); {name}.ko build ID {mbid}")

@@ -18,6 +18,7 @@ CONNECT_TIMEOUT = 10.0
 
 # --- HTTP with a short connect timeout and a long read timeout -----------------------------------
 
+
 class _ConnectFirst:
     """Connect (and TLS handshake) within `connect_timeout`, then read with the request's timeout."""
 
@@ -54,8 +55,9 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
     connect_timeout = CONNECT_TIMEOUT
 
     def https_open(self, req):  # type: ignore[no-untyped-def]
-        return self.do_open(_HTTPSConnection, req, context=getattr(self, "_context", None),
-                            connect_timeout=self.connect_timeout)
+        return self.do_open(
+            _HTTPSConnection, req, context=getattr(self, "_context", None), connect_timeout=self.connect_timeout
+        )
 
 
 def opener(connect_timeout: float) -> urllib.request.OpenerDirector:
@@ -64,8 +66,16 @@ def opener(connect_timeout: float) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(http_h, https_h)
 
 
-def download(opener: urllib.request.OpenerDirector, url: str, target: Path, timeout: float,
-             maxtime: float | None, maxsize: float | None, user_agent: str, chunk_size: int) -> tuple[str, str | None]:
+def download(
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    target: Path,
+    timeout: float,
+    maxtime: float | None,
+    maxsize: float | None,
+    user_agent: str,
+    chunk_size: int,
+) -> tuple[str, str | None]:
     """(what happened, temporary file holding the whole body or None)."""
     start = time.monotonic()
     req = urllib.request.Request(url, headers={"User-Agent": user_agent})
@@ -98,7 +108,7 @@ def download(opener: urllib.request.OpenerDirector, url: str, target: Path, time
         return (f"{e.code} {e.reason}" + (" (the server does not have it)" if e.code == 404 else "")), None
     except _Abort as e:
         return str(e), None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return f"timed out (DEBUGINFOD_TIMEOUT {timeout:g} s) after {time.monotonic() - start:.1f} s", None
     except urllib.error.URLError as e:
         r = e.reason

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-
 MACHINES = {62: "x86_64", 3: "i386", 183: "arm64", 40: "arm", 243: "riscv64", 21: "ppc64", 22: "s390x"}
 SHF_ALLOC = 0x2
 SHT_NOBITS = 8
@@ -27,7 +26,6 @@ SHT_SYMTAB = 2
 SHT_NOTE = 7
 ET_REL = 1
 SHN_ABS = 0xFFF1
-
 
 
 def _enums():  # type: ignore[no-untyped-def]
@@ -41,10 +39,24 @@ def _enums():  # type: ignore[no-untyped-def]
 def _sh_types(e_machine: Any) -> dict:
     """pyelftools decodes header enums to names ("SHT_NOBITS", "EM_X86_64"); callers compare numbers."""
     e = _enums()
-    return {"EM_ARM": e.ENUM_SH_TYPE_ARM, "EM_AARCH64": e.ENUM_SH_TYPE_AARCH64, "EM_X86_64": e.ENUM_SH_TYPE_AMD64,
-            "EM_MIPS": e.ENUM_SH_TYPE_MIPS, "EM_RISCV": e.ENUM_SH_TYPE_RISCV}.get(e_machine, e.ENUM_SH_TYPE_BASE)
-_DRGN_ARCH = {"x86_64": "X86_64", "i386": "I386", "arm64": "AARCH64", "arm": "ARM", "riscv64": "RISCV64",
-              "ppc64": "PPC64", "s390x": "S390X"}
+    return {
+        "EM_ARM": e.ENUM_SH_TYPE_ARM,
+        "EM_AARCH64": e.ENUM_SH_TYPE_AARCH64,
+        "EM_X86_64": e.ENUM_SH_TYPE_AMD64,
+        "EM_MIPS": e.ENUM_SH_TYPE_MIPS,
+        "EM_RISCV": e.ENUM_SH_TYPE_RISCV,
+    }.get(e_machine, e.ENUM_SH_TYPE_BASE)
+
+
+_DRGN_ARCH = {
+    "x86_64": "X86_64",
+    "i386": "I386",
+    "arm64": "AARCH64",
+    "arm": "ARM",
+    "riscv64": "RISCV64",
+    "ppc64": "PPC64",
+    "s390x": "S390X",
+}
 
 
 def _num(value: Any, names: dict) -> int:
@@ -52,7 +64,7 @@ def _num(value: Any, names: dict) -> int:
     return value if isinstance(value, int) else names[value]
 
 
-_CACHE: dict[tuple, "ElfFile"] = {}
+_CACHE: dict[tuple, ElfFile] = {}
 
 
 class ElfError(Exception):
@@ -84,7 +96,7 @@ class ElfFile:
     is64: bool = True
 
     @classmethod
-    def open(cls, path: str) -> "ElfFile":
+    def open(cls, path: str) -> ElfFile:
         try:
             f = open(path, "rb")
         except OSError as e:
@@ -133,8 +145,17 @@ class ElfFile:
         self.machine = MACHINES.get(self.e_machine, f"machine {self.e_machine}")
         types = _sh_types(hdr["e_machine"])
         for name, h in sections:
-            self.sections.append(Section(name, _num(h["sh_type"], types), h["sh_flags"], h["sh_addr"],
-                                         h["sh_offset"], h["sh_size"], h["sh_addralign"]))
+            self.sections.append(
+                Section(
+                    name,
+                    _num(h["sh_type"], types),
+                    h["sh_flags"],
+                    h["sh_addr"],
+                    h["sh_offset"],
+                    h["sh_size"],
+                    h["sh_addralign"],
+                )
+            )
 
     def section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
@@ -143,7 +164,7 @@ class ElfFile:
         if sec.type == SHT_NOBITS:
             return bytes(size if size is not None else sec.size)
         size = sec.size - off if size is None else size
-        return bytes(self._m[sec.offset + off:sec.offset + off + size])
+        return bytes(self._m[sec.offset + off : sec.offset + off + size])
 
     @property
     def has_dwarf(self) -> bool:
@@ -172,8 +193,11 @@ class ElfFile:
         """The SHT_SYMTAB sections, kept so that pyelftools' name index is built once per file."""
         from elftools.elf.sections import SymbolTableSection
 
-        return [sec for sec in (self._elf.get_section(i) for i, s in enumerate(self.sections) if s.type == SHT_SYMTAB)
-                if isinstance(sec, SymbolTableSection)]
+        return [
+            sec
+            for sec in (self._elf.get_section(i) for i, s in enumerate(self.sections) if s.type == SHT_SYMTAB)
+            if isinstance(sec, SymbolTableSection)
+        ]
 
     @cached_property
     def _drgn(self) -> tuple[Any, int] | None:
@@ -260,7 +284,7 @@ class ElfFile:
         return out
 
     @classmethod
-    def cached(cls, path: str) -> "ElfFile":
+    def cached(cls, path: str) -> ElfFile:
         """A shared, still-open ElfFile per (path, mtime, size): a log of many crashes reads a vmlinux once."""
         st = os.stat(path)
         key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)

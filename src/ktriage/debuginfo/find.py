@@ -181,7 +181,7 @@ def check_code(elf: ElfFile, crash: Crash, module: str | None) -> tuple[int, int
     if hi - lo < 8:
         return None
     mine = elf.bytes_at(sec, lo, hi - lo)
-    theirs = code.data[lo - at:hi - at]
+    theirs = code.data[lo - at : hi - at]
     return sum(a == b for a, b in zip(mine, theirs)), hi - lo
 
 
@@ -193,11 +193,16 @@ def _code_note(elf: ElfFile, crash: Crash, module: str | None) -> tuple[str | No
         return None, None
     same, n = got
     if same * 4 < n * 3:
-        return f"the oops' Code: bytes differ from the file at {crash.ip.symbol}+{crash.ip.offset:#x} ({n - same} of {n})", None
+        return (
+            f"the oops' Code: bytes differ from the file at {crash.ip.symbol}+{crash.ip.offset:#x} ({n - same} of {n})",
+            None,
+        )
     return None, f"Code: bytes {same}/{n} identical"
 
 
-def check_vmlinux(path: str, crash: Crash, banner_log: str | None = None, build_id: str | None = None) -> tuple[bool, str]:
+def check_vmlinux(
+    path: str, crash: Crash, banner_log: str | None = None, build_id: str | None = None
+) -> tuple[bool, str]:
     """(accepted, one-line note) for a vmlinux candidate."""
     try:
         elf = ElfFile.cached(path)
@@ -223,8 +228,10 @@ def check_vmlinux(path: str, crash: Crash, banner_log: str | None = None, build_
         if bn and fb and bn.group(1) != fb.group(1):
             return False, f"{path}: refused: same release {release} but build {fb.group(1)}, the crash is {bn.group(1)}"
         if banner_log and not _same_banner(banner, banner_log):
-            return False, (f"{path}: refused: same release {release} but another build: its banner is "
-                           f"'{banner[len('Linux version '):]}', the log's is '{banner_log[len('Linux version '):]}'")
+            return False, (
+                f"{path}: refused: same release {release} but another build: its banner is "
+                f"'{banner[len('Linux version ') :]}', the log's is '{banner_log[len('Linux version ') :]}'"
+            )
         bad = check_sizes(elf, _frame_sizes(crash, None))
         if bad:
             return False, f"{path}: refused: another build of {release}: {bad}"
@@ -302,14 +309,23 @@ def vmlinux_candidates(crash: Crash, vmlinux: str | None, dirs: list[str]) -> li
         out.append((vmlinux, "--vmlinux"))
     for d in dirs:
         p = Path(d)
-        for c in (p / "vmlinux", p / f"vmlinux-{rel}", p / "boot" / f"vmlinux-{rel}",
-                  p / "lib/modules" / rel / "vmlinux", p / "usr/lib/debug/lib/modules" / rel / "vmlinux",
-                  p / "usr/lib/debug/boot" / f"vmlinux-{rel}"):
+        for c in (
+            p / "vmlinux",
+            p / f"vmlinux-{rel}",
+            p / "boot" / f"vmlinux-{rel}",
+            p / "lib/modules" / rel / "vmlinux",
+            p / "usr/lib/debug/lib/modules" / rel / "vmlinux",
+            p / "usr/lib/debug/boot" / f"vmlinux-{rel}",
+        ):
             out.append((str(c), f"--debuginfo {d}"))
     r = _root()
-    for c in (r / "usr/lib/debug/lib/modules" / rel / "vmlinux", r / "usr/lib/debug/boot" / f"vmlinux-{rel}",
-              r / "boot" / f"vmlinux-{rel}", r / "lib/modules" / rel / "build" / "vmlinux",
-              r / "lib/modules" / rel / "vmlinux"):
+    for c in (
+        r / "usr/lib/debug/lib/modules" / rel / "vmlinux",
+        r / "usr/lib/debug/boot" / f"vmlinux-{rel}",
+        r / "boot" / f"vmlinux-{rel}",
+        r / "lib/modules" / rel / "build" / "vmlinux",
+        r / "lib/modules" / rel / "vmlinux",
+    ):
         out.append((str(c), "distro layout"))
     return list(dict.fromkeys(out))
 
@@ -341,8 +357,7 @@ def _walk_uncached(top: Path, names: set[str], limit: int) -> list[Path]:
     return found
 
 
-def module_candidates(name: str, crash: Crash, dirs: list[str], vmlinux: str | None,
-                      looked: list[str] | None = None):
+def module_candidates(name: str, crash: Crash, dirs: list[str], vmlinux: str | None, looked: list[str] | None = None):
     """(path, how) for module `name`, lazily (build-tree walks only when the cheap places failed).
 
     `looked` receives one pattern per place (not every file name tried)."""
@@ -404,6 +419,7 @@ def search(crash: Crash, vmlinux: str | None = None, dirs: list[str] | None = No
                 first.append((str(_build_id_path(d, bids[name])), how))
                 s.looked.append(first[-1][0])
         import itertools
+
         for path, how in itertools.chain(first, module_candidates(name, crash, dirs, s.vmlinux, s.looked)):
             real = os.path.realpath(path)
             if real in tried or "**" in path or not os.path.isfile(path):
@@ -420,6 +436,11 @@ def search(crash: Crash, vmlinux: str | None = None, dirs: list[str] | None = No
     # debuginfod (DEBUGINFOD_URLS, elfutils' cache) for what is still missing, by build ID; verified like the rest
     from ktriage.debuginfo import debuginfod
 
-    debuginfod.lookup(crash, s, bids, lambda p, bid: check_vmlinux(p, crash, banner_log, bid),
-                      lambda p, name, bid: check_module(p, name, crash, bid))
+    debuginfod.lookup(
+        crash,
+        s,
+        bids,
+        lambda p, bid: check_vmlinux(p, crash, banner_log, bid),
+        lambda p, name, bid: check_module(p, name, crash, bid),
+    )
     return s

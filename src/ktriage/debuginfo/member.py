@@ -30,9 +30,13 @@ from capstone import x86_const as X
 
 # capstone register name (any width) -> pt_regs field
 _FAMILY = {
-    "ax": ("rax", "eax", "ax", "al", "ah"), "bx": ("rbx", "ebx", "bx", "bl", "bh"),
-    "cx": ("rcx", "ecx", "cx", "cl", "ch"), "dx": ("rdx", "edx", "dx", "dl", "dh"),
-    "si": ("rsi", "esi", "si", "sil"), "di": ("rdi", "edi", "di", "dil"), "bp": ("rbp", "ebp", "bp", "bpl"),
+    "ax": ("rax", "eax", "ax", "al", "ah"),
+    "bx": ("rbx", "ebx", "bx", "bl", "bh"),
+    "cx": ("rcx", "ecx", "cx", "cl", "ch"),
+    "dx": ("rdx", "edx", "dx", "dl", "dh"),
+    "si": ("rsi", "esi", "si", "sil"),
+    "di": ("rdi", "edi", "di", "dil"),
+    "bp": ("rbp", "ebp", "bp", "bpl"),
     "sp": ("rsp", "esp", "sp", "spl"),
 }
 CS2PT = {n: f for f, ns in _FAMILY.items() for n in ns}
@@ -40,14 +44,39 @@ for _i in range(8, 16):
     for _s in ("", "d", "w", "b"):
         CS2PT[f"r{_i}{_s}"] = f"r{_i}"
 # oops dump name -> pt_regs field
-DUMP2PT = {"RAX": "ax", "RBX": "bx", "RCX": "cx", "RDX": "dx", "RSI": "si", "RDI": "di", "RBP": "bp",
-           "RSP": "sp", **{f"R{i:02d}": f"r{i}" for i in range(8, 16)}, **{f"R{i}": f"r{i}" for i in range(8, 16)}}
-PT2DUMP = {"ax": "RAX", "bx": "RBX", "cx": "RCX", "dx": "RDX", "si": "RSI", "di": "RDI", "bp": "RBP", "sp": "RSP",
-           **{f"r{i}": f"R{i:02d}" for i in range(8, 16)}}
+DUMP2PT = {
+    "RAX": "ax",
+    "RBX": "bx",
+    "RCX": "cx",
+    "RDX": "dx",
+    "RSI": "si",
+    "RDI": "di",
+    "RBP": "bp",
+    "RSP": "sp",
+    **{f"R{i:02d}": f"r{i}" for i in range(8, 16)},
+    **{f"R{i}": f"r{i}" for i in range(8, 16)},
+}
+PT2DUMP = {
+    "ax": "RAX",
+    "bx": "RBX",
+    "cx": "RCX",
+    "dx": "RDX",
+    "si": "RSI",
+    "di": "RDI",
+    "bp": "RBP",
+    "sp": "RSP",
+    **{f"r{i}": f"R{i:02d}" for i in range(8, 16)},
+}
 SENTINEL = 0x5EED_0000_0000_0000
 # arm64: capstone says fp/lr for x29/x30 and w<n> for the 32-bit view of x<n>; the oops and pt_regs say x<n>
-A64 = {**{f"x{i}": f"x{i}" for i in range(31)}, **{f"w{i}": f"x{i}" for i in range(31)},
-       "fp": "x29", "lr": "x30", "sp": "sp", "wsp": "sp"}
+A64 = {
+    **{f"x{i}": f"x{i}" for i in range(31)},
+    **{f"w{i}": f"x{i}" for i in range(31)},
+    "fp": "x29",
+    "lr": "x30",
+    "sp": "sp",
+    "wsp": "sp",
+}
 _UNCOND = ("jmp", "jmpq", "ljmp", "b", "br")
 
 
@@ -179,8 +208,9 @@ def type_name(t: Any) -> str:
 
 
 class Resolver:
-    def __init__(self, session: Any, regs: dict[str, int], insns: list[Any], fault_index: int,
-                 arch: str | None = None) -> None:
+    def __init__(
+        self, session: Any, regs: dict[str, int], insns: list[Any], fault_index: int, arch: str | None = None
+    ) -> None:
         self.s = session
         self.arch = arch or getattr(session, "machine", None) or "x86_64"
         self.names = arch_regs(self.arch)
@@ -236,8 +266,16 @@ class Resolver:
         hits = self.vars_in(pc, reg)
         out = []
         for n, t in hits:
-            r = Reading(n, n, type_name(t), None, None, None, "certain",
-                        [f"DWARF: {n} ({type_name(t)}) is in {self._dump(reg)} at {pc:#x}"])
+            r = Reading(
+                n,
+                n,
+                type_name(t),
+                None,
+                None,
+                None,
+                "certain",
+                [f"DWARF: {n} ({type_name(t)}) is in {self._dump(reg)} at {pc:#x}"],
+            )
             r._type = t  # type: ignore[attr-defined]
             r.steps.append({"expression": n, "register": self._dump(reg), "pc": pc, "type": r.base_type})
             out.append(r)
@@ -258,13 +296,25 @@ class Resolver:
         ops = i.operands
         if self.arch == "arm64":
             # ldr/ldur x|w, [xB, #disp] (no index, no writeback: ldp and pre/post-indexed loads are not member reads)
-            if i.mnemonic in ("ldr", "ldur") and len(ops) == 2 and ops[0].type == A.ARM64_OP_REG \
-                    and ops[1].type == A.ARM64_OP_MEM and ops[1].mem.base and not ops[1].mem.index \
-                    and not i.writeback:
+            if (
+                i.mnemonic in ("ldr", "ldur")
+                and len(ops) == 2
+                and ops[0].type == A.ARM64_OP_REG
+                and ops[1].type == A.ARM64_OP_MEM
+                and ops[1].mem.base
+                and not ops[1].mem.index
+                and not i.writeback
+            ):
                 return self.names.get(i.reg_name(ops[1].mem.base)), ops[1].mem.disp
             return None
-        if i.mnemonic.startswith("mov") and len(ops) == 2 and ops[0].type == X.X86_OP_MEM \
-                and ops[1].type == X.X86_OP_REG and ops[0].mem.index == 0 and ops[0].mem.base:
+        if (
+            i.mnemonic.startswith("mov")
+            and len(ops) == 2
+            and ops[0].type == X.X86_OP_MEM
+            and ops[1].type == X.X86_OP_REG
+            and ops[0].mem.index == 0
+            and ops[0].mem.base
+        ):
             return CS2PT.get(i.reg_name(ops[0].mem.base)), ops[0].mem.disp
         return None
 
@@ -275,8 +325,12 @@ class Resolver:
             if i.mnemonic == "mov" and len(ops) == 2 and all(o.type == A.ARM64_OP_REG for o in ops):
                 return self.names.get(i.reg_name(ops[1].reg))
             return None
-        if i.mnemonic in ("mov", "movq") and len(ops) == 2 and ops[0].type == X.X86_OP_REG \
-                and ops[1].type == X.X86_OP_REG:
+        if (
+            i.mnemonic in ("mov", "movq")
+            and len(ops) == 2
+            and ops[0].type == X.X86_OP_REG
+            and ops[1].type == X.X86_OP_REG
+        ):
             return CS2PT.get(i.reg_name(ops[0].reg))
         return None
 
@@ -286,8 +340,11 @@ class Resolver:
         for j in range(index - 1, -1, -1):
             i = self.insns[j]
             cond = i.group(capstone.CS_GRP_JUMP) and i.mnemonic not in _UNCOND
-            if (i.group(capstone.CS_GRP_JUMP) and not cond) or i.group(capstone.CS_GRP_CALL) \
-                    or i.group(capstone.CS_GRP_RET):
+            if (
+                (i.group(capstone.CS_GRP_JUMP) and not cond)
+                or i.group(capstone.CS_GRP_CALL)
+                or i.group(capstone.CS_GRP_RET)
+            ):
                 return out
             if reg not in written_regs(i, self.arch):
                 continue
@@ -304,19 +361,39 @@ class Resolver:
                         continue
                     for path, mtype, _ in member_path(st, disp)[:1]:
                         expr = f"{base.expression}->{path}"
-                        r = Reading(expr, expr, type_name(mtype), None, None, None,
-                                    "high" if base.confidence == "certain" else "medium",
-                                    base.how + [f"{i.address:#x} `{text}` loads {expr} ({type_name(mtype)}, "
-                                                f"{type_name(st)} +{disp:#x}) into {self._dump(reg)}"],
-                                    base.steps + [{"expression": expr, "register": self._dump(reg),
-                                                   "pc": i.address, "insn": text, "offset": disp,
-                                                   "type": type_name(mtype)}])
+                        r = Reading(
+                            expr,
+                            expr,
+                            type_name(mtype),
+                            None,
+                            None,
+                            None,
+                            "high" if base.confidence == "certain" else "medium",
+                            base.how
+                            + [
+                                f"{i.address:#x} `{text}` loads {expr} ({type_name(mtype)}, "
+                                f"{type_name(st)} +{disp:#x}) into {self._dump(reg)}"
+                            ],
+                            base.steps
+                            + [
+                                {
+                                    "expression": expr,
+                                    "register": self._dump(reg),
+                                    "pc": i.address,
+                                    "insn": text,
+                                    "offset": disp,
+                                    "type": type_name(mtype),
+                                }
+                            ],
+                        )
                         r._type = mtype  # type: ignore[attr-defined]
                         landing = [t for t in self.targets() if i.address < t <= self.insns[index].address]
                         if landing:
                             r.confidence = "medium"
-                            r.how.append(f"a jump lands at {', '.join(hex(t) for t in landing)}, between the load and "
-                                         f"{self.insns[index].address:#x}: this reading assumes the fall-through path")
+                            r.how.append(
+                                f"a jump lands at {', '.join(hex(t) for t in landing)}, between the load and "
+                                f"{self.insns[index].address:#x}: this reading assumes the fall-through path"
+                            )
                         out.append(r)
                 return out
             src = self._copy(i)
@@ -331,8 +408,11 @@ class Resolver:
             imm = A.ARM64_OP_IMM if self.arch == "arm64" else X.X86_OP_IMM
             for i in self.insns:
                 # the target is the last operand (arm64 cbz x0, T / tbnz w1, #3, T; x86 jmp T)
-                if (i.group(capstone.CS_GRP_JUMP) or i.group(capstone.CS_GRP_CALL)) and i.operands \
-                        and i.operands[-1].type == imm:
+                if (
+                    (i.group(capstone.CS_GRP_JUMP) or i.group(capstone.CS_GRP_CALL))
+                    and i.operands
+                    and i.operands[-1].type == imm
+                ):
                     t.add(i.operands[-1].imm & 0xFFFFFFFFFFFFFFFF)
             self._targets = t
         return self._targets
@@ -348,9 +428,19 @@ class Resolver:
                 continue
             seen.add(name)
             if member_path(st, disp):
-                r = Reading(name, name, type_name(t), None, None, None, "low",
-                            [f"{name} ({type_name(t)}) is in scope at {pc:#x} and {type_name(st)} has a member at "
-                             f"{disp:#x}; DWARF does not place it in the base register (type match only)"])
+                r = Reading(
+                    name,
+                    name,
+                    type_name(t),
+                    None,
+                    None,
+                    None,
+                    "low",
+                    [
+                        f"{name} ({type_name(t)}) is in scope at {pc:#x} and {type_name(st)} has a member at "
+                        f"{disp:#x}; DWARF does not place it in the base register (type match only)"
+                    ],
+                )
                 r._type = t  # type: ignore[attr-defined]
                 out.append(r)
         return out

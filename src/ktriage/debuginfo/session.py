@@ -22,9 +22,27 @@ from ktriage.debuginfo.elf import SHT_NOBITS, ElfFile
 from ktriage.debuginfo.find import Search, norm_mod
 
 MODULE_BASE = 0xFFFFFFFFC0000000
-_PT_REGS = {"r15": "R15", "r14": "R14", "r13": "R13", "r12": "R12", "bp": "RBP", "bx": "RBX", "r11": "R11",
-            "r10": "R10", "r9": "R09", "r8": "R08", "ax": "RAX", "cx": "RCX", "dx": "RDX", "si": "RSI",
-            "di": "RDI", "sp": "RSP", "flags": "EFLAGS", "ss": "SS", "cs": "CS"}
+_PT_REGS = {
+    "r15": "R15",
+    "r14": "R14",
+    "r13": "R13",
+    "r12": "R12",
+    "bp": "RBP",
+    "bx": "RBX",
+    "r11": "R11",
+    "r10": "R10",
+    "r9": "R09",
+    "r8": "R08",
+    "ax": "RAX",
+    "cx": "RCX",
+    "dx": "RDX",
+    "si": "RSI",
+    "di": "RDI",
+    "sp": "RSP",
+    "flags": "EFLAGS",
+    "ss": "SS",
+    "cs": "CS",
+}
 # arm64 `struct pt_regs` starts with user_pt_regs: x0..x30, sp, pc, pstate (arch/arm64/include/asm/ptrace.h);
 # drgn reads those 34 words by layout. The oops dump names them x0..x29, sp, pstate (x30 is `lr : sym+off`).
 _PT_REGS_ARM64 = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
@@ -108,8 +126,9 @@ class DebugInfo:
         from ktriage.drgn_plugins import without_drgn_command_plugins
 
         with without_drgn_command_plugins():  # why: see ktriage.drgn_plugins (~75 ms)
-            prog.set_linux_kernel_custom(f"OSRELEASE={rel}\nPAGESIZE=4096\nKERNELOFFSET=0\n"
-                                         f"SYMBOL(swapper_pg_dir)={swapper:x}\n{extra}", False)
+            prog.set_linux_kernel_custom(
+                f"OSRELEASE={rel}\nPAGESIZE=4096\nKERNELOFFSET=0\nSYMBOL(swapper_pg_dir)={swapper:x}\n{extra}", False
+            )
         if self.kernel:
             main = prog.main_module("kernel", create=True)
             main.try_file(self.search.vmlinux, force=True)
@@ -186,7 +205,7 @@ class DebugInfo:
         out = []
         for loc in locs:  # drgn 0.3.0 exposes the function name only through str(): "fn at file:line:col"
             text, tail = str(loc), f" at {loc.filename}:{loc.line}"
-            name = text[:text.index(tail)] if tail in text else text.split(" at ")[0]
+            name = text[: text.index(tail)] if tail in text else text.split(" at ")[0]
             if not name or name.strip("?") == "":  # line table entry outside any DWARF subprogram (padding)
                 try:
                     name = self.prog.symbol(address).name  # what addr2line prints: the ELF symbol
@@ -252,7 +271,7 @@ class DebugInfo:
 
     @property
     def machine(self) -> str | None:
-        """"x86_64" / "arm64" of the loaded files (vmlinux first, else the first module)."""
+        """ "x86_64" / "arm64" of the loaded files (vmlinux first, else the first module)."""
         if self.kernel is not None:
             return self.kernel.machine
         return next((m.elf.machine for m in self.modules.values()), None)
@@ -286,13 +305,35 @@ class DebugInfo:
         """
         import drgn
 
-        names = ("r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di",
-                 "orig_ax", "ip", "cs", "flags", "sp", "ss")
+        names = (
+            "r15",
+            "r14",
+            "r13",
+            "r12",
+            "bp",
+            "bx",
+            "r11",
+            "r10",
+            "r9",
+            "r8",
+            "ax",
+            "cx",
+            "dx",
+            "si",
+            "di",
+            "orig_ax",
+            "ip",
+            "cs",
+            "flags",
+            "sp",
+            "ss",
+        )
         if machine == "arm64":  # only the user_pt_regs head: drgn reads no further (orig_x0... are not registers)
             names = _PT_REGS_ARM64
         try:
             ul = self.prog.int_type("unsigned long", 8, False)
-            return self.prog.struct_type("pt_regs", 8 * len(names),
-                                         [drgn.TypeMember(ul, n, 64 * i) for i, n in enumerate(names)])
+            return self.prog.struct_type(
+                "pt_regs", 8 * len(names), [drgn.TypeMember(ul, n, 64 * i) for i, n in enumerate(names)]
+            )
         except Exception:  # noqa: BLE001
             return self.prog.type("struct pt_regs")

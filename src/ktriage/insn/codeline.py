@@ -27,9 +27,11 @@ WORD_ARCHES = ("arm64", "arm", "aarch64")
 _UNREADABLE = [
     # x86 show_opcodes(): "at RIP 0x..." (v5.x) or "at 0x..." (v6.x); either way the address printed
     # is the start of the window, IP - 42 (PROLOGUE_SIZE), not the IP itself
-    (re.compile(r"Unable to access opcode bytes at (?:(?:RIP|IP|EIP) )?(0x[0-9a-fA-F]+)"),
-     "the kernel could not read the code bytes at {0} (the window start, IP - 42: the IP or the 42 bytes "
-     "before it are not mapped, e.g. a function at the start of a module's text, or user memory gone)"),
+    (
+        re.compile(r"Unable to access opcode bytes at (?:(?:RIP|IP|EIP) )?(0x[0-9a-fA-F]+)"),
+        "the kernel could not read the code bytes at {0} (the window start, IP - 42: the IP or the 42 bytes "
+        "before it are not mapped, e.g. a function at the start of a module's text, or user memory gone)",
+    ),
     (re.compile(r"Bad (?:RIP|EIP) value"), "the kernel could not read the code at the IP (Bad RIP value)"),
     (re.compile(r"[Bb]ad PC value"), "the kernel could not read the code at the PC (bad PC value)"),
 ]
@@ -41,15 +43,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 def _strip_prefix(line: str) -> str:
     """Return the text after `Code:` (the caller may pass the whole console line)."""
     idx = line.find("Code:")
-    return line[idx + 5:] if idx >= 0 else line
+    return line[idx + 5 :] if idx >= 0 else line
 
 
 def _unreadable(text: str, arch: str, raw: str) -> CodeBytes | None:
     for rx, note in _UNREADABLE:
         m = rx.search(text)
         if m:
-            return CodeBytes(data=b"", trap_offset=None, arch=arch, complete=False, raw=raw,
-                             note=note.format(*m.groups()))
+            return CodeBytes(
+                data=b"", trap_offset=None, arch=arch, complete=False, raw=raw, note=note.format(*m.groups())
+            )
     return None
 
 

@@ -127,8 +127,9 @@ def _untouched(reg: str, insns: tuple[Insn, ...], arch: str) -> bool:
     return all(reg not in _writes(i, arch) for i in insns)
 
 
-def walk_back(before: tuple[Insn, ...], reg: str, arch: str, lookup: RegLookup, max_steps: int = 8,
-              entry: int | None = None) -> Chain:
+def walk_back(
+    before: tuple[Insn, ...], reg: str, arch: str, lookup: RegLookup, max_steps: int = 8, entry: int | None = None
+) -> Chain:
     """Follow `reg` backwards through `before` (the instructions that precede the trap).
 
     `entry` is the window offset of the function's first instruction when known (from
@@ -145,24 +146,41 @@ def walk_back(before: tuple[Insn, ...], reg: str, arch: str, lookup: RegLookup, 
     checks: list[bool] = []
     saved = CALLER_SAVED.get(arch, ())
     while len(chain.steps) < max_steps:
-        j = next((k for k in range(idx - 1, -1, -1)
-                  if cur in _writes(before[k], arch) or (_is_call(before[k], arch) and cur in saved)), None)
-        scan = before[(j if j is not None else -1) + 1: idx]
+        j = next(
+            (
+                k
+                for k in range(idx - 1, -1, -1)
+                if cur in _writes(before[k], arch) or (_is_call(before[k], arch) and cur in saved)
+            ),
+            None,
+        )
+        scan = before[(j if j is not None else -1) + 1 : idx]
         cut = next((i for i in reversed(scan) if not _falls_through(i, arch)), None)
         if cut is not None:
-            chain.stop = _origin_outside(cur, arch, lookup, f"after +{cut.offset:#x} `{cut.mnemonic}` (which does not "
-                                         f"fall through, so earlier code says nothing about it)",
-                                         _untouched(cur, before[idx:], arch))
+            chain.stop = _origin_outside(
+                cur,
+                arch,
+                lookup,
+                f"after +{cut.offset:#x} `{cut.mnemonic}` (which does not "
+                f"fall through, so earlier code says nothing about it)",
+                _untouched(cur, before[idx:], arch),
+            )
             break
         landing = sorted(t for t in targets if any(i.offset == t for i in scan))
         if j is None:
-            where = (f"since the function entry at +{entry:#x}" if entry is not None
-                     else "earlier in the Code window" if before else "in the window (no code before the trap)")
-            chain.stop = _origin_outside(cur, arch, lookup, where, _untouched(cur, before[idx:], arch),
-                                         at_entry=entry is not None)
+            where = (
+                f"since the function entry at +{entry:#x}"
+                if entry is not None
+                else "earlier in the Code window"
+                if before
+                else "in the window (no code before the trap)"
+            )
+            chain.stop = _origin_outside(
+                cur, arch, lookup, where, _untouched(cur, before[idx:], arch), at_entry=entry is not None
+            )
             break
         w = before[j]
-        trail = before[j + 1:]
+        trail = before[j + 1 :]
         step, nxt, rng = _describe(w, cur, arch, lookup, rng, trail)
         if landing:
             step.text += f" (a branch inside the window targets +{landing[0]:#x}, between this and the trap)"
@@ -176,21 +194,26 @@ def walk_back(before: tuple[Insn, ...], reg: str, arch: str, lookup: RegLookup, 
     return chain
 
 
-def _origin_outside(reg: str, arch: str, lookup: RegLookup, where: str, dump_valid: bool,
-                    at_entry: bool = False) -> str:
+def _origin_outside(
+    reg: str, arch: str, lookup: RegLookup, where: str, dump_valid: bool, at_entry: bool = False
+) -> str:
     v = lookup(reg) if dump_valid else None
     val = f" = {v:#x}" if v is not None else ""
     args = ARG_REGS.get(arch, ())
     if reg in args:
         hedge = "" if at_entry else ", if not overwritten before that"
-        return (f"{reg}{val} is not written {where}: it holds the {ORDINALS[args.index(reg)]} argument of the "
-                f"function under the {arch} calling convention{hedge}")
+        return (
+            f"{reg}{val} is not written {where}: it holds the {ORDINALS[args.index(reg)]} argument of the "
+            f"function under the {arch} calling convention{hedge}"
+        )
     if reg not in CALLER_SAVED.get(arch, ()) and reg not in ("RSP", "sp", "ESP"):
         return f"{reg}{val} is not written {where}; it is callee-saved, so it was set earlier in this function or by its caller"
     return f"{reg}{val} is not written {where}"
 
 
-def _check(name: str, expect: tuple[int, int] | None, lookup: RegLookup, trail: tuple[Insn, ...], arch: str) -> tuple[str | None, tuple[int, int] | None]:
+def _check(
+    name: str, expect: tuple[int, int] | None, lookup: RegLookup, trail: tuple[Insn, ...], arch: str
+) -> tuple[str | None, tuple[int, int] | None]:
     """Compare the value `name` must have had with the dump, when the dump still holds it."""
     if not _untouched(name, trail, arch):
         return None, expect
@@ -202,14 +225,18 @@ def _check(name: str, expect: tuple[int, int] | None, lookup: RegLookup, trail: 
     lo, hi = expect
     ok = (d - lo) & MASK64 <= (hi - lo) & MASK64
     rng = f"{lo:#x}" if lo == hi else f"{lo:#x}..{hi:#x}"
-    return (f"matches the dump: {name} = {d:#x}" if ok else f"does not match the dump: {name} = {d:#x}, expected {rng}"), (d, d)
+    return (
+        f"matches the dump: {name} = {d:#x}" if ok else f"does not match the dump: {name} = {d:#x}, expected {rng}"
+    ), (d, d)
 
 
 def _shift(rng, f):
     return None if rng is None else (f(rng[0]) & MASK64, f(rng[1]) & MASK64)
 
 
-def _describe(w: Insn, cur: str, arch: str, lookup: RegLookup, rng, trail) -> tuple[Step, str | None, tuple[int, int] | None]:
+def _describe(
+    w: Insn, cur: str, arch: str, lookup: RegLookup, rng, trail
+) -> tuple[Step, str | None, tuple[int, int] | None]:
     """Explain how `w` set `cur`; return the step, the register to follow next and its value range."""
     mn = w.cs.mnemonic
     text = f"{w.mnemonic} {w.op_str}".strip()
@@ -222,8 +249,11 @@ def _describe(w: Insn, cur: str, arch: str, lookup: RegLookup, rng, trail) -> tu
             return mk(f"{cur}{val} is the return value of this call"), None, None
         return mk(f"{cur} is caller-saved and this call clobbers it: its value comes from the callee"), None, None
     mems = memory_accesses(w, arch, lookup)
-    if mems and not mn.startswith(("st", "push")) and (_is_x86(arch) and mn.startswith(("mov", "cmov"))
-                                                      or not _is_x86(arch) and mn.startswith("ld")):
+    if (
+        mems
+        and not mn.startswith(("st", "push"))
+        and (_is_x86(arch) and mn.startswith(("mov", "cmov")) or not _is_x86(arch) and mn.startswith("ld"))
+    ):
         m = mems[0]
         base = m.base
         # `mov 0x18(%rdi),%rdi` overwrites its own base: the dump holds the loaded value, not the address
@@ -244,7 +274,7 @@ def _describe(w: Insn, cur: str, arch: str, lookup: RegLookup, rng, trail) -> tu
         if rng and rng[0] == rng[1]:
             note += _loaded_poison(rng[0], m.formula(), arch)
         return mk(note), nxt, nrng
-    zero = (_is_x86(arch) and mn.startswith(("xor", "sub")) and len(regs) == 2 and regs[0] == regs[1])
+    zero = _is_x86(arch) and mn.startswith(("xor", "sub")) and len(regs) == 2 and regs[0] == regs[1]
     if zero:
         return mk(f"{cur} was zeroed (`{text}`)"), None, None
     if mn.startswith("lea") or (not _is_x86(arch) and mn in ("add", "sub") and imm is not None and len(regs) == 2):
@@ -303,8 +333,10 @@ def _loaded_poison(v: int, where: str, arch: str) -> str:
 
     for c in classify(v, arch):
         if c.kind == "slab-poison" and c.detail.get("byte") == 0x6B:
-            return (f"; the value read from {where} is slab free poison, so that memory was inside a freed object "
-                    f"(use-after-free of the object, or a read past its end into a freed neighbour)")
+            return (
+                f"; the value read from {where} is slab free poison, so that memory was inside a freed object "
+                f"(use-after-free of the object, or a read past its end into a freed neighbour)"
+            )
         if c.kind == "slab-poison":
             return f"; the value read from {where} is {c.detail.get('name')} slab poison"
         if c.kind == "list-poison":

@@ -133,6 +133,7 @@ def _objdump_mnemonic(att, intel) -> str:
     if att.group(1) or att.group(2) or att.group(3) or intel.mnemonic in ("push", "pop", "leave"):
         return mn[:-1]  # CS_GRP_JUMP, CALL, RET
     from capstone import x86 as _x86
+
     sizes = [op.size for op in att.operands]
     if any(op.type == _x86.X86_OP_REG and op.size == max(sizes) for op in att.operands):
         return mn[:-1]
@@ -153,9 +154,10 @@ def _x86_candidates(data: bytes, mark: int, arch: str) -> list[tuple[int, list]]
     """Every start offset whose clean decoding has an instruction starting at the mark."""
     found = []
     for s in range(0, mark + 1):
-        insns = _run(data[: mark], s, arch) if s < mark else []
-        if s == mark or (insns and insns[-1].address + insns[-1].size == mark
-                         and sum(i.size for i in insns) == mark - s):
+        insns = _run(data[:mark], s, arch) if s < mark else []
+        if s == mark or (
+            insns and insns[-1].address + insns[-1].size == mark and sum(i.size for i in insns) == mark - s
+        ):
             found.append((s, insns))
     return found
 
@@ -190,9 +192,16 @@ def decode_x86(code: CodeBytes, arch: str = "x86_64", entry: int | None = None) 
         return Decoded(code, (), None, 0, 0, 0, code.note or "no code bytes at the trapping IP")
     after = _run(data, mark, arch)
     if not after:
-        return Decoded(code, (), None, mark, mark, 0,
-                       f"the marked byte {data[mark]:02x} does not start a valid instruction "
-                       f"({len(data) - mark} bytes from the mark)")
+        return Decoded(
+            code,
+            (),
+            None,
+            mark,
+            mark,
+            0,
+            f"the marked byte {data[mark]:02x} does not start a valid instruction "
+            f"({len(data) - mark} bytes from the mark)",
+        )
     cands = _x86_candidates(data, mark, arch)
     start, before = max(cands, key=lambda c: (len(c[1]), -c[0]))
     sync = _sync_point(cands, before, mark)
@@ -221,7 +230,7 @@ def decode_words(code: CodeBytes, arch: str) -> Decoded:
     insns, trap_index, bad = [], None, []
     off = 0
     while off + width <= len(data):
-        got = list(_md(arch, False).disasm(data[off:off + 4 if width == 2 else off + width], off, count=1))
+        got = list(_md(arch, False).disasm(data[off : off + 4 if width == 2 else off + width], off, count=1))
         if got and (got[0].size == width or width == 2):
             i = got[0]
             if off == mark:
@@ -268,8 +277,10 @@ def listing(d: Decoded, ip: int | None = None) -> tuple[str, ...]:
             if run:
                 first = i.offset - run
                 text = f"{i.mnemonic} x {run + 1} (padding)"
-                lines.append(f"{first:4x}:{'?' if i.offset < d.sync and n < (d.trap_index or 0) else ' '}  "
-                             f"{(i.raw.hex() + ' ..'):<30} {text}")
+                lines.append(
+                    f"{first:4x}:{'?' if i.offset < d.sync and n < (d.trap_index or 0) else ' '}  "
+                    f"{(i.raw.hex() + ' ..'):<30} {text}"
+                )
                 run = 0
                 continue
         star = "*" if n == d.trap_index else ("?" if n < (d.trap_index or 0) and i.offset < d.sync else " ")

@@ -68,8 +68,14 @@ def code_from_object(path: str | Path, symbol: str, offset: int, size: int | Non
     data = body[lo:hi]
     mark = ip - lo
     raw = " ".join(f"<{b:02x}>" if k == mark else f"{b:02x}" for k, b in enumerate(data))
-    note = (f"bytes of {symbol}+{offset:#x} read from {Path(path).name} (symbol table only"
-            + (", unrelocated: call/jump targets and absolute addresses read as 0" if path and str(path).endswith(".ko")
-               else "") + (f"; the section starts {ip:#x} bytes before the IP" if lo == 0 and ip < PROLOGUE else "")
-            + "), not from the console")
+    note = (
+        f"bytes of {symbol}+{offset:#x} read from {Path(path).name} (symbol table only"
+        + (
+            ", unrelocated: call/jump targets and absolute addresses read as 0"
+            if path and str(path).endswith(".ko")
+            else ""
+        )
+        + (f"; the section starts {ip:#x} bytes before the IP" if lo == 0 and ip < PROLOGUE else "")
+        + "), not from the console"
+    )
     return CodeBytes(data=data, trap_offset=mark, arch=arch, complete=True, raw=raw, note=note)

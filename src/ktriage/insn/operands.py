@@ -11,8 +11,8 @@ findings speak the user's language and look-ups go through `Crash.reg`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from capstone import arm, arm64, x86
 
@@ -22,9 +22,17 @@ from ktriage.insn.values import MASK64
 RegLookup = Callable[[str], "int | None"]
 
 _X86_PARENT: dict[str, str] = {}
-for _q, _d, _w, _b in (("rax", "eax", "ax", "al"), ("rbx", "ebx", "bx", "bl"), ("rcx", "ecx", "cx", "cl"),
-                       ("rdx", "edx", "dx", "dl"), ("rsi", "esi", "si", "sil"), ("rdi", "edi", "di", "dil"),
-                       ("rbp", "ebp", "bp", "bpl"), ("rsp", "esp", "sp", "spl"), ("rip", "eip", "ip", "")):
+for _q, _d, _w, _b in (
+    ("rax", "eax", "ax", "al"),
+    ("rbx", "ebx", "bx", "bl"),
+    ("rcx", "ecx", "cx", "cl"),
+    ("rdx", "edx", "dx", "dl"),
+    ("rsi", "esi", "si", "sil"),
+    ("rdi", "edi", "di", "dil"),
+    ("rbp", "ebp", "bp", "bpl"),
+    ("rsp", "esp", "sp", "spl"),
+    ("rip", "eip", "ip", ""),
+):
     for _n in (_q, _d, _w, _b):
         if _n:
             _X86_PARENT[_n] = _q
@@ -87,7 +95,9 @@ class MemAccess:
         if self.base:
             parts.append(self.base)
         if self.index:
-            idx = self.index + (f"*{self.scale}" if self.scale != 1 else "") + (f" {self.extend}" if self.extend else "")
+            idx = (
+                self.index + (f"*{self.scale}" if self.scale != 1 else "") + (f" {self.extend}" if self.extend else "")
+            )
             parts.append(idx)
         text = " + ".join(parts) if parts else ""
         if self.disp or not parts:
@@ -151,8 +161,10 @@ def _x86_mem(cs, op, arch: str, reg: RegLookup, ip: int | None) -> MemAccess:
         base_name = "RIP"
     else:
         base_name = dump_name(base, arch) if base else None
-    for name, mult in ((base_name if base not in ("rip", "eip") else None, 1),
-                       (dump_name(index, arch) if index else None, m.scale)):
+    for name, mult in (
+        (base_name if base not in ("rip", "eip") else None, 1),
+        (dump_name(index, arch) if index else None, m.scale),
+    ):
         if not name:
             continue
         v = reg(name)
@@ -168,9 +180,18 @@ def _x86_mem(cs, op, arch: str, reg: RegLookup, ip: int | None) -> MemAccess:
         else:
             values[seg.upper()] = v
             ea += v
-    return MemAccess(base_name, dump_name(index, arch) if index else None, m.scale, m.disp, op.size or None,
-                     seg if seg in ("fs", "gs") else None, _access(op), None if missing else ea & mask,
-                     values, tuple(missing))
+    return MemAccess(
+        base_name,
+        dump_name(index, arch) if index else None,
+        m.scale,
+        m.disp,
+        op.size or None,
+        seg if seg in ("fs", "gs") else None,
+        _access(op),
+        None if missing else ea & mask,
+        values,
+        tuple(missing),
+    )
 
 
 def _arm64_size(cs, reg_ops: list) -> int | None:
@@ -233,9 +254,23 @@ def _arm64_mems(cs, reg: RegLookup) -> list[MemAccess]:
                 ea += v << shift
             index = iname
         wb = ("post" if post else "pre") if cs.writeback else None
-        out.append(MemAccess(base, index, scale, 0 if post else m.disp, _arm64_size(cs, reg_ops), None,
-                             _access(op), None if missing else ea & MASK64, values, tuple(missing), wb, extend,
-                             untag=True))
+        out.append(
+            MemAccess(
+                base,
+                index,
+                scale,
+                0 if post else m.disp,
+                _arm64_size(cs, reg_ops),
+                None,
+                _access(op),
+                None if missing else ea & MASK64,
+                values,
+                tuple(missing),
+                wb,
+                extend,
+                untag=True,
+            )
+        )
     return out
 
 
@@ -258,8 +293,18 @@ def _arm_mem(cs, op, reg: RegLookup) -> MemAccess:
             ea += v * mult
     mn = cs.mnemonic
     size = 1 if "b" in mn[3:] else 2 if "h" in mn[3:] else 8 if mn.startswith(("ldrd", "strd")) else 4
-    return MemAccess(base, index, scale, m.disp, size, None, _access(op),
-                     None if missing else ea & 0xFFFFFFFF, values, tuple(missing))
+    return MemAccess(
+        base,
+        index,
+        scale,
+        m.disp,
+        size,
+        None,
+        _access(op),
+        None if missing else ea & 0xFFFFFFFF,
+        values,
+        tuple(missing),
+    )
 
 
 @dataclass(frozen=True)
@@ -287,8 +332,13 @@ def indirect_branch(insn: Insn, arch: str, reg: RegLookup, before: tuple[Insn, .
             prev = before[-1].cs if before else None
             if prev is not None and prev.mnemonic.startswith("mov") and len(prev.operands) == 2:
                 dst, src = prev.operands[0], prev.operands[1]
-                if (dst.type == x86.X86_OP_MEM and prev.reg_name(dst.mem.base) in ("rsp", "esp")
-                        and not dst.mem.index and dst.mem.disp == 0 and src.type == x86.X86_OP_REG):
+                if (
+                    dst.type == x86.X86_OP_MEM
+                    and prev.reg_name(dst.mem.base) in ("rsp", "esp")
+                    and not dst.mem.index
+                    and dst.mem.disp == 0
+                    and src.type == x86.X86_OP_REG
+                ):
                     name = dump_name(prev.reg_name(src.reg), arch)
                     return BranchTarget(name, reg(name), "return (retpoline thunk: mov %s,(%%rsp); ret)" % name)
             return BranchTarget("[RSP]", None, "return")
@@ -317,4 +367,3 @@ def is_trap_insn(insn: Insn, arch: str) -> str | None:
     if arch == "arm" and (insn.raw == bytes.fromhex("f001f0e7") or mn in ("udf", "bkpt")):
         return "BUG trap (udf)"
     return None
-

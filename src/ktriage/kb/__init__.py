@@ -12,7 +12,25 @@ from ktriage.kb.rules import Rule, RuleError, RuleSet, load_rule_file, load_rule
 from ktriage.kb.versions import debvercmp, kvercmp, parse_kver, rpm_evr_cmp, rpmvercmp, running_kernel
 
 __all__ = [
-    "KBNote", "Match", "Rule", "RuleError", "RuleSet", "Verdict", "crash_stack", "debvercmp", "evaluate",
-    "fixed_verdict", "kvercmp", "load_rule_file", "load_rules", "match_crash", "match_rules", "parse_kver",
-    "rpm_evr_cmp", "rpmvercmp", "running_kernel", "upstream_verdict", "validate_data",
+    "KBNote",
+    "Match",
+    "Rule",
+    "RuleError",
+    "RuleSet",
+    "Verdict",
+    "crash_stack",
+    "debvercmp",
+    "evaluate",
+    "fixed_verdict",
+    "kvercmp",
+    "load_rule_file",
+    "load_rules",
+    "match_crash",
+    "match_rules",
+    "parse_kver",
+    "rpm_evr_cmp",
+    "rpmvercmp",
+    "running_kernel",
+    "upstream_verdict",
+    "validate_data",
 ]

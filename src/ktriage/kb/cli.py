@@ -11,8 +11,13 @@ import yaml
 
 from ktriage.kb.rules import RuleSet, load_rules
 
-_KB_OPTION = click.option("--kb", "kb_dirs", multiple=True, type=click.Path(file_okay=False),
-                          help="Extra directory of known-bug rules (repeatable; overrides packaged rules by id).")
+_KB_OPTION = click.option(
+    "--kb",
+    "kb_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Extra directory of known-bug rules (repeatable; overrides packaged rules by id).",
+)
 
 
 def _load(kb_dirs: tuple[str, ...]) -> RuleSet:
@@ -38,8 +43,16 @@ def list_cmd(kb_dirs: tuple[str, ...], fmt: str) -> None:
     rows = []
     for r in rs:
         fix = r.fix
-        rows.append({"id": r.id, "status": r.status, "commit": (fix.get("commit") or "")[:12],
-                     "mainline": fix.get("mainline") or "", "title": r.title, "origin": r.origin})
+        rows.append(
+            {
+                "id": r.id,
+                "status": r.status,
+                "commit": (fix.get("commit") or "")[:12],
+                "mainline": fix.get("mainline") or "",
+                "title": r.title,
+                "origin": r.origin,
+            }
+        )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -50,8 +63,9 @@ def list_cmd(kb_dirs: tuple[str, ...], fmt: str) -> None:
     click.echo(f"{'ID':<{w}}  {'STATUS':<8}  {'FIX':<12}  {'MAINLINE':<8}  TITLE")
     for x in rows:
         user = "" if x["origin"] == "packaged" else f"  [{x['origin']}]"
-        click.echo(f"{x['id']:<{w}}  {x['status']:<8}  {x['commit'] or '-':<12}  {x['mainline'] or '-':<8}  "
-                   f"{x['title']}{user}")
+        click.echo(
+            f"{x['id']:<{w}}  {x['status']:<8}  {x['commit'] or '-':<12}  {x['mainline'] or '-':<8}  {x['title']}{user}"
+        )
     click.echo(f"{len(rows)} rules" + (f", {len(rs.errors)} not loaded (see above)" if rs.errors else ""))
 
 
@@ -69,15 +83,22 @@ def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
         click.echo(f"ktriage: kb: no rule {rule_id!r}{hint}", err=True)
         sys.exit(1)
     if fmt == "json":
-        click.echo(json.dumps({"path": r.path, "origin": r.origin, "overrides": r.overrides, "rule": r.data},
-                              indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"path": r.path, "origin": r.origin, "overrides": r.overrides, "rule": r.data},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     if fmt == "yaml":
         click.echo(yaml.safe_dump(r.data, sort_keys=False, allow_unicode=True, width=110), nl=False)
         return
     d = r.data
-    out = [f"{r.id} ({r.status}): {r.title}", f"  rule file: {r.path}" + (f" (overrides {r.overrides})"
-                                                                             if r.overrides else "")]
+    out = [
+        f"{r.id} ({r.status}): {r.title}",
+        f"  rule file: {r.path}" + (f" (overrides {r.overrides})" if r.overrides else ""),
+    ]
     if d.get("subsystem"):
         out.append(f"  subsystem: {d['subsystem']}")
     if d.get("summary"):
@@ -88,8 +109,10 @@ def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
         if sig.get(key):
             out.append(f"  {key}: {', '.join(sig[key])}")
     if sig.get("frames"):
-        out.append("  frames (in order): " + " > ".join(
-            f["function"] + (f" [{f['module']}]" if f.get("module") else "") for f in sig["frames"]))
+        out.append(
+            "  frames (in order): "
+            + " > ".join(f["function"] + (f" [{f['module']}]" if f.get("module") else "") for f in sig["frames"])
+        )
     for rx in sig.get("related_events") or []:
         out.append(f"  related event: /{rx}/")
     if sig.get("title_regex"):
@@ -110,7 +133,9 @@ def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
     if d.get("distros"):
         out += ["", "distros:"]
         for e in d["distros"]:
-            what = f"fixed in {e['fixed_in']}" if e.get("fixed_in") else f"not fixed through {e.get('not_fixed_through')}"
+            what = (
+                f"fixed in {e['fixed_in']}" if e.get("fixed_in") else f"not fixed through {e.get('not_fixed_through')}"
+            )
             out.append(f"  {e['distro']}: {what}" + (f"  ({e['reference']})" if e.get("reference") else ""))
     if d.get("cve"):
         out += ["", f"cve: {', '.join(d['cve'])}"]

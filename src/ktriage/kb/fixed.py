@@ -10,8 +10,9 @@ without a distro entry the answer is "unknown", never a guess from the base vers
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ktriage.kb.rules import Rule
 from ktriage.kb.versions import KVer, RunningKernel, debvercmp, may_be_next_cycle, parse_kver, rpm_evr_cmp, split_nvr
@@ -32,8 +33,9 @@ def _nvr(release: str) -> str:
     return f"{v}-{r}" if r else v
 
 
-def _decide(running: str, entries: list[dict[str, Any]], cmp: Callable[[str, str], int], label: str,
-            what: str) -> Verdict | None:
+def _decide(
+    running: str, entries: list[dict[str, Any]], cmp: Callable[[str, str], int], label: str, what: str
+) -> Verdict | None:
     """Apply fixed_in / not_fixed_through entries of one distro; None when none applies."""
     fixed = [e["fixed_in"] for e in entries if e.get("fixed_in")]
     through = [e["not_fixed_through"] for e in entries if e.get("not_fixed_through")]
@@ -49,8 +51,11 @@ def _decide(running: str, entries: list[dict[str, Any]], cmp: Callable[[str, str
         return Verdict(NO, f"{label} fixed in {first}; {what} {running} is older", f"distro:{label}")
     if through:
         last = sorted(through, key=_cmp_key(cmp))[-1]
-        return Verdict(UNKNOWN, f"{label} known unfixed through {last}; {what} {running} is newer and no "
-                                f"fixed build is recorded", f"distro:{label}")
+        return Verdict(
+            UNKNOWN,
+            f"{label} known unfixed through {last}; {what} {running} is newer and no fixed build is recorded",
+            f"distro:{label}",
+        )
     return None
 
 
@@ -73,28 +78,43 @@ def upstream_verdict(rule: Rule, v: KVer, what: str = "", snapshot: bool = False
     name = what or str(v)
     intro_start = KVer(intro.major, intro.minor, 0, 1) if intro and not intro.is_rc and not intro.patch else intro
     if intro_start is not None and v < intro_start and not (snapshot and may_be_next_cycle(v, intro_start)):
-        return Verdict(UNKNOWN, f"{name} predates the bug (introduced in {intro}): probably another bug",
-                       "upstream", affected=False)
+        return Verdict(
+            UNKNOWN,
+            f"{name} predates the bug (introduced in {intro}): probably another bug",
+            "upstream",
+            affected=False,
+        )
     if mainline is None:
         return Verdict(UNKNOWN, "the rule records no release with the fix", "upstream")
     if v.is_rc and not mainline.is_rc and v.branch == mainline.branch:
-        return Verdict(UNKNOWN, f"the fix is in {mainline}; which {mainline}-rc first had it is not recorded",
-                       "upstream")
+        return Verdict(
+            UNKNOWN, f"the fix is in {mainline}; which {mainline}-rc first had it is not recorded", "upstream"
+        )
     if snapshot and may_be_next_cycle(v, mainline):
-        return Verdict(UNKNOWN, f"{name} is a git snapshot after {v}, possibly inside the {mainline.major}."
-                                f"{mainline.minor} merge window where the fix landed", "upstream")
+        return Verdict(
+            UNKNOWN,
+            f"{name} is a git snapshot after {v}, possibly inside the {mainline.major}."
+            f"{mainline.minor} merge window where the fix landed",
+            "upstream",
+        )
     if v >= mainline:
         return Verdict(YES, f"{name} >= {mainline}, the first mainline release with the fix", "upstream")
     s = stables.get(v.branch)
     if s is not None:
         if v >= s:
-            return Verdict(YES, f"{name} >= {s}, the first {v.major}.{v.minor}.y stable release with the fix",
-                           "upstream")
-        return Verdict(NO, f"{name} < {s}, the first {v.major}.{v.minor}.y stable release with the fix",
-                       "upstream", affected=True)
+            return Verdict(
+                YES, f"{name} >= {s}, the first {v.major}.{v.minor}.y stable release with the fix", "upstream"
+            )
+        return Verdict(
+            NO, f"{name} < {s}, the first {v.major}.{v.minor}.y stable release with the fix", "upstream", affected=True
+        )
     rng = f"[{intro}, {mainline})" if intro else f"before {mainline}"
-    return Verdict(NO, f"{name} is in the affected range {rng} and no {v.major}.{v.minor}.y stable backport "
-                       f"is recorded", "upstream", affected=True)
+    return Verdict(
+        NO,
+        f"{name} is in the affected range {rng} and no {v.major}.{v.minor}.y stable backport is recorded",
+        "upstream",
+        affected=True,
+    )
 
 
 _UBU_PKG = re.compile(r"^(\d+\.\d+\.\d+)-(\d+)\.(\d+)")
@@ -102,8 +122,12 @@ _UBU_PKG = re.compile(r"^(\d+\.\d+\.\d+)-(\d+)\.(\d+)")
 
 def _ubuntu(rule: Rule, rk: RunningKernel, entries: list[dict[str, Any]]) -> Verdict:
     if not entries:
-        return Verdict(UNKNOWN, f"no ubuntu entry in this rule; Ubuntu kernels carry backports, so the upstream "
-                                f"base {rk.upstream} does not decide it", "none")
+        return Verdict(
+            UNKNOWN,
+            f"no ubuntu entry in this rule; Ubuntu kernels carry backports, so the upstream "
+            f"base {rk.upstream} does not decide it",
+            "none",
+        )
     if rk.package:
         same = [e for e in entries if _deb_branch(e) == _branch_of(rk.package)]
         v = _decide(rk.package, same, debvercmp, "ubuntu", "package") if same else None
@@ -116,21 +140,35 @@ def _ubuntu(rule: Rule, rk: RunningKernel, entries: list[dict[str, Any]]) -> Ver
             if m and m.group(1) == base:
                 fabi = int(m.group(2))
                 if abi > fabi:
-                    return Verdict(YES, f"ubuntu fixed in {e['fixed_in']}; {rk.release} has a later ABI "
-                                        f"({abi} > {fabi})", "distro:ubuntu")
+                    return Verdict(
+                        YES,
+                        f"ubuntu fixed in {e['fixed_in']}; {rk.release} has a later ABI ({abi} > {fabi})",
+                        "distro:ubuntu",
+                    )
                 if abi < fabi:
-                    return Verdict(NO, f"ubuntu fixed in {e['fixed_in']}; {rk.release} has an older ABI "
-                                       f"({abi} < {fabi})", "distro:ubuntu")
-                return Verdict(UNKNOWN, f"ubuntu fixed in {e['fixed_in']}; {rk.release} has the same ABI {abi} and "
-                                        f"the upload number (the '#NNN-Ubuntu' build string) is not in the crash",
-                               "distro:ubuntu")
+                    return Verdict(
+                        NO,
+                        f"ubuntu fixed in {e['fixed_in']}; {rk.release} has an older ABI ({abi} < {fabi})",
+                        "distro:ubuntu",
+                    )
+                return Verdict(
+                    UNKNOWN,
+                    f"ubuntu fixed in {e['fixed_in']}; {rk.release} has the same ABI {abi} and "
+                    f"the upload number (the '#NNN-Ubuntu' build string) is not in the crash",
+                    "distro:ubuntu",
+                )
             m = _UBU_PKG.match(e.get("not_fixed_through") or "")
             if m and m.group(1) == base and abi < int(m.group(2)):
-                return Verdict(NO, f"ubuntu not fixed through {e['not_fixed_through']}; {rk.release} has an older "
-                                   f"ABI ({abi} < {m.group(2)})", "distro:ubuntu")
+                return Verdict(
+                    NO,
+                    f"ubuntu not fixed through {e['not_fixed_through']}; {rk.release} has an older "
+                    f"ABI ({abi} < {m.group(2)})",
+                    "distro:ubuntu",
+                )
     listed = ", ".join(e.get("fixed_in") or e.get("not_fixed_through") for e in entries)
-    return Verdict(UNKNOWN, f"ubuntu entries ({listed}) are for another kernel series than {rk.release}",
-                   "distro:ubuntu")
+    return Verdict(
+        UNKNOWN, f"ubuntu entries ({listed}) are for another kernel series than {rk.release}", "distro:ubuntu"
+    )
 
 
 def _branch_of(debver: str) -> tuple[int, int] | None:
@@ -146,8 +184,12 @@ def _debian(rule: Rule, rk: RunningKernel, entries: list[dict[str, Any]]) -> Ver
     fixed_list = ", ".join(e.get("fixed_in") or f"not fixed through {e.get('not_fixed_through')}" for e in entries)
     if not rk.package:
         hint = f" (the rule has debian {fixed_list})" if entries else ""
-        return Verdict(UNKNOWN, f"the release {rk.release} does not give the Debian package version (a build "
-                                f"string like 'Debian 6.1.76-1' would){hint}", "none")
+        return Verdict(
+            UNKNOWN,
+            f"the release {rk.release} does not give the Debian package version (a build "
+            f"string like 'Debian 6.1.76-1' would){hint}",
+            "none",
+        )
     same = [e for e in entries if _deb_branch(e) == _branch_of(rk.package)]
     v = _decide(rk.package, same, debvercmp, "debian", "package") if same else None
     if v:
@@ -160,24 +202,32 @@ def _debian(rule: Rule, rk: RunningKernel, entries: list[dict[str, Any]]) -> Ver
         if up.affected is False:
             return up
     why = f"no debian entry for the {base.major}.{base.minor} series" if base else "no debian entry"
-    return Verdict(UNKNOWN, f"Debian package {rk.package}: {why}; its upstream base lacks the fix but Debian "
-                            f"may carry it as a patch", "none")
+    return Verdict(
+        UNKNOWN,
+        f"Debian package {rk.package}: {why}; its upstream base lacks the fix but Debian may carry it as a patch",
+        "none",
+    )
 
 
 def fixed_verdict(rule: Rule, kernel: Any) -> Verdict:
     """kernel: a ktriage.model.Kernel (release, build, distro)."""
     from ktriage.kb.versions import running_kernel
 
-    rk = running_kernel(getattr(kernel, "release", None), getattr(kernel, "build", None),
-                        getattr(kernel, "distro", None))
+    rk = running_kernel(
+        getattr(kernel, "release", None), getattr(kernel, "build", None), getattr(kernel, "distro", None)
+    )
     if rk is None:
         return Verdict(UNKNOWN, "the crash does not show the kernel release", "none")
     entries = [e for e in rule.section("distros") if isinstance(e, dict)]
     if rk.family == "el":
         mine = [e for e in entries if e.get("distro") == rk.distro]
         if not mine:
-            return Verdict(UNKNOWN, f"no {rk.distro} entry in this rule; RHEL-family kernels backport fixes and "
-                                    f"features, so the upstream base {rk.upstream} does not decide it", "none")
+            return Verdict(
+                UNKNOWN,
+                f"no {rk.distro} entry in this rule; RHEL-family kernels backport fixes and "
+                f"features, so the upstream base {rk.upstream} does not decide it",
+                "none",
+            )
         v = _decide(_nvr(rk.release), mine, rpm_evr_cmp, rk.distro or "el", "this kernel")
         return v or Verdict(UNKNOWN, f"no usable {rk.distro} entry", "none")
     if rk.family == "debian":
@@ -187,5 +237,9 @@ def fixed_verdict(rule: Rule, kernel: Any) -> Verdict:
     if rk.family == "upstream" and rk.upstream is not None:
         return upstream_verdict(rule, rk.upstream, rk.release, rk.snapshot)
     who = f"a {rk.distro} vendor kernel" if rk.distro else "a vendor kernel"
-    return Verdict(UNKNOWN, f"{rk.release} is {who}; vendors backport fixes, so its base version does not decide "
-                            f"it and the rule has no entry for it", "none")
+    return Verdict(
+        UNKNOWN,
+        f"{rk.release} is {who}; vendors backport fixes, so its base version does not decide "
+        f"it and the rule has no entry for it",
+        "none",
+    )

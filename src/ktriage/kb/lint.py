@@ -12,13 +12,20 @@ Checks, one line per problem:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from ktriage.kb.match import evaluate
-from ktriage.kb.rules import (Rule, RuleError, RuleSet, configured_dirs, dir_rule_files, load_rule_file,
-                              packaged_rule_files)
+from ktriage.kb.rules import (
+    Rule,
+    RuleError,
+    RuleSet,
+    configured_dirs,
+    dir_rule_files,
+    load_rule_file,
+    packaged_rule_files,
+)
 from ktriage.model import Crash
 
 
@@ -72,8 +79,9 @@ def check_examples(rule: Rule, fixtures: Path | None, res: LintResult) -> None:
     pos = [e for e in rule.section("examples") if isinstance(e, dict)]
     neg = [e for e in rule.section("negative_examples") if isinstance(e, dict)]
     if not dirs:
-        where = "tests/fixtures/kb (not a source checkout)" if rule.origin == "packaged" else \
-            f"{rule.origin}/{rule.id}/"
+        where = (
+            "tests/fixtures/kb (not a source checkout)" if rule.origin == "packaged" else f"{rule.origin}/{rule.id}/"
+        )
         if pos or neg:
             res.notes.append(f"{rule.path}: examples not checked: {where} not found")
         return
@@ -87,8 +95,9 @@ def check_examples(rule: Rule, fixtures: Path | None, res: LintResult) -> None:
             name = str(e.get("file", ""))
             found = next((d / name for d in dirs if (d / name).is_file()), None)
             if found is None:
-                res.problems.append(f"{rule.path}: field {key}[{i}].file: {name} not found in "
-                                    f"{', '.join(str(d) for d in dirs)}")
+                res.problems.append(
+                    f"{rule.path}: field {key}[{i}].file: {name} not found in {', '.join(str(d) for d in dirs)}"
+                )
                 continue
             try:
                 crashes = read_example(found)
@@ -108,16 +117,17 @@ def check_examples(rule: Rule, fixtures: Path | None, res: LintResult) -> None:
                     why = f"best of {len(crashes)} crash(es) score {best.score:.2f}, differs: {'; '.join(best.missed)}"
                 res.problems.append(f"{rule.path}: dead rule: positive example {name} does not match ({why})")
             if not positive and full:
-                res.problems.append(f"{rule.path}: negative example {name} matches the rule (score "
-                                    f"{full[0].score:.2f}: {'; '.join(full[0].matched)}); tighten the signature")
+                res.problems.append(
+                    f"{rule.path}: negative example {name} matches the rule (score "
+                    f"{full[0].score:.2f}: {'; '.join(full[0].matched)}); tighten the signature"
+                )
 
 
 def lint(extra_dirs: Iterable[str] = (), *, check_examples_: bool = True, configured: bool = True) -> LintResult:
     res = LintResult()
     fixtures = source_fixtures_dir()
     if fixtures is None and check_examples_:
-        res.notes.append("no tests/fixtures/kb here (installed package?): example files of packaged rules not "
-                         "checked")
+        res.notes.append("no tests/fixtures/kb here (installed package?): example files of packaged rules not checked")
     sources: list[tuple[str, list[tuple[str, str]]]] = [("packaged", packaged_rule_files())]
     dirs = (configured_dirs(res.notes) if configured else []) + [("--kb", d) for d in extra_dirs]
     for label, d in dirs:
@@ -133,7 +143,7 @@ def lint(extra_dirs: Iterable[str] = (), *, check_examples_: bool = True, config
         for path, text in files:
             res.files += 1
             if text.startswith("\0unreadable: "):
-                res.problems.append(f"{path}: cannot read: {text[len(chr(0) + 'unreadable: '):]}")
+                res.problems.append(f"{path}: cannot read: {text[len(chr(0) + 'unreadable: ') :]}")
                 continue
             rule, errors = load_rule_file(text, path, origin)
             res.problems += [str(e) for e in errors]

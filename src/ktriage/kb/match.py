@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ktriage.kb.fixed import Verdict, fixed_verdict
 from ktriage.kb.rules import Rule, RuleSet, cached_rules
@@ -92,13 +93,24 @@ class Match:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "similar" if self.similar else "match",
-            "id": self.rule_id, "title": self.title, "status": self.status, "score": round(self.score, 3),
-            "similar": self.similar, "matched": list(self.matched), "missed": list(self.missed),
-            "fixed_in_this_kernel": self.fixed_in_this_kernel, "fixed_reason": self.fixed_reason,
+            "id": self.rule_id,
+            "title": self.title,
+            "status": self.status,
+            "score": round(self.score, 3),
+            "similar": self.similar,
+            "matched": list(self.matched),
+            "missed": list(self.missed),
+            "fixed_in_this_kernel": self.fixed_in_this_kernel,
+            "fixed_reason": self.fixed_reason,
             "fixed_basis": self.fixed_basis,
-            "fix": dict(self.fix), "distros": [dict(d) for d in self.distros], "cve": list(self.cve),
-            "workarounds": [dict(w) for w in self.workarounds], "probe": dict(self.probe),
-            "references": list(self.references), "summary": self.summary, "subsystem": self.subsystem,
+            "fix": dict(self.fix),
+            "distros": [dict(d) for d in self.distros],
+            "cve": list(self.cve),
+            "workarounds": [dict(w) for w in self.workarounds],
+            "probe": dict(self.probe),
+            "references": list(self.references),
+            "summary": self.summary,
+            "subsystem": self.subsystem,
             "rule": {"path": self.rule_path, "origin": self.rule_origin},
         }
 
@@ -148,8 +160,10 @@ class Match:
 
     def text_lines(self) -> list[str]:
         if self.similar:
-            out = [f"similar, NOT a match: {self.rule_id} ({self.status}, score {self.score:.2f}): {self.title}",
-                   "  differs: " + "; ".join(self.missed)]
+            out = [
+                f"similar, NOT a match: {self.rule_id} ({self.status}, score {self.score:.2f}): {self.title}",
+                "  differs: " + "; ".join(self.missed),
+            ]
             fl = self.fix_line()
             if fl:
                 out.append("  " + fl)
@@ -171,11 +185,12 @@ class Match:
     def markdown_lines(self) -> list[str]:
         url = ""
         if self.fix.get("commit"):
-            url = ("https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id="
-                   + self.fix["commit"])
+            url = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=" + self.fix["commit"]
         if self.similar:
-            out = [f"- Similar, **not a match**: `{self.rule_id}` ({self.status}, score {self.score:.2f}): {self.title}",
-                   f"  - differs: {'; '.join(self.missed)}"]
+            out = [
+                f"- Similar, **not a match**: `{self.rule_id}` ({self.status}, score {self.score:.2f}): {self.title}",
+                f"  - differs: {'; '.join(self.missed)}",
+            ]
             if self.matched:
                 out.append(f"  - matched: {'; '.join(self.matched)}")
             return out
@@ -188,14 +203,17 @@ class Match:
             out.append(f"  - {fl}")
         word = {"yes": "fixed", "no": "**not fixed**", "unknown": "unknown"}.get(self.fixed_in_this_kernel)
         out.append(f"  - this kernel: {word} — {self.fixed_reason}")
-        out.append(f"  - matched: {'; '.join(self.matched)}" + (f"; missed: {'; '.join(self.missed)}"
-                                                                  if self.missed else ""))
+        out.append(
+            f"  - matched: {'; '.join(self.matched)}" + (f"; missed: {'; '.join(self.missed)}" if self.missed else "")
+        )
         if self.summary:
             out.append(f"  - {' '.join(self.summary.split())}")
         for w in self.workarounds:
-            out.append(f"  - workaround: {w.get('title', '')}: `{w.get('how', '')}`"
-                       + (f" (cost: {w['cost']})" if w.get("cost") else "")
-                       + (" (needs a reboot)" if w.get("reboot") else ""))
+            out.append(
+                f"  - workaround: {w.get('title', '')}: `{w.get('how', '')}`"
+                + (f" (cost: {w['cost']})" if w.get("cost") else "")
+                + (" (needs a reboot)" if w.get("reboot") else "")
+            )
         for tool in ("bpftrace", "systemtap"):
             script = (self.probe or {}).get(tool)
             if script:
@@ -203,8 +221,7 @@ class Match:
                 out += ["    " + line for line in str(script).rstrip().splitlines()]
                 out += ["    ```", ""]
         if self.references:
-            out.append("  - references: " + ", ".join(f"<{r}>" if r.startswith("http") else r
-                                                      for r in self.references))
+            out.append("  - references: " + ", ".join(f"<{r}>" if r.startswith("http") else r for r in self.references))
         return out
 
 
@@ -256,8 +273,10 @@ def evaluate(rule: Rule, crash: Crash, stack: list[tuple[str, str | None]] | Non
             matched.append(f"frames {chain}")
         else:
             absent = [str(f) for f in rule.frames if f.function not in names]
-            missed.append(f"frames {got}/{len(rule.frames)} in order of {chain}"
-                          + (f" (absent: {', '.join(absent)})" if absent else ""))
+            missed.append(
+                f"frames {got}/{len(rule.frames)} in order of {chain}"
+                + (f" (absent: {', '.join(absent)})" if absent else "")
+            )
             required_ok = False
     if rule.any_frames:
         hits = [f for f in rule.any_frames if f in names]
@@ -295,13 +314,26 @@ def evaluate(rule: Rule, crash: Crash, stack: list[tuple[str, str | None]] | Non
 
     d = rule.data
     return Match(
-        rule_id=rule.id, title=rule.title, status=rule.status, score=score, similar=not required_ok,
-        matched=matched, missed=missed,
-        fixed_in_this_kernel=verdict.answer, fixed_reason=verdict.reason, fixed_basis=verdict.basis,
-        fix=dict(rule.fix), distros=[dict(x) for x in d.get("distros") or []], cve=list(d.get("cve") or []),
-        workarounds=[dict(w) for w in d.get("workarounds") or []], probe=dict(d.get("probe") or {}),
-        references=list(d.get("references") or []), summary=str(d.get("summary") or "").strip(),
-        subsystem=str(d.get("subsystem") or ""), rule_path=rule.path, rule_origin=rule.origin,
+        rule_id=rule.id,
+        title=rule.title,
+        status=rule.status,
+        score=score,
+        similar=not required_ok,
+        matched=matched,
+        missed=missed,
+        fixed_in_this_kernel=verdict.answer,
+        fixed_reason=verdict.reason,
+        fixed_basis=verdict.basis,
+        fix=dict(rule.fix),
+        distros=[dict(x) for x in d.get("distros") or []],
+        cve=list(d.get("cve") or []),
+        workarounds=[dict(w) for w in d.get("workarounds") or []],
+        probe=dict(d.get("probe") or {}),
+        references=list(d.get("references") or []),
+        summary=str(d.get("summary") or "").strip(),
+        subsystem=str(d.get("subsystem") or ""),
+        rule_path=rule.path,
+        rule_origin=rule.origin,
     )
 
 
@@ -316,8 +348,9 @@ def _is_similar_enough(m: Match, rule: Rule, crash: Crash) -> bool:
     return any(p.startswith("guilty ") for p in m.matched)
 
 
-def match_rules(crash: Crash, rules: Iterable[Rule],
-                errors: list[KBNote] | None = None) -> tuple[list[Match], list[Match]]:
+def match_rules(
+    crash: Crash, rules: Iterable[Rule], errors: list[KBNote] | None = None
+) -> tuple[list[Match], list[Match]]:
     """(full matches, similar ones), each sorted by score, best first."""
     stack = crash_stack(crash)
     full, similar = [], []
@@ -336,8 +369,9 @@ def match_rules(crash: Crash, rules: Iterable[Rule],
     return sorted(full, key=key), sorted(similar, key=key)[:MAX_SIMILAR]
 
 
-def match_crash(crash: Crash, findings: Sequence[Any] = (), kb_dirs: Iterable[str] = (),
-                rules: RuleSet | None = None) -> list[Any]:
+def match_crash(
+    crash: Crash, findings: Sequence[Any] = (), kb_dirs: Iterable[str] = (), rules: RuleSet | None = None
+) -> list[Any]:
     """Known bugs for a crash: full matches (best first), then near misses flagged `similar=True`,
     then one KBNote per rule file that failed to load (so the run goes on and says why).
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ktriage.kb.versions import KVer, parse_kver
 
@@ -138,7 +139,7 @@ def _describe(err: Any) -> tuple[str, str]:  # err: jsonschema.ValidationError
     elif err.validator == "additionalProperties":
         msg = err.message.replace("Additional properties are not allowed", "unknown key(s)")
     elif err.validator == "type" and isinstance(inst, (int, float)) and not isinstance(inst, bool):
-        msg = f"{inst!r} is a number, expected {err.validator_value} (quote it in YAML: \"{inst}\")"
+        msg = f'{inst!r} is a number, expected {err.validator_value} (quote it in YAML: "{inst}")'
     else:
         msg = err.message
     if len(msg) > 240:
@@ -315,13 +316,17 @@ def validate_data(data: Any, path: str) -> list[RuleError]:
     k = sig.get("kernel") or {}
     intro, fixed = parse_kver(k.get("introduced")), parse_kver(k.get("fixed"))
     if intro and fixed and intro >= fixed:
-        errors.append(RuleError(path, f"introduced {k['introduced']} is not before fixed {k['fixed']}",
-                                "signature.kernel"))
+        errors.append(
+            RuleError(path, f"introduced {k['introduced']} is not before fixed {k['fixed']}", "signature.kernel")
+        )
     fix = data.get("fix") or {}
     ml = parse_kver(fix.get("mainline"))
     if ml and fixed and ml.branch != fixed.branch:
-        errors.append(RuleError(path, f"fix.mainline {fix['mainline']} differs from signature.kernel.fixed "
-                                      f"{k['fixed']}", "fix.mainline"))
+        errors.append(
+            RuleError(
+                path, f"fix.mainline {fix['mainline']} differs from signature.kernel.fixed {k['fixed']}", "fix.mainline"
+            )
+        )
     mainline = parse_kver(fix.get("mainline")) or fixed
     branches: dict[tuple[int, int], str] = {}
     for i, s in enumerate(fix.get("stable") or []):
@@ -329,12 +334,22 @@ def validate_data(data: Any, path: str) -> list[RuleError]:
         if v is None:
             continue
         if v.branch in branches:
-            errors.append(RuleError(path, f"two stable releases for {v.major}.{v.minor}.y: "
-                                          f"{branches[v.branch]} and {s}", f"fix.stable[{i}]"))
+            errors.append(
+                RuleError(
+                    path,
+                    f"two stable releases for {v.major}.{v.minor}.y: {branches[v.branch]} and {s}",
+                    f"fix.stable[{i}]",
+                )
+            )
         branches[v.branch] = s
         if mainline and v.branch >= mainline.branch:
-            errors.append(RuleError(path, f"stable {s} is not older than mainline {mainline}: list only "
-                                          f"backports to older branches", f"fix.stable[{i}]"))
+            errors.append(
+                RuleError(
+                    path,
+                    f"stable {s} is not older than mainline {mainline}: list only backports to older branches",
+                    f"fix.stable[{i}]",
+                )
+            )
     return errors
 
 
@@ -344,7 +359,10 @@ def _compile(data: dict[str, Any], path: str, origin: str) -> Rule:
     sig = data.get("signature") or {}
     k = sig.get("kernel") or {}
     return Rule(
-        id=data["id"], data=data, path=path, origin=origin,
+        id=data["id"],
+        data=data,
+        path=path,
+        origin=origin,
         kinds=tuple(sig.get("kinds") or ()),
         guilty=tuple(normalize(g) for g in sig.get("guilty") or ()),
         frames=tuple(FrameSpec(normalize(f["function"]), f.get("module")) for f in sig.get("frames") or ()),
@@ -467,7 +485,7 @@ def dir_rule_files(d: str) -> list[tuple[str, str]]:
 
 def _add_file(rs: RuleSet, path: str, text: str, origin: str) -> None:
     if text.startswith("\0unreadable: "):
-        rs.errors.append(RuleError(path, "cannot read: " + text[len("\0unreadable: "):]))
+        rs.errors.append(RuleError(path, "cannot read: " + text[len("\0unreadable: ") :]))
         return
     rule, errors = load_rule_file(text, path, origin)
     rs.errors += errors
@@ -531,8 +549,11 @@ def _packaged_fingerprint() -> tuple[Any, ...] | None:
         bugs = resources.files("ktriage.kb").joinpath("bugs")
         if not isinstance(bugs, Path):
             return None
-        return tuple((e.name, st.st_size, st.st_mtime_ns) for e in sorted(os.scandir(bugs), key=lambda e: e.name)
-                     for st in (e.stat(),))
+        return tuple(
+            (e.name, st.st_size, st.st_mtime_ns)
+            for e in sorted(os.scandir(bugs), key=lambda e: e.name)
+            for st in (e.stat(),)
+        )
     except (OSError, ModuleNotFoundError):
         return None
 

@@ -233,8 +233,7 @@ def parse_kver(s: str | None) -> KVer | None:
     m = _UPSTREAM.match(s.strip())
     if not m:
         return None
-    return KVer(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0),
-                float(m.group(4)) if m.group(4) else math.inf)
+    return KVer(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), float(m.group(4)) if m.group(4) else math.inf)
 
 
 def kvercmp(a: str, b: str) -> int:
@@ -247,8 +246,10 @@ def kvercmp(a: str, b: str) -> int:
 # ------------------------------------------------------------------------- running kernels
 
 # localversion markers of vendor kernels whose base version says little about their fixes
-_VENDOR_MARKERS = re.compile(r"(?:^|[-.+_])(?:el\d+|fc\d+|amzn\d+|uek|android\d*|default|azure|aws|gcp|oracle|"
-                             r"generic|lowlatency|amd64|arm64|cloud|rt|pve|qcom|raspi|tegra|vendor)(?:[-.+_]|$)")
+_VENDOR_MARKERS = re.compile(
+    r"(?:^|[-.+_])(?:el\d+|fc\d+|amzn\d+|uek|android\d*|default|azure|aws|gcp|oracle|"
+    r"generic|lowlatency|amd64|arm64|cloud|rt|pve|qcom|raspi|tegra|vendor)(?:[-.+_]|$)"
+)
 _DISTRO_ABI = re.compile(r"^-\d+(?:\.\d+)*-[A-Za-z]")  # 5.10.0-1057-oem, 5.7.0-3-MANJARO: a packager's build
 _GIT_DESCRIBE = re.compile(r"^-\d+-g[0-9a-f]{7,}")  # 6.0.0-rc4-00133-g64ae13ed4784: upstream git
 _DEB_BUILD = re.compile(r"\bDebian (\d[\w.+~:-]*)")
@@ -293,7 +294,7 @@ def running_kernel(release: str | None, build: str | None = None, distro: str | 
         return RunningKernel(release, "vendor", distro, base)
     if base is None:
         return RunningKernel(release, "unknown")
-    rest = release[_UPSTREAM.match(release).end():]  # type: ignore[union-attr]
+    rest = release[_UPSTREAM.match(release).end() :]  # type: ignore[union-attr]
     if _VENDOR_MARKERS.search(rest) or (_DISTRO_ABI.match(rest) and not _GIT_DESCRIBE.match(rest)):
         return RunningKernel(release, "vendor", None, base)
     return RunningKernel(release, "upstream", None, base, snapshot=bool(_SNAPSHOT.search(rest)))

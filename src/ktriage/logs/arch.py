@@ -8,7 +8,7 @@ Register names are kept exactly as the oops prints them (`RAX`, `R8`, `CR2`, `x1
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from ktriage.logs.frames import parse_location
 from ktriage.model import Location
@@ -16,10 +16,20 @@ from ktriage.model import Location
 # --- architecture ------------------------------------------------------------------------------
 
 _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("x86_64", re.compile(r"\bRIP: [0-9a-f]{4}:|\bRAX: [0-9a-f]{16}|\bRSP: [0-9a-f]{4}:|\bR13: [0-9a-f]{16}|"
-                          r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_")),
-    ("arm64", re.compile(r"\bx29: [0-9a-f]{16}|\bpstate: [0-9a-f]{8}|\bESR = 0x|\bel0t?_64_sync|"
-                         r"\bel1h?_64_sync|\.aarch64\b|\b__arm64_sys_|\bpc : [\w.]+\+0x")),
+    (
+        "x86_64",
+        re.compile(
+            r"\bRIP: [0-9a-f]{4}:|\bRAX: [0-9a-f]{16}|\bRSP: [0-9a-f]{4}:|\bR13: [0-9a-f]{16}|"
+            r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_"
+        ),
+    ),
+    (
+        "arm64",
+        re.compile(
+            r"\bx29: [0-9a-f]{16}|\bpstate: [0-9a-f]{8}|\bESR = 0x|\bel0t?_64_sync|"
+            r"\bel1h?_64_sync|\.aarch64\b|\b__arm64_sys_|\bpc : [\w.]+\+0x"
+        ),
+    ),
     ("ppc64", re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00:|\bMSR:\s+[0-9a-f]{16}|\.ppc64")),
     ("s390x", re.compile(r"\bKrnl PSW\b|\bKrnl GPRS:|\.s390x\b")),
     ("riscv64", re.compile(r"\bepc : [0-9a-f]{16}|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
@@ -207,8 +217,10 @@ def parse_ip(lines: Sequence[str]) -> Location | None:
 _FAULT_ADDR = (
     re.compile(r"NULL pointer dereference at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
     re.compile(r"NULL pointer dereference at \(null\)"),
-    re.compile(r"(?:NULL pointer dereference|page fault for address|paging request at|access to user memory at)"
-               r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(
+        r"(?:NULL pointer dereference|page fault for address|paging request at|access to user memory at)"
+        r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)"
+    ),
     re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
     re.compile(r"non-canonical address (?:0x)?([0-9a-f]+)"),
     re.compile(r"\b(?:Read|Write) of size \d+ at addr (?:0x)?([0-9a-f]+)"),

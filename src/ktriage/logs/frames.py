@@ -1,11 +1,11 @@
 """Call trace lines of every architecture and kernel era, to Frame records.
 
-  x86_64 6.x      ` ? func+0x1a/0x30 [mod]`, `<IRQ>` ... `</IRQ>`, `<TASK>`
-  x86_64 2.6-4.x  ` [<ffffffff81475718>] ? nf_queue+0x98/0x230 [mod]`, `<IRQ>`/`<EOI>`
-  arm64           ` func+0x2b0/0x6e0 (T)`, ` [<ffff000008084f6c>] func+0x..`
-  ppc64           `[c0000000fffafa40] [c0000000002f5af8] .func+0x88/0x230 (unreliable)`
-  s390x           ` [<000000000012a3b4>] func+0x../0x..`, `([<...>] func+0x..)` unreliable
-  symbolized      ` func+0x12/0x40 net/core/dev.c:123`, ` __dump_stack lib/dump_stack.c:88 [inline]`
+x86_64 6.x      ` ? func+0x1a/0x30 [mod]`, `<IRQ>` ... `</IRQ>`, `<TASK>`
+x86_64 2.6-4.x  ` [<ffffffff81475718>] ? nf_queue+0x98/0x230 [mod]`, `<IRQ>`/`<EOI>`
+arm64           ` func+0x2b0/0x6e0 (T)`, ` [<ffff000008084f6c>] func+0x..`
+ppc64           `[c0000000fffafa40] [c0000000002f5af8] .func+0x88/0x230 (unreliable)`
+s390x           ` [<000000000012a3b4>] func+0x../0x..`, `([<...>] func+0x..)` unreliable
+symbolized      ` func+0x12/0x40 net/core/dev.c:123`, ` __dump_stack lib/dump_stack.c:88 [inline]`
 """
 
 from __future__ import annotations
@@ -62,8 +62,16 @@ def parse_interrupted(text: str, section: str = "task") -> Frame | None:
     loc = parse_location(rest)
     if loc is None or not loc.symbol:
         return None
-    return Frame(symbol=loc.symbol, offset=loc.offset, size=loc.size, module=loc.module, address=loc.address,
-                 section=section, interrupted=True)
+    return Frame(
+        symbol=loc.symbol,
+        offset=loc.offset,
+        size=loc.size,
+        module=loc.module,
+        address=loc.address,
+        section=section,
+        interrupted=True,
+    )
+
 
 SECTION_MARKERS = {
     "<IRQ>": "irq",

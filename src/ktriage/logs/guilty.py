@@ -13,107 +13,388 @@ Inline frames (`func file.c:12 [inline]`) and questionable frames (`? func+0x..`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ktriage.logs.frames import normalize
 
 GENERIC_FRAMES: tuple[str, ...] = (
     # sanitizers and reporting
-    "__sanitizer", "__asan", "kasan", "hwasan", "__msan", "kmsan", "kcsan_setup_watchpoint",
-    "check_memory_region", "check_heap_object", "check_object", "read_word_at_a_time",
-    "(?:read|write)_once_.*nocheck", "print_address_description", "panic", "invalid_op", "report_bug",
-    "fixup_bug", "print_report", "print_usage_bug", "do_error", "_trap$|do_trap", "show_stack",
-    "dump_stack", "walk_stack", "dump_backtrace", "warn_slowpath", "warn_alloc", "warn_bogus", "__warn",
-    "print_tainted", "^get_taint$", "__fortify_report", "stack_trace_consume_entry", "arch_stack_walk",
-    "stack_trace_save", "hex_dump_to_buffer", "print_hex_dump", "assertfail",
+    "__sanitizer",
+    "__asan",
+    "kasan",
+    "hwasan",
+    "__msan",
+    "kmsan",
+    "kcsan_setup_watchpoint",
+    "check_memory_region",
+    "check_heap_object",
+    "check_object",
+    "read_word_at_a_time",
+    "(?:read|write)_once_.*nocheck",
+    "print_address_description",
+    "panic",
+    "invalid_op",
+    "report_bug",
+    "fixup_bug",
+    "print_report",
+    "print_usage_bug",
+    "do_error",
+    "_trap$|do_trap",
+    "show_stack",
+    "dump_stack",
+    "walk_stack",
+    "dump_backtrace",
+    "warn_slowpath",
+    "warn_alloc",
+    "warn_bogus",
+    "__warn",
+    "print_tainted",
+    "^get_taint$",
+    "__fortify_report",
+    "stack_trace_consume_entry",
+    "arch_stack_walk",
+    "stack_trace_save",
+    "hex_dump_to_buffer",
+    "print_hex_dump",
+    "assertfail",
     # allocators and the page cache
-    "alloc_page", "k?v?(?:m|z|c)alloc", "krealloc", "kmem_cache", "allocate_slab",
-    "__alloc_frozen_pages", "folio_(?:alloc|unlock)", "filemap_alloc_folio", "__filemap_get_folio",
-    "find_or_create_page", "do_read_cache_folio", "read_cache_page", "pagecache_get_page",
-    "grab_cache_page_write_begin", "slab_", "^kv?free$", "kfree_skb", "xas_(?:start|load|find)",
-    "find_lock_entries", "truncate_inode_pages_range", "__phys_addr",
+    "alloc_page",
+    "k?v?(?:m|z|c)alloc",
+    "krealloc",
+    "kmem_cache",
+    "allocate_slab",
+    "__alloc_frozen_pages",
+    "folio_(?:alloc|unlock)",
+    "filemap_alloc_folio",
+    "__filemap_get_folio",
+    "find_or_create_page",
+    "do_read_cache_folio",
+    "read_cache_page",
+    "pagecache_get_page",
+    "grab_cache_page_write_begin",
+    "slab_",
+    "^kv?free$",
+    "kfree_skb",
+    "xas_(?:start|load|find)",
+    "find_lock_entries",
+    "truncate_inode_pages_range",
+    "__phys_addr",
     # debug objects
-    "debug_object", "timer_is_static_object", "work_is_static_object", "__might_fault", "__might_resched",
+    "debug_object",
+    "timer_is_static_object",
+    "work_is_static_object",
+    "__might_fault",
+    "__might_resched",
     # lockdep and locking primitives
-    "print_unlock", "imbalance_bug", "lockdep", "bh_enable", "bh_disable", "perf_trace", "lock_acquire",
-    "lock_release", "lock_class", "mark_lock", "(?:reacquire|mark)_held_locks", "raw_spin_rq",
-    "spin_lock", "spin_trylock", "spin_unlock", "read_lock", "read_trylock", "write_lock",
-    "write_trylock", "read_unlock", "write_unlock", "^down$", "down_read", "down_write", "down_trylock",
-    "up_read", "up_write", "^mutex_", "^__mutex_", "^rt_mutex_", "owner_on_cpu", "osq_lock", "osq_unlock",
-    "(?:trace|lockdep)_(?:hard|soft)irq", "^(?:un)?lock_page",
+    "print_unlock",
+    "imbalance_bug",
+    "lockdep",
+    "bh_enable",
+    "bh_disable",
+    "perf_trace",
+    "lock_acquire",
+    "lock_release",
+    "lock_class",
+    "mark_lock",
+    "(?:reacquire|mark)_held_locks",
+    "raw_spin_rq",
+    "spin_lock",
+    "spin_trylock",
+    "spin_unlock",
+    "read_lock",
+    "read_trylock",
+    "write_lock",
+    "write_trylock",
+    "read_unlock",
+    "write_unlock",
+    "^down$",
+    "down_read",
+    "down_write",
+    "down_trylock",
+    "up_read",
+    "up_write",
+    "^mutex_",
+    "^__mutex_",
+    "^rt_mutex_",
+    "owner_on_cpu",
+    "osq_lock",
+    "osq_unlock",
+    "(?:trace|lockdep)_(?:hard|soft)irq",
+    "^(?:un)?lock_page",
     # atomics, bits, refcounts, trees and lists
     "atomic(?:64)?_(?:dec|inc|read|set|or|xor|and|add|sub|fetch|xchg|cmpxchg|try)",
-    "(?:set|clear|change|test)_bit", "__wake_up", "^refcount_", "^kref_", "ref_tracker", "seqprop_assert",
-    "list_add", "list_del", "list_replace", "list_move", "list_splice", "^rb_", "^__rb_", "^klist_",
-    "rhashtable_lookup", "ida_free",
+    "(?:set|clear|change|test)_bit",
+    "__wake_up",
+    "^refcount_",
+    "^kref_",
+    "ref_tracker",
+    "seqprop_assert",
+    "list_add",
+    "list_del",
+    "list_replace",
+    "list_move",
+    "list_splice",
+    "^rb_",
+    "^__rb_",
+    "^klist_",
+    "rhashtable_lookup",
+    "ida_free",
     # string and copy helpers
-    "memcpy", "memcmp", "memset", "memchr", "memmove", "memdup", "strcmp", "strncmp", "strcpy", "strlcpy",
-    "strncpy", "strscpy", "strlen", "strstr", "strnstr", "strnlen", "strchr", "strdup", "strndup",
-    "copy_to_user", "copy_from_user", "copy_to_iter", "copy_from_iter", "copy_page_to_iter",
-    "copy_page_from_iter", "copy_folio_to_iter", "^copyin$", "^copyout$", "put_user", "get_user",
-    "might_fault", "might_sleep", "_indirect_thunk_", "string", "pointer", "snprintf", "scnprintf",
-    "kasprintf", "kvasprintf", "printk", "va_format", "dev_info", "dev_notice", "dev_warn", "dev_err",
-    "dev_alert", "dev_crit", "dev_emerg", "extract_(?:user|iter)_to_sg", "^crc\\d+", "crc_itu_t",
+    "memcpy",
+    "memcmp",
+    "memset",
+    "memchr",
+    "memmove",
+    "memdup",
+    "strcmp",
+    "strncmp",
+    "strcpy",
+    "strlcpy",
+    "strncpy",
+    "strscpy",
+    "strlen",
+    "strstr",
+    "strnstr",
+    "strnlen",
+    "strchr",
+    "strdup",
+    "strndup",
+    "copy_to_user",
+    "copy_from_user",
+    "copy_to_iter",
+    "copy_from_iter",
+    "copy_page_to_iter",
+    "copy_page_from_iter",
+    "copy_folio_to_iter",
+    "^copyin$",
+    "^copyout$",
+    "put_user",
+    "get_user",
+    "might_fault",
+    "might_sleep",
+    "_indirect_thunk_",
+    "string",
+    "pointer",
+    "snprintf",
+    "scnprintf",
+    "kasprintf",
+    "kvasprintf",
+    "printk",
+    "va_format",
+    "dev_info",
+    "dev_notice",
+    "dev_warn",
+    "dev_err",
+    "dev_alert",
+    "dev_crit",
+    "dev_emerg",
+    "extract_(?:user|iter)_to_sg",
+    "^crc\\d+",
+    "crc_itu_t",
     # MMIO accessors
-    "readb$", "readw$", "readl$", "readq$", "writeb$", "writew$", "writel$", "writeq$", "logic_in",
+    "readb$",
+    "readw$",
+    "readl$",
+    "readq$",
+    "writeb$",
+    "writew$",
+    "writel$",
+    "writeq$",
+    "logic_in",
     "logic_out",
     # exception entry (powerpc, arm64)
-    "program_check_exception", "program_check_common", "do_(?:kernel|translation)_fault", "do_mem_abort",
-    "el1_abort", "el1h_64_sync(?:_handler)?",
+    "program_check_exception",
+    "program_check_common",
+    "do_(?:kernel|translation)_fault",
+    "do_mem_abort",
+    "el1_abort",
+    "el1h_64_sync(?:_handler)?",
     # teardown and dispatch helpers: the caller is the interesting one
-    "del_timer", "flush_work", "__cancel_work_timer", "cancel_work_sync", "try_to_grab_pending",
-    "flush_workqueue", "drain_workqueue", "destroy_workqueue", "queue_work", "insert_work",
-    "__queue_delayed_work", "queue_delayed_work_on", "finish_wait", "kthread_stop", "kobject_",
-    "add_uevent_var", "get_device_parent", "device_add", "device_del", "device_unregister",
-    "device_destroy", "device_release", "devres_release_all", "hwrng_unregister", "i2c_del_adapter",
-    "__unregister_client", "device_for_each_child", "rollback_registered", "unregister_netdev",
-    "sysfs_remove", "device_remove_file", "tty_unregister_device", "dummy_urb_enqueue", "usb_kill_urb",
-    "usb_kill_anchored_urbs", "usb_control_msg", "usb_hcd_submit_urb", "usb_submit_urb", "^complete$",
-    "wait_for_completion", "^iput$", "^iput_final$", "^ihold$", "cleanup_srcu_struct", "drop_nlink",
-    "^put_device$", "lock_timer_base", "__timer_delete_sync", "sk_stop_timer_sync", "__mod_timer",
-    "fast_dput", "dput",
+    "del_timer",
+    "flush_work",
+    "__cancel_work_timer",
+    "cancel_work_sync",
+    "try_to_grab_pending",
+    "flush_workqueue",
+    "drain_workqueue",
+    "destroy_workqueue",
+    "queue_work",
+    "insert_work",
+    "__queue_delayed_work",
+    "queue_delayed_work_on",
+    "finish_wait",
+    "kthread_stop",
+    "kobject_",
+    "add_uevent_var",
+    "get_device_parent",
+    "device_add",
+    "device_del",
+    "device_unregister",
+    "device_destroy",
+    "device_release",
+    "devres_release_all",
+    "hwrng_unregister",
+    "i2c_del_adapter",
+    "__unregister_client",
+    "device_for_each_child",
+    "rollback_registered",
+    "unregister_netdev",
+    "sysfs_remove",
+    "device_remove_file",
+    "tty_unregister_device",
+    "dummy_urb_enqueue",
+    "usb_kill_urb",
+    "usb_kill_anchored_urbs",
+    "usb_control_msg",
+    "usb_hcd_submit_urb",
+    "usb_submit_urb",
+    "^complete$",
+    "wait_for_completion",
+    "^iput$",
+    "^iput_final$",
+    "^ihold$",
+    "cleanup_srcu_struct",
+    "drop_nlink",
+    "^put_device$",
+    "lock_timer_base",
+    "__timer_delete_sync",
+    "sk_stop_timer_sync",
+    "__mod_timer",
+    "fast_dput",
+    "dput",
 )
 
 _GENERIC = re.compile("|".join(GENERIC_FRAMES))
 
 # Syscall wrappers differ between architectures and releases (`SyS_x`, `__x64_sys_x`,
 # `__arm64_sys_x`, `__se_sys_x`): the prefixes are dropped, in this order, from every name.
-STRIP_PREFIXES = ("SYSC_", "SyS_", "__x64_", "__ia32_", "__arm64_", "__riscv_", "__s390x_", "__se_sys_",
-                  "__do_sys_", "compat_SYSC_", "compat_SyS_")
+STRIP_PREFIXES = (
+    "SYSC_",
+    "SyS_",
+    "__x64_",
+    "__ia32_",
+    "__arm64_",
+    "__riscv_",
+    "__s390x_",
+    "__se_sys_",
+    "__do_sys_",
+    "compat_SYSC_",
+    "compat_SyS_",
+)
 
 # Frames that say the stack is polluted by fault injection (a report mixed with its output).
 CORRUPTED_FRAME = re.compile(r"^(?:\s*\[<?(?:0x)?[0-9a-f]+>?\])?\s*should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x")
 
 # Stalls loop over many functions: the representative frame is the one just above an entry point.
-STALL_ANCHORS = re.compile("|".join((
-    "process_one_work", "do_syscall_", "do_fast_syscall_", "sysenter_dispatch", "tracesys_phase2",
-    "el0_svc_handler", "invoke_syscall", "ret_fast_syscall", "netif_receive_skb", "do_softirq",
-    "call_timer_fn", "_run_timers", "run_timer_softirq", "hrtimer_run", "run_ksoftirqd", "smpboot_thread_fn",
-    "^kthread$", "start_secondary", "cpu_startup_entry", "ret_from_fork", "vfs_write", "vfs_read",
-    "vfs_iter_read", "vfs_iter_write", "do_iter_read", "do_iter_write", "call_read_iter", "call_write_iter",
-    "new_sync_read", "new_sync_write", "vfs_ioctl", "ksys_ioctl", "compat_ioctl", "compat_sys_ioctl",
-    "blkdev_driver_ioctl", "blkdev_ioctl", "do_iter_readv_writev", "^call_mmap", "mmap_region", "do_mmap",
-    "do_dentry_open", "vfs_open", "^sock_sendmsg", "^sock_recvmsg", "^sock_release", "^__sock_release",
-    "^setsockopt$", "kernel_setsockopt", "sock_common_setsockopt", "^listen$", "kernel_listen",
-    "sk_common_release", "^sock_mmap", "^accept$", "kernel_accept", "^sock_do_ioctl", "^sock_ioctl",
-    "^compat_sock_ioctl", "^nfnetlink_rcv_msg", "^rtnetlink_rcv_msg", "^netlink_dump",
-    "^(?:sys_)?(?:socketpair|connect|ioctl)", "__do_fault", "do_page_fault", "^page_fault$", "__fput",
-    "task_work_run", "exit_to_usermode", "smp_call_function", "tasklet_action", "tasklet_hi_action",
-)))
+STALL_ANCHORS = re.compile(
+    "|".join(
+        (
+            "process_one_work",
+            "do_syscall_",
+            "do_fast_syscall_",
+            "sysenter_dispatch",
+            "tracesys_phase2",
+            "el0_svc_handler",
+            "invoke_syscall",
+            "ret_fast_syscall",
+            "netif_receive_skb",
+            "do_softirq",
+            "call_timer_fn",
+            "_run_timers",
+            "run_timer_softirq",
+            "hrtimer_run",
+            "run_ksoftirqd",
+            "smpboot_thread_fn",
+            "^kthread$",
+            "start_secondary",
+            "cpu_startup_entry",
+            "ret_from_fork",
+            "vfs_write",
+            "vfs_read",
+            "vfs_iter_read",
+            "vfs_iter_write",
+            "do_iter_read",
+            "do_iter_write",
+            "call_read_iter",
+            "call_write_iter",
+            "new_sync_read",
+            "new_sync_write",
+            "vfs_ioctl",
+            "ksys_ioctl",
+            "compat_ioctl",
+            "compat_sys_ioctl",
+            "blkdev_driver_ioctl",
+            "blkdev_ioctl",
+            "do_iter_readv_writev",
+            "^call_mmap",
+            "mmap_region",
+            "do_mmap",
+            "do_dentry_open",
+            "vfs_open",
+            "^sock_sendmsg",
+            "^sock_recvmsg",
+            "^sock_release",
+            "^__sock_release",
+            "^setsockopt$",
+            "kernel_setsockopt",
+            "sock_common_setsockopt",
+            "^listen$",
+            "kernel_listen",
+            "sk_common_release",
+            "^sock_mmap",
+            "^accept$",
+            "kernel_accept",
+            "^sock_do_ioctl",
+            "^sock_ioctl",
+            "^compat_sock_ioctl",
+            "^nfnetlink_rcv_msg",
+            "^rtnetlink_rcv_msg",
+            "^netlink_dump",
+            "^(?:sys_)?(?:socketpair|connect|ioctl)",
+            "__do_fault",
+            "do_page_fault",
+            "^page_fault$",
+            "__fput",
+            "task_work_run",
+            "exit_to_usermode",
+            "smp_call_function",
+            "tasklet_action",
+            "tasklet_hi_action",
+        )
+    )
+)
 
 # Hung tasks: the victim waits in generic code; group by the lock or wait it is stuck in.
-HANG_ANCHORS = {"rtnl_lock": "", "synchronize_rcu": "synchronize_rcu", "synchronize_srcu": "synchronize_rcu",
-                "synchronize_net": "synchronize_rcu", "synchronize_sched": "synchronize_rcu"}
-HANG_SKIP = ("sched", "_lock", "_slowlock", "down", "rwsem", "completion", "kthread", "wait", "synchronize",
-             "context_switch", "__switch_to", "cancel_delayed_work", "rcu_barrier")
+HANG_ANCHORS = {
+    "rtnl_lock": "",
+    "synchronize_rcu": "synchronize_rcu",
+    "synchronize_srcu": "synchronize_rcu",
+    "synchronize_net": "synchronize_rcu",
+    "synchronize_sched": "synchronize_rcu",
+}
+HANG_SKIP = (
+    "sched",
+    "_lock",
+    "_slowlock",
+    "down",
+    "rwsem",
+    "completion",
+    "kthread",
+    "wait",
+    "synchronize",
+    "context_switch",
+    "__switch_to",
+    "cancel_delayed_work",
+    "rcu_barrier",
+)
 
 
 def strip_prefixes(name: str) -> str:
     """Drop syscall-wrapper prefixes (in table order), so one syscall has one name everywhere."""
     for p in STRIP_PREFIXES:
         if name.startswith(p):
-            name = name[len(p):]
+            name = name[len(p) :]
     return name
 
 
@@ -139,7 +420,7 @@ class FrameName(str):
     module: str | None = None
     at_ip: bool = False
 
-    def __new__(cls, name: str, module: str | None = None, at_ip: bool = False) -> "FrameName":
+    def __new__(cls, name: str, module: str | None = None, at_ip: bool = False) -> FrameName:
         obj = super().__new__(cls, name)
         obj.module = module
         obj.at_ip = at_ip
@@ -151,7 +432,8 @@ class FrameName(str):
 # Shared by unrelated code, they say nothing about which code looped.
 STALL_DISPATCHERS = re.compile(
     r"^(?:proc_reg_|full_proxy_|kernfs_fop_|seq_read|sysfs_kf_|dev_attr_(?:store|show)$|"
-    r"proc_sys_call_handler$|proc_sys_(?:read|write)$)")
+    r"proc_sys_call_handler$|proc_sys_(?:read|write)$)"
+)
 
 
 def stall_extract(names: Sequence[str]) -> str | None:
@@ -231,17 +513,22 @@ def panic_caller(names: Sequence[str]) -> str | None:
 _PC = r"\[<?(?:0x)?[0-9a-f]+>?\]"
 _FN = r"\.?([a-zA-Z0-9_]+)(?:\.|\+)"
 # A frame line: up to two addresses then `func+0x` (or `func.isra.0+0x`); arm's "(func) from (caller+".
-FRAME_LINE = (re.compile(r"^\s*(?:" + _PC + r"\s*){0,2}" + _FN),
-              re.compile(r"^\s*" + _PC + r" \(([a-zA-Z0-9_.]+)\) from " + _PC + r" \(" + _FN))
+FRAME_LINE = (
+    re.compile(r"^\s*(?:" + _PC + r"\s*){0,2}" + _FN),
+    re.compile(r"^\s*" + _PC + r" \(([a-zA-Z0-9_.]+)\) from " + _PC + r" \(" + _FN),
+)
 # The faulting IP line of every architecture (x86 RIP/IP, ppc NIP, arm64 pc, arm "PC is at");
 # a user-space IP (`RIP: 0033:0x4466`) or `(null)` ends the part without a function.
 RIP_LINE = re.compile(
     r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:" + _PC + r" +){0,2}" + _FN + r"|(?:[0-9]+:)?0x[0-9a-f]+|"
-    r"(?:[0-9]+:)?" + _PC + r" +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))")
+    r"(?:[0-9]+:)?" + _PC + r" +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))"
+)
 CALL_TRACE = re.compile(r"Call (?:T|t)race:|Backtrace:")
-STACK_START = re.compile(r"Call (?:T|t)race|Allocated:|Allocated by task \d+:|Freed:|Freed by task \d+:|"
-                         r"[^k] backtrace(?: \(crc [0-9a-f]*\))?:|Backtrace:|Uninit was stored to memory at|"
-                         r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}")
+STACK_START = re.compile(
+    r"Call (?:T|t)race|Allocated:|Allocated by task \d+:|Freed:|Freed by task \d+:|"
+    r"[^k] backtrace(?: \(crc [0-9a-f]*\))?:|Backtrace:|Uninit was stored to memory at|"
+    r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"
+)
 TRACE = None  # the part "frames of a stack listing"
 
 
@@ -252,6 +539,7 @@ def _rx(s: str) -> re.Pattern[str]:
 @dataclass(frozen=True)
 class StackSpec:
     """How to find the guilty frame: parts to walk, a fallback walk, and an optional extractor."""
+
     parts: tuple[re.Pattern[str] | None, ...]
     parts2: tuple[re.Pattern[str] | None, ...] = ()
     extractor: Callable[[Sequence[str]], str | None] | None = None
@@ -272,9 +560,12 @@ STACKS: dict[str, StackSpec] = {
     "warning": StackSpec((_WARN_IP, TRACE), (CALL_TRACE, TRACE)),
     "stall": StackSpec((RIP_LINE, CALL_TRACE, TRACE), extractor=stall_extract),
     "trace_stall": StackSpec((CALL_TRACE, TRACE), extractor=stall_extract),
-    "rcu": StackSpec((_rx("apic_timer_interrupt"), RIP_LINE, TRACE),
-                     (_rx("apic_timer_interrupt|Exception stack|el1h_64_irq"), TRACE),
-                     extractor=stall_extract, skip=("apic_timer_interrupt", "rcu")),
+    "rcu": StackSpec(
+        (_rx("apic_timer_interrupt"), RIP_LINE, TRACE),
+        (_rx("apic_timer_interrupt|Exception stack|el1h_64_irq"), TRACE),
+        extractor=stall_extract,
+        skip=("apic_timer_interrupt", "rcu"),
+    ),
     "hang": StackSpec((CALL_TRACE, TRACE), extractor=hang_extract),
     "panic": StackSpec((CALL_TRACE, TRACE), extractor=panic_caller, keep_generic=True),
     "kmsan": StackSpec((TRACE, _rx("Local variable .* created at:|Uninit was created at:"), TRACE)),
@@ -298,8 +589,13 @@ def _frame_of(line: str) -> list[str] | None:
     return None
 
 
-def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Sequence[str],
-         parts: Sequence[re.Pattern[str] | None]) -> tuple[str | None, bool]:
+def walk(
+    lines: Sequence[str],
+    spec: StackSpec,
+    head: str | None,
+    extra_skip: Sequence[str],
+    parts: Sequence[re.Pattern[str] | None],
+) -> tuple[str | None, bool]:
     """Walk `lines` by `parts`; return (frame, polluted). `head` is a function named in the header."""
     skip = tuple(extra_skip) + spec.skip
     frames: list[str] = []
@@ -371,8 +667,9 @@ def walk(lines: Sequence[str], spec: StackSpec, head: str | None, extra_skip: Se
     return extract(frames), polluted
 
 
-def extract_frame(lines: Sequence[str], spec: StackSpec, head: str | None = None,
-                  extra_skip: Sequence[str] = ()) -> tuple[str | None, bool]:
+def extract_frame(
+    lines: Sequence[str], spec: StackSpec, head: str | None = None, extra_skip: Sequence[str] = ()
+) -> tuple[str | None, bool]:
     """The guilty frame of a report (its lines, header first) by `spec`, and whether fault
     injection output polluted the stack. Falls back to `spec.parts2` when the first walk finds nothing."""
     got, polluted = walk(lines, spec, head, extra_skip, spec.parts)

@@ -10,8 +10,8 @@ told us (timestamp, caller, whether the line came from the kernel at all).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     if text.startswith("[") and not _TS.match(text):
         m = _DMESG_T.match(text)  # before syslog: "[Sun Nov 22 04:21:52 2026] " holds a time too
         if m:
-            text = text[m.end():]
+            text = text[m.end() :]
     m = _SYSLOG.match(text)
     if m:
         prog = m.group("prog")
@@ -81,25 +81,25 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
         text = text.lstrip()  # a log indented in a mail or a web page
     m = _LEVEL.match(text)
     if m:
-        text = text[m.end():]
+        text = text[m.end() :]
     m = _DMESG_T.match(text)
     if m and not _TS.match(text):
-        text = text[m.end():]
+        text = text[m.end() :]
     m = _TS.match(text)
     if m:
         ts = float(m.group(1))
-        text = text[m.end():]
+        text = text[m.end() :]
         c = _CALLER.match(text)
         if c:
             caller = c.group(1)
-            text = text[c.end():]
+            text = text[c.end() :]
         if text.startswith(" "):
             text = text[1:]
         h = _HOST_KERNEL.match(text)
         if h:
-            text = text[h.end():]
+            text = text[h.end() :]
     if origin == "kernel" and text.startswith("<") and _LEVEL.match(text):
-        text = text[_LEVEL.match(text).end():]  # type: ignore[union-attr]
+        text = text[_LEVEL.match(text).end() :]  # type: ignore[union-attr]
     return text, ts, caller, origin
 
 

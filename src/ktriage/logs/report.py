@@ -8,34 +8,41 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
 from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
 from ktriage.logs.frames import EL1_VECTOR, SECTION_MARKERS, normalize, parse_frame, parse_interrupted
-from ktriage.logs.guilty import (CALL_TRACE, FRAME_LINE, STACK_START, STACKS, extract_frame, first_guilty,
-                                 strip_prefixes)
+from ktriage.logs.guilty import CALL_TRACE, FRAME_LINE, STACK_START, STACKS, extract_frame, first_guilty, strip_prefixes
 from ktriage.logs.records import Record
-from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, SourceSpan, Task, Taint
+from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, SourceSpan, Taint, Task
 
 # Keywords that start a stack listing, and those that start a *secondary* one (KASAN's
 # allocation/free stacks, lockdep's chains) whose frames are not the crashing stack.
-_STACK_START = re.compile(r"^\s*(?:Call Trace:|Call trace:|Backtrace:|backtrace:|Call Trace\s*$|"
-                          r"Exception stack|\[ *<[0-9a-f]+> *\] \S+\+0x)")
-_SECONDARY = re.compile(r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
-                        r"Second to last potentially related|The buggy address belongs|Memory state around|"
-                        r"allocated by task \d+|freed by task \d+|other info that might help|"
-                        r"the existing dependency chain|stack backtrace:|Uninit was (?:created|stored)|"
-                        r"Local variable .* created at|\s*Possible unsafe locking scenario|"
-                        r"NMI backtrace for cpu|Sending NMI from CPU|Showing all locks held|"
-                        r"Kernel panic - not syncing|Bytes b4 |Object [0-9a-f]+: |Redzone [0-9a-f]+: |"
-                        r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b))")
-_TASK_LINE = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: \S+)?\s+"
-                        r"(Not tainted|Tainted: [A-Z ]*?)\s*(?:-{4,}\s+[A-Z]?\s*)?"
-                        r"(\d+\.\d+[^\s]*)?(?:\s+(#.*))?$")
-_OLD_TASK_LINE = re.compile(r"^Pid: (\d+), comm: (\S+)\s+(Not tainted|Tainted: [A-Z ]*?)\s+"
-                            r"(?:-{4,}\s+)?(\d+\.\d+\S*)\s+(#\S+)?\s*(.*)$")
+_STACK_START = re.compile(
+    r"^\s*(?:Call Trace:|Call trace:|Backtrace:|backtrace:|Call Trace\s*$|"
+    r"Exception stack|\[ *<[0-9a-f]+> *\] \S+\+0x)"
+)
+_SECONDARY = re.compile(
+    r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
+    r"Second to last potentially related|The buggy address belongs|Memory state around|"
+    r"allocated by task \d+|freed by task \d+|other info that might help|"
+    r"the existing dependency chain|stack backtrace:|Uninit was (?:created|stored)|"
+    r"Local variable .* created at|\s*Possible unsafe locking scenario|"
+    r"NMI backtrace for cpu|Sending NMI from CPU|Showing all locks held|"
+    r"Kernel panic - not syncing|Bytes b4 |Object [0-9a-f]+: |Redzone [0-9a-f]+: |"
+    r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b))"
+)
+_TASK_LINE = re.compile(
+    r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: \S+)?\s+"
+    r"(Not tainted|Tainted: [A-Z ]*?)\s*(?:-{4,}\s+[A-Z]?\s*)?"
+    r"(\d+\.\d+[^\s]*)?(?:\s+(#.*))?$"
+)
+_OLD_TASK_LINE = re.compile(
+    r"^Pid: (\d+), comm: (\S+)\s+(Not tainted|Tainted: [A-Z ]*?)\s+"
+    r"(?:-{4,}\s+)?(\d+\.\d+\S*)\s+(#\S+)?\s*(.*)$"
+)
 _HUNG_TASK = re.compile(r"INFO: task (.+):(\d+) blocked")
 _RELEASE = re.compile(r"\bLinux version (\d+\.\d+\S*) .*?(#\d+.*)?$")
 _HARDWARE = re.compile(r"^Hardware name: (.*)$")
@@ -54,11 +61,15 @@ _RELATED = re.compile(
 # The kind of a report only the catch-all entry matched, by its keyword.
 _FALLBACK_KIND = {"WARNING": "warning", "BUG": "bug", "INFO": "unknown"}
 
-_SOFTIRQ_FRAMES = re.compile(r"^(?:__do_softirq|handle_softirqs|do_softirq|run_ksoftirqd|net_rx_action|"
-                             r"run_timer_softirq|tasklet_action|call_timer_fn|__run_timers|blk_done_softirq)")
-_HARDIRQ_FRAMES = re.compile(r"^(?:handle_irq|do_IRQ|common_interrupt|__handle_irq_event_percpu|"
-                             r"handle_irq_event|gic_handle_irq|el1_irq|__sysvec_|sysvec_|"
-                             r"handle_edge_irq|handle_fasteoi_irq|generic_handle_irq)")
+_SOFTIRQ_FRAMES = re.compile(
+    r"^(?:__do_softirq|handle_softirqs|do_softirq|run_ksoftirqd|net_rx_action|"
+    r"run_timer_softirq|tasklet_action|call_timer_fn|__run_timers|blk_done_softirq)"
+)
+_HARDIRQ_FRAMES = re.compile(
+    r"^(?:handle_irq|do_IRQ|common_interrupt|__handle_irq_event_percpu|"
+    r"handle_irq_event|gic_handle_irq|el1_irq|__sysvec_|sysvec_|"
+    r"handle_edge_irq|handle_fasteoi_irq|generic_handle_irq)"
+)
 _NMI_FRAMES = re.compile(r"^(?:do_nmi|default_do_nmi|nmi_handle|exc_nmi|asm_exc_nmi)")
 
 
@@ -83,7 +94,7 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
         for marker, sect in SECTION_MARKERS.items():
             if s.startswith(marker):
                 section = sect
-                s = s[len(marker):].strip()
+                s = s[len(marker) :].strip()
                 marked = True
         if s.startswith("--- interrupt:"):
             section = "task"
@@ -97,8 +108,13 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
                 continue
         f = parse_frame(s, section) if s else None
         if f:
-            if frames and f.reliable and not f.inline and frames[-1].symbol \
-                    and EL1_VECTOR.match(normalize(frames[-1].symbol)):
+            if (
+                frames
+                and f.reliable
+                and not f.inline
+                and frames[-1].symbol
+                and EL1_VECTOR.match(normalize(frames[-1].symbol))
+            ):
                 f = dataclasses.replace(f, interrupted=True)
             frames.append(f)
             started = True
@@ -110,8 +126,10 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
 
 
 # Where a hung-task report moves on to other CPUs and tasks (hung_task_all_cpu_backtrace, lockdep).
-_OTHER_CPUS = re.compile(r"^\s*(?:NMI backtrace for cpu|Sending NMI |Showing all locks held|"
-                         r"\d+ locks? held by )")
+_OTHER_CPUS = re.compile(
+    r"^\s*(?:NMI backtrace for cpu|Sending NMI |Showing all locks held|"
+    r"\d+ locks? held by )"
+)
 
 
 def _own_lines(fmt: Format, lines: Sequence[str]) -> list[str]:
@@ -150,9 +168,12 @@ def _modules(lines: Sequence[str]) -> tuple[str, ...]:
         m = _MODULES.match(line.strip())
         if m:
             text = m.group(1)
-            for cont in lines[i + 1:i + 20]:
-                if cont.startswith(" ") and not re.match(r"\s*(CPU|Pid|Hardware|RIP|pc|---|\[)", cont) \
-                        and re.fullmatch(r"[\s\w\-\[\]()+,]+", cont):
+            for cont in lines[i + 1 : i + 20]:
+                if (
+                    cont.startswith(" ")
+                    and not re.match(r"\s*(CPU|Pid|Hardware|RIP|pc|---|\[)", cont)
+                    and re.fullmatch(r"[\s\w\-\[\]()+,]+", cont)
+                ):
                     text += " " + cont
                 else:
                     break
@@ -169,8 +190,9 @@ def _code(lines: Sequence[str], arch: str | None) -> CodeBytes | None:
         try:
             from ktriage.insn.codeline import parse_code_line  # filled by the insn package
         except ImportError:
-            return CodeBytes(b"", None, arch or "unknown", complete=False, raw=m.group(1),
-                             note="Code: decoder not available")
+            return CodeBytes(
+                b"", None, arch or "unknown", complete=False, raw=m.group(1), note="Code: decoder not available"
+            )
         return parse_code_line(m.group(1), arch or "x86_64")
     return None
 
@@ -198,8 +220,9 @@ def select_format(fmt: Format, lines: Sequence[str]) -> tuple[Format, re.Match[s
     return fmt, m, None
 
 
-def _later_header(lines: Sequence[str], keyword: str, text: str
-                  ) -> tuple[Format, re.Match[str], re.Match[str] | None] | None:
+def _later_header(
+    lines: Sequence[str], keyword: str, text: str
+) -> tuple[Format, re.Match[str], re.Match[str] | None] | None:
     """A header line cut short (`INFO: t`) is often printed again whole a few lines later:
     the first known entry of the same keyword further down the report names it."""
     for line in lines[1:_LATER_HEADER_LINES]:
@@ -282,7 +305,7 @@ def stack_corruption(lines: Sequence[str]) -> str | None:
         if key in seen:
             continue
         seen.add(key)
-        after = lines[i + 1:]
+        after = lines[i + 1 :]
         if len(after) < 3:
             return "the call trace is cut off"
         ok = False
@@ -310,7 +333,8 @@ _ENTRY_FRAME = re.compile(
     r"do_syscall_64|do_fast_syscall|do_int80|start_secondary|secondary_startup|start_kernel|x86_64_start_|"
     r"rest_init|cpu_startup_entry|kthread$|kernel_init$|el0t?_|el0_svc|el1h?_\d+_(?:irq|sync)|ret_fast_syscall|"
     r"work_pending|syscall_exit|system_call_exception|__kernel_thread|handle_exception|vector_swi|"
-    r"__do_softirq|irq_exit|asm_|common_interrupt|apic_timer_interrupt|page_fault|async_page_fault)")
+    r"__do_softirq|irq_exit|asm_|common_interrupt|apic_timer_interrupt|page_fault|async_page_fault)"
+)
 _OPEN_SECTION = re.compile(r"^\s*<(?:IRQ|NMI|TASK|SOFTIRQ|#DF)>\s*$")
 
 
@@ -335,18 +359,39 @@ def ends_inside_trace(lines: Sequence[str]) -> str | None:
 def _bucket(kind: str, title: str, guilty: str | None, frames: Sequence[Frame]) -> str:
     """Same bug on another machine/boot/build -> same id: only names, never addresses or offsets."""
     parts = [kind, re.sub(r"\b0x[0-9a-f]+\b|\b\d+\b", "N", title)]
-    if kind in ("null-deref", "paging-request", "gpf", "bug", "invalid-opcode", "kasan", "kfence", "ubsan",
-                "list-corruption", "refcount", "divide-error", "warning", "stack-protector", "usercopy"):
+    if kind in (
+        "null-deref",
+        "paging-request",
+        "gpf",
+        "bug",
+        "invalid-opcode",
+        "kasan",
+        "kfence",
+        "ubsan",
+        "list-corruption",
+        "refcount",
+        "divide-error",
+        "warning",
+        "stack-protector",
+        "usercopy",
+    ):
         names = [normalize(f.symbol) for f in frames if f.symbol and f.reliable]
         if guilty and guilty in names:
-            names = names[names.index(guilty) + 1:]
+            names = names[names.index(guilty) + 1 :]
         parts += names[:2]
     return "kt1-" + hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], path: str,
-                before: Sequence[Record] = (), cut: bool = False, source_format: str = "log",
-                eof: bool = False) -> Crash:
+def build_crash(
+    region: Sequence[Record],
+    fmt: Format,
+    header: re.Match[str],
+    path: str,
+    before: Sequence[Record] = (),
+    cut: bool = False,
+    source_format: str = "log",
+    eof: bool = False,
+) -> Crash:
     """One report's records (header first) -> Crash. `before` holds earlier records of the same log;
     `cut`: the report was still open when the log ended or the machine rebooted; `eof`: the input
     itself ended inside the report."""
@@ -360,8 +405,11 @@ def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], pa
     ip = archmod.parse_ip(own)
     groups: dict[str, str] = {f"h{i}": g or "" for i, g in enumerate(header.groups(), 1)}
     if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace"):
-        funcs = [g for g in header.groups() if g and re.fullmatch(r"[A-Za-z_$.][\w.$]*", g) and "." not in g[1:]
-                 and not g.endswith((".c", ".h"))]
+        funcs = [
+            g
+            for g in header.groups()
+            if g and re.fullmatch(r"[A-Za-z_$.][\w.$]*", g) and "." not in g[1:] and not g.endswith((".c", ".h"))
+        ]
         if funcs:
             groups["h_func"] = funcs[-1]
     if rmatch is not None:
@@ -371,8 +419,9 @@ def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], pa
     if guilty is None and fmt.stack == "warning" and not any(CALL_TRACE.search(ln) for ln in lines):
         # A WARN quoted in a commit message: frame lines under the header, without the `RIP:` line
         # and the `Call Trace:` keyword. Only whole-line frames count (`func+0x12/0x40`).
-        guilty = first_guilty([f.symbol for f in frames if f.symbol and f.reliable and not f.inline],
-                              fmt.skip + STACKS["warning"].skip)
+        guilty = first_guilty(
+            [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
+        )
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
@@ -389,13 +438,13 @@ def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], pa
         m = _TASK_LINE.search(line)
         if m and comm is None:
             cpu, pid, comm = int(m.group(1)), int(m.group(2)), m.group(3).strip()
-            taint_flags = "" if m.group(4) == "Not tainted" else m.group(4)[len("Tainted: "):].strip()
+            taint_flags = "" if m.group(4) == "Not tainted" else m.group(4)[len("Tainted: ") :].strip()
             release, build = m.group(5), m.group(6)
             continue
         m = _OLD_TASK_LINE.match(line.strip())
         if m and comm is None:
             pid, comm = int(m.group(1)), m.group(2)
-            taint_flags = "" if m.group(3) == "Not tainted" else m.group(3)[len("Tainted: "):].strip()
+            taint_flags = "" if m.group(3) == "Not tainted" else m.group(3)[len("Tainted: ") :].strip()
             release, build, hardware = m.group(4), m.group(5), (m.group(6) or None)
             continue
         m = _HARDWARE.match(line.strip())
@@ -432,7 +481,7 @@ def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], pa
             panic = m.group(1)
             break
 
-    kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1):].split(":", 1)[0], "unknown")
+    kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1) :].split(":", 1)[0], "unknown")
     joined = "\n".join(lines[:80])
     if kind in ("warning", "bug", "gpf", "paging-request") and re.search(r"list_(?:add|del)\w* corruption", joined):
         kind = "list-corruption"
@@ -440,10 +489,10 @@ def build_crash(region: Sequence[Record], fmt: Format, header: re.Match[str], pa
         kind = "refcount"
 
     related_recs = [r for r in before if _RELATED.search(r.text)]
-    head_prefix = region[0].text[:header.start()] if header.string == region[0].text else ""
+    head_prefix = region[0].text[: header.start()] if header.string == region[0].text else ""
     rm = _RELATED.search(head_prefix)
     if rm:
-        related_recs.append(Record(region[0].lineno, head_prefix[rm.start():].strip(" “”\"'。,，;"), region[0].ts))
+        related_recs.append(Record(region[0].lineno, head_prefix[rm.start() :].strip(" “”\"'。,，;"), region[0].ts))
     related = tuple(Event("log", r.text.strip(), r.lineno) for r in related_recs[-10:])
 
     corrupted, reason = fmt.corrupted, "the report format is known to be incomplete" if fmt.corrupted else None

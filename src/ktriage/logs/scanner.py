@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import deque
-from typing import BinaryIO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, Format
 from ktriage.logs.records import Record, records
@@ -26,9 +27,11 @@ CONTEXT_LINES = 300
 _BOOT = re.compile(r"^Linux version \d")
 _ABSORB_LINES = 12
 # Without timestamps, a report ends where the text stops looking like an oops (mail, blog, notes).
-_OOPSY = re.compile(r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
-                    r"^\s*<|^\s*\[|^\s*$|---|Code:|Comm:|Stack:|Kernel|Oops|BUG|RIP|pc :|lr :|"
-                    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}")
+_OOPSY = re.compile(
+    r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
+    r"^\s*<|^\s*\[|^\s*$|---|Code:|Comm:|Stack:|Kernel|Oops|BUG|RIP|pc :|lr :|"
+    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}"
+)
 _PROSE_LINES = 4
 _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped report  # a second header this early in a report belongs to it (list_del -> kernel BUG)
 
@@ -53,7 +56,7 @@ def _dedent(rec: Record) -> tuple[str | None, Record]:
     body = rec.text.lstrip(" \t")
     if not body or match_header(body) is None:
         return None, rec
-    return rec.text[:len(rec.text) - len(body)], dataclasses.replace(rec, text=body)
+    return rec.text[: len(rec.text) - len(body)], dataclasses.replace(rec, text=body)
 
 
 class Scanner:
@@ -87,8 +90,16 @@ class Scanner:
 
     def _close(self, cut: bool = False, eof: bool = False) -> None:
         assert self.region is not None and self.fmt is not None and self.match is not None
-        crash = build_crash(self.region, self.fmt, self.match, self.path, self._context(), cut=cut,
-                            source_format=self.source_format, eof=eof)
+        crash = build_crash(
+            self.region,
+            self.fmt,
+            self.match,
+            self.path,
+            self._context(),
+            cut=cut,
+            source_format=self.source_format,
+            eof=eof,
+        )
         self.done.append(crash)
         self.region = None
         self.indent = None
@@ -106,8 +117,10 @@ class Scanner:
         last = self.done[-1]
         if last.panic is None:
             text = rec.text.split("Kernel panic - not syncing: ", 1)[-1].rstrip(" ]-")
-            self.done[-1] = last.replace(panic=text, source=type(last.source)(
-                last.source.path, last.source.first_line, rec.lineno, last.source.format))
+            self.done[-1] = last.replace(
+                panic=text,
+                source=type(last.source)(last.source.path, last.source.first_line, rec.lineno, last.source.format),
+            )
         return True
 
     def feed(self, rec: Record) -> None:
@@ -115,7 +128,7 @@ class Scanner:
             return
         if self.indent is not None and self.region is not None and rec.ts is None:
             if rec.text.startswith(self.indent):
-                rec = dataclasses.replace(rec, text=rec.text[len(self.indent):])
+                rec = dataclasses.replace(rec, text=rec.text[len(self.indent) :])
             elif rec.text.strip():
                 self._close()  # the text went back to a lesser indentation: the excerpt ended
         if _BOOT.match(rec.text):
@@ -160,7 +173,7 @@ class Scanner:
         if rec.ts is None:
             self.prose = 0 if _OOPSY.search(rec.text) else self.prose + 1
             if self.prose >= _PROSE_LINES:
-                del self.region[-self.prose:]
+                del self.region[-self.prose :]
                 self._close()
                 return
         if END_MARKERS.search(rec.text) or len(self.region) >= MAX_REPORT_LINES:
@@ -205,8 +218,7 @@ def _split_lines(text: str) -> list[str]:
 CHUNK = 4 << 20
 
 
-def scan_binary(f: BinaryIO, path: str, source_format: str = "log",
-                line_filter=None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
     """Scan a (possibly huge) binary stream; yields crashes as they close.
 
     `line_filter` optionally maps each decoded line to the kernel text (journal JSON/export).
@@ -223,7 +235,7 @@ def scan_binary(f: BinaryIO, path: str, source_format: str = "log",
         if cut < 0:
             tail = data
             continue
-        chunk, tail = data[:cut + 1], data[cut + 1:]
+        chunk, tail = data[: cut + 1], data[cut + 1 :]
         lineno = yield from _scan_chunk(sc, chunk, lineno, line_filter)
     if tail:
         lineno = yield from _scan_chunk(sc, tail + b"\n", lineno, line_filter)

@@ -14,8 +14,7 @@ from ktriage.model import Crash, CrashReport, Finding, Frame, InputRecord, Locat
 def _loc(loc: Location | None) -> dict[str, Any] | None:
     if loc is None:
         return None
-    return {"symbol": loc.symbol, "offset": loc.offset, "size": loc.size, "module": loc.module,
-            "address": loc.address}
+    return {"symbol": loc.symbol, "offset": loc.offset, "size": loc.size, "module": loc.module, "address": loc.address}
 
 
 def _frame(f: Frame) -> dict[str, Any]:
@@ -27,8 +26,13 @@ def _frame(f: Frame) -> dict[str, Any]:
 
 
 def _finding(f: Finding) -> dict[str, Any]:
-    d: dict[str, Any] = {"code": f.code, "summary": f.summary, "evidence": list(f.evidence),
-                         "confidence": f.confidence, "analyzer": f.analyzer}
+    d: dict[str, Any] = {
+        "code": f.code,
+        "summary": f.summary,
+        "evidence": list(f.evidence),
+        "confidence": f.confidence,
+        "analyzer": f.analyzer,
+    }
     if f.data:
         d["data"] = {k: v for k, v in f.data.items()}
     if f.listing:
@@ -40,8 +44,13 @@ def crash_dict(cr: CrashReport) -> dict[str, Any]:
     c: Crash = cr.crash
     code = None
     if c.code is not None:
-        code = {"bytes": c.code.data.hex(), "trap_offset": c.code.trap_offset, "complete": c.code.complete,
-                "raw": c.code.raw, "note": c.code.note}
+        code = {
+            "bytes": c.code.data.hex(),
+            "trap_offset": c.code.trap_offset,
+            "complete": c.code.complete,
+            "raw": c.code.raw,
+            "note": c.code.note,
+        }
     return {
         "kind": c.kind,
         "title": c.title,
@@ -51,8 +60,12 @@ def crash_dict(cr: CrashReport) -> dict[str, Any]:
         "access": c.access,
         "error_code": c.error_code,
         "ip": _loc(c.ip),
-        "kernel": {"release": c.kernel.release, "build": c.kernel.build, "distro": c.kernel.distro,
-                   "hardware": c.kernel.hardware},
+        "kernel": {
+            "release": c.kernel.release,
+            "build": c.kernel.build,
+            "distro": c.kernel.distro,
+            "hardware": c.kernel.hardware,
+        },
         "arch": c.arch,
         "task": {"comm": c.task.comm, "pid": c.task.pid, "cpu": c.task.cpu},
         "context": c.context,
@@ -66,8 +79,12 @@ def crash_dict(cr: CrashReport) -> dict[str, Any]:
         "corrupted": c.corrupted,
         "corrupted_reason": c.corrupted_reason,
         "system": dict(c.system),
-        "source": {"path": c.source.path, "first_line": c.source.first_line, "last_line": c.source.last_line,
-                   "format": c.source.format},
+        "source": {
+            "path": c.source.path,
+            "first_line": c.source.first_line,
+            "last_line": c.source.last_line,
+            "format": c.source.format,
+        },
         "findings": [_finding(f) for f in cr.findings],
         "skipped": [{"analyzer": s.analyzer, "reason": s.reason} for s in cr.skipped],
         "known_bugs": [m.to_dict() if hasattr(m, "to_dict") else m for m in cr.known_bugs],
@@ -75,13 +92,23 @@ def crash_dict(cr: CrashReport) -> dict[str, Any]:
 
 
 def _input(r: InputRecord) -> dict[str, Any]:
-    return {"path": r.path, "format": r.format, "status": r.status, "error": r.error, "crashes": r.crashes,
-            "notes": list(r.notes)}
+    return {
+        "path": r.path,
+        "format": r.format,
+        "status": r.status,
+        "error": r.error,
+        "crashes": r.crashes,
+        "notes": list(r.notes),
+    }
 
 
 def report_dict(report: Report) -> dict[str, Any]:
-    return {"schema": Report.SCHEMA, "inputs": [_input(i) for i in report.inputs],
-            "crashes": [crash_dict(c) for c in report.crashes], "notes": list(report.notes)}
+    return {
+        "schema": Report.SCHEMA,
+        "inputs": [_input(i) for i in report.inputs],
+        "crashes": [crash_dict(c) for c in report.crashes],
+        "notes": list(report.notes),
+    }
 
 
 def render(report: Report) -> str:

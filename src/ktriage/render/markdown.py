@@ -28,7 +28,9 @@ def render(report: Report) -> str:
         if c.task.comm or c.task.pid is not None:
             rows.append(("task", f"{_code(c.task.comm)} pid {c.task.pid} cpu {c.task.cpu}, {c.context} context"))
         if c.taint.flags:
-            rows.append(("taint", _code(c.taint.flags) + ("; " + "; ".join(c.taint.decoded) if c.taint.decoded else "")))
+            rows.append(
+                ("taint", _code(c.taint.flags) + ("; " + "; ".join(c.taint.decoded) if c.taint.decoded else ""))
+            )
         if c.panic:
             rows.append(("panic", _code(c.panic)))
         rows.append(("bucket", _code(c.bucket)))
@@ -52,8 +54,10 @@ def render(report: Report) -> str:
                 out += m.markdown_lines() + [""]
         if c.frames:
             out += ["### Call trace", "", "```"]
-            out += [("  " if f.reliable else "? ") + str(f) + ("  (interrupted here)" if f.interrupted else "")
-                    for f in c.frames]
+            out += [
+                ("  " if f.reliable else "? ") + str(f) + ("  (interrupted here)" if f.interrupted else "")
+                for f in c.frames
+            ]
             out += ["```", ""]
         if cr.skipped:
             out += ["### Not analyzed", ""] + [f"- {s.analyzer}: {s.reason}" for s in cr.skipped] + [""]

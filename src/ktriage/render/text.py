@@ -41,7 +41,14 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int) -> None:
     if t.comm or t.pid is not None:
         kv.append(("task", escape(f"{t.comm} pid {t.pid} cpu {t.cpu}, {c.context} context")))
     if c.taint.flags:
-        kv.append(("taint", escape(" ".join(c.taint.flags.split()) + (": " + "; ".join(c.taint.decoded) if c.taint.decoded else ""))))
+        kv.append(
+            (
+                "taint",
+                escape(
+                    " ".join(c.taint.flags.split()) + (": " + "; ".join(c.taint.decoded) if c.taint.decoded else "")
+                ),
+            )
+        )
     if c.panic:
         kv.append(("panic", escape(c.panic)))
     kv.append(("bucket", c.bucket))
@@ -62,7 +69,9 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int) -> None:
             for ev in f.evidence[:MAX_EVIDENCE]:
                 con.print(f"             [dim]- {escape(ev)}[/]")
             if len(f.evidence) > MAX_EVIDENCE:  # the JSON and Markdown reports carry all of it
-                con.print(f"             [dim]- ... {len(f.evidence) - MAX_EVIDENCE} more (--format json or markdown)[/]")
+                con.print(
+                    f"             [dim]- ... {len(f.evidence) - MAX_EVIDENCE} more (--format json or markdown)[/]"
+                )
             for line in f.listing:
                 con.print(f"             {escape(line)}", highlight=False)
     if cr.known_bugs:
@@ -90,8 +99,14 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int) -> None:
 def render(report: Report, color: bool | None = None, width: int | None = None) -> str:
     buf = io.StringIO()
     tty = sys.stdout.isatty() if color is None else color
-    con = Console(file=buf, force_terminal=tty, no_color=not tty, width=width or (None if tty else 120),
-                  highlight=False, soft_wrap=not tty)
+    con = Console(
+        file=buf,
+        force_terminal=tty,
+        no_color=not tty,
+        width=width or (None if tty else 120),
+        highlight=False,
+        soft_wrap=not tty,
+    )
     total = len(report.crashes)
     for n, cr in enumerate(report.crashes, 1):
         _crash(con, cr, n, total)

@@ -18,18 +18,20 @@ The session says which tier it reached and which debug file (by name and build i
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import os
 import shutil
 import subprocess
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from ktriage.inputs import InputError
 from ktriage.model import Crash, InputRecord, SourceSpan
 
-_SESSIONS: dict[int, "VmcoreSession"] = {}
+_SESSIONS: dict[int, VmcoreSession] = {}
 MAX_DEBUG_SCAN = 4000  # files looked at per --debuginfo directory
 
 
@@ -140,6 +142,7 @@ def _register(crash: Crash, session: VmcoreSession) -> None:
 
 # --- opening ----------------------------------------------------------------------------------
 
+
 def _head(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read(4096)
@@ -175,8 +178,10 @@ def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
     target = path
     if head.startswith(b"makedumpfile"):
         if not shutil.which("makedumpfile"):
-            raise InputError(f"{path}: flattened makedumpfile format; reassemble it with `makedumpfile -R out < "
-                             f"{path}` (makedumpfile is not installed here)")
+            raise InputError(
+                f"{path}: flattened makedumpfile format; reassemble it with `makedumpfile -R out < "
+                f"{path}` (makedumpfile is not installed here)"
+            )
         tmpdir = tempfile.mkdtemp(prefix="ktriage-vmcore-")
         target = os.path.join(tmpdir, "vmcore")
         with open(path, "rb") as src:
@@ -184,10 +189,14 @@ def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
         if r.returncode != 0 or not os.path.exists(target):
             shutil.rmtree(tmpdir, ignore_errors=True)
             err = r.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise InputError(f"{path}: flattened makedumpfile dump could not be reassembled: "
-                             f"{err[-1] if err else 'makedumpfile -R failed'}")
-        session_notes.append("flattened makedumpfile format: reassembled with `makedumpfile -R` into a temporary "
-                             "file (the input is untouched)")
+            raise InputError(
+                f"{path}: flattened makedumpfile dump could not be reassembled: "
+                f"{err[-1] if err else 'makedumpfile -R failed'}"
+            )
+        session_notes.append(
+            "flattened makedumpfile format: reassembled with `makedumpfile -R` into a temporary "
+            "file (the input is untouched)"
+        )
     from ktriage.drgn_plugins import without_drgn_command_plugins
 
     errors = []
@@ -208,9 +217,17 @@ def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
 
 
 def _default_debug_paths(release: str) -> list[str]:
-    return [p for p in (f"/usr/lib/debug/boot/vmlinux-{release}", f"/usr/lib/debug/lib/modules/{release}/vmlinux",
-                        f"/boot/vmlinux-{release}", f"/lib/modules/{release}/build/vmlinux",
-                        f"/usr/lib/debug/lib/modules/{release}") if os.path.exists(p)]
+    return [
+        p
+        for p in (
+            f"/usr/lib/debug/boot/vmlinux-{release}",
+            f"/usr/lib/debug/lib/modules/{release}/vmlinux",
+            f"/boot/vmlinux-{release}",
+            f"/lib/modules/{release}/build/vmlinux",
+            f"/usr/lib/debug/lib/modules/{release}",
+        )
+        if os.path.exists(p)
+    ]
 
 
 def _scan_dir(d: str) -> list[str]:
@@ -271,8 +288,11 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
             if isinstance(m, drgn.MainModule):
                 main_ok = True
         elif isinstance(m, (drgn.MainModule, drgn.RelocatableModule)):
-            s.missing.append(f"{kind}" + (f" (build id {bid})" if bid else "") + (
-                f" for kernel {release}" if isinstance(m, drgn.MainModule) and release else ""))
+            s.missing.append(
+                f"{kind}"
+                + (f" (build id {bid})" if bid else "")
+                + (f" for kernel {release}" if isinstance(m, drgn.MainModule) and release else "")
+            )
     if not mods:
         bid = s.vmcoreinfo.get("BUILD-ID")
         s.missing.append(f"vmlinux (build id {bid})" if bid else "vmlinux")
@@ -281,12 +301,16 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
         return
     if vmlinux and os.path.exists(vmlinux):
         bid = s.vmcoreinfo.get("BUILD-ID")
-        s.notes.append(f"--vmlinux {vmlinux} was not used: it does not match the dump"
-                       + (f" (the dump's kernel has build id {bid})" if bid else ""))
+        s.notes.append(
+            f"--vmlinux {vmlinux} was not used: it does not match the dump"
+            + (f" (the dump's kernel has build id {bid})" if bid else "")
+        )
     # no kernel DWARF: the kernel's own symbol table, from memory
     if s.vmcoreinfo and "SYMBOL(kallsyms_names)" not in s.vmcoreinfo:
-        s.notes.append("no kallsyms in VMCOREINFO (kernels before 6.0 do not publish it): without debug info only "
-                       "the kernel log and raw memory can be read (tier raw); no symbols, BTF types or stacks")
+        s.notes.append(
+            "no kallsyms in VMCOREINFO (kernels before 6.0 do not publish it): without debug info only "
+            "the kernel log and raw memory can be read (tier raw); no symbols, BTF types or stacks"
+        )
         return
     try:
         from drgn.helpers.linux.kallsyms import load_module_kallsyms, load_vmlinux_kallsyms
@@ -339,6 +363,7 @@ def _enable_btf(s: VmcoreSession, release: str) -> None:
 
 # --- the log and the sys facts ------------------------------------------------------------------
 
+
 def _read_vmcoreinfo(s: VmcoreSession) -> None:
     from ktriage.vmcore.printk import vmcoreinfo_dict
 
@@ -368,8 +393,10 @@ def _read_dmesg(s: VmcoreSession) -> None:
         s.notes.append(f"kernel log could not be decoded: {_one_line(e)}")
     if text is None:
         if not any("kernel log" in n for n in s.notes):
-            s.notes.append("kernel log could not be decoded without debug info (VMCOREINFO does not describe the "
-                           "printk ring buffer: kernel older than 5.10?)")
+            s.notes.append(
+                "kernel log could not be decoded without debug info (VMCOREINFO does not describe the "
+                "printk ring buffer: kernel older than 5.10?)"
+            )
         return
     if not text.strip():
         s.notes.append("kernel log is empty or its pages are missing from the dump")
@@ -489,19 +516,24 @@ def _fallback_crash(s: VmcoreSession) -> Crash:
     """The dump holds no oops in its log (log unreadable, or a dump taken by sysrq/NMI without one)."""
     panic = s.system.get("PANIC")
     title = f"kernel panic: {panic}" if panic else "vmcore without a readable crash report in its log"
-    return Crash(kind="panic" if panic else "unknown", title=title, source=SourceSpan(s.path, 0, 0, "vmcore"),
-                 panic=panic)
+    return Crash(
+        kind="panic" if panic else "unknown", title=title, source=SourceSpan(s.path, 0, 0, "vmcore"), panic=panic
+    )
 
 
 # --- opening, on a worker thread when the caller asks early --------------------------------------
 
 _OpenArgs = tuple[str, "str | None", tuple[str, ...], bool]
-_PREFETCH: dict[_OpenArgs, "concurrent.futures.Future[VmcoreSession]"] = {}
+_PREFETCH: dict[_OpenArgs, concurrent.futures.Future[VmcoreSession]] = {}
 
 
 def _open_args(path: str, opts) -> _OpenArgs:  # type: ignore[no-untyped-def]
-    return (os.path.realpath(path), getattr(opts, "vmlinux", None),
-            tuple(getattr(opts, "debuginfo_dirs", None) or ()), bool(getattr(opts, "btf", True)))
+    return (
+        os.path.realpath(path),
+        getattr(opts, "vmlinux", None),
+        tuple(getattr(opts, "debuginfo_dirs", None) or ()),
+        bool(getattr(opts, "btf", True)),
+    )
 
 
 def _open_session(path: str, vmlinux: str | None, dirs: tuple[str, ...], btf: bool) -> VmcoreSession:
@@ -598,12 +630,16 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
         s.notes.append(f"the crashed thread's stack could not be unwound: {s.trace_error}")
     if s.tier == "btf":
         want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
-        s.notes.append(f"no kernel debug info (tier: btf): types from the dump's BTF, no locals, inlined frames or "
-                       f"source lines; give --vmlinux / --debuginfo with: {want}")
+        s.notes.append(
+            f"no kernel debug info (tier: btf): types from the dump's BTF, no locals, inlined frames or "
+            f"source lines; give --vmlinux / --debuginfo with: {want}"
+        )
     elif s.tier != "dwarf":
         want = "; ".join(s.missing) or "the kernel's vmlinux with debug info"
-        s.notes.append(f"no kernel debug info (tier: {s.tier}): no types, threads, stacks or object decoding; "
-                       f"give --vmlinux / --debuginfo with: {want}")
+        s.notes.append(
+            f"no kernel debug info (tier: {s.tier}): no types, threads, stacks or object decoding; "
+            f"give --vmlinux / --debuginfo with: {want}"
+        )
     elif s.missing:
         s.notes.append("no debug info for: " + "; ".join(s.missing))
     lines = s.dmesg.split("\n")
@@ -615,13 +651,24 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
     partial = [n for n in s.notes if any(w in n for w in ("could not", "missing", "empty"))]
     if partial:
         rec.status = "partial"
-        what = [w for w, key in (("the kernel log", "kernel log"), ("the crashed thread's stack", "stack"),
-                                 ("system facts", "system facts")) if any(key in n for n in partial)]
+        what = [
+            w
+            for w, key in (
+                ("the kernel log", "kernel log"),
+                ("the crashed thread's stack", "stack"),
+                ("system facts", "system facts"),
+            )
+            if any(key in n for n in partial)
+        ]
         size = os.path.getsize(path)
-        s.notes.append(f"memory reads failed: the dump is truncated or corrupt (file size {size} bytes); what the "
-                       f"readable pages give is reported")
-        rec.error = (f"{path}: partial vmcore: {', '.join(what) or 'some memory'} could not be read "
-                     f"(truncated or corrupt dump, {size} bytes)")
+        s.notes.append(
+            f"memory reads failed: the dump is truncated or corrupt (file size {size} bytes); what the "
+            f"readable pages give is reported"
+        )
+        rec.error = (
+            f"{path}: partial vmcore: {', '.join(what) or 'some memory'} could not be read "
+            f"(truncated or corrupt dump, {size} bytes)"
+        )
     rec.notes.extend(s.notes)
     if tmpdir:
         atexit.register(s.close)

@@ -9,14 +9,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-X86_GP = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
-          "r15"}
+X86_GP = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"}
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 # a call may change these (SysV x86_64 ABI); capstone does not list them among a `call`'s writes
 CALL_CLOBBERED = frozenset({"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"})
-_SUB = {"eax": "rax", "ax": "rax", "al": "rax", "ebx": "rbx", "bx": "rbx", "bl": "rbx", "ecx": "rcx", "cx": "rcx",
-        "cl": "rcx", "edx": "rdx", "dx": "rdx", "dl": "rdx", "esi": "rsi", "si": "rsi", "sil": "rsi", "edi": "rdi",
-        "di": "rdi", "dil": "rdi", "ebp": "rbp", "bp": "rbp", "bpl": "rbp", "esp": "rsp", "sp": "rsp", "spl": "rsp"}
+_SUB = {
+    "eax": "rax",
+    "ax": "rax",
+    "al": "rax",
+    "ebx": "rbx",
+    "bx": "rbx",
+    "bl": "rbx",
+    "ecx": "rcx",
+    "cx": "rcx",
+    "cl": "rcx",
+    "edx": "rdx",
+    "dx": "rdx",
+    "dl": "rdx",
+    "esi": "rsi",
+    "si": "rsi",
+    "sil": "rsi",
+    "edi": "rdi",
+    "di": "rdi",
+    "dil": "rdi",
+    "ebp": "rbp",
+    "bp": "rbp",
+    "bpl": "rbp",
+    "esp": "rsp",
+    "sp": "rsp",
+    "spl": "rsp",
+}
 
 
 def full_reg(name: str) -> str:
@@ -42,6 +64,7 @@ class Access:
 @dataclass
 class Origin:
     """`base` was loaded from [reg + disp] by `insn` at `pc`; `reg` unchanged since, so its dump value holds."""
+
     base: str
     insn: str
     pc: int
@@ -129,11 +152,10 @@ def origin_of(insns, reg: str) -> Origin | None:  # type: ignore[no-untyped-def]
         r = full_reg(ins.reg_name(src.mem.base))
         if r == "rip":
             return None
-        later = [j for j in before[i + 1:]]
+        later = [j for j in before[i + 1 :]]
         intact = r != reg and not any(r in _writes(j) for j in later)
         arg_index = None
         if r in ARG_REGS and not any(r in _writes(j) for j in before[:i]) and intact:
             arg_index = ARG_REGS.index(r)
-        return Origin(reg, f"{ins.mnemonic} {ins.op_str}", ins.address, r, src.mem.disp, src.size, intact,
-                      arg_index)
+        return Origin(reg, f"{ins.mnemonic} {ins.op_str}", ins.address, r, src.mem.disp, src.size, intact, arg_index)
     return None

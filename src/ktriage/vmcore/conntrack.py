@@ -19,14 +19,34 @@ from drgn import TypeKind
 
 NFCT_INFOMASK = 7  # include/linux/skbuff.h: the ctinfo bits under the nf_conn pointer in skb->_nfct
 # enum ip_conntrack_info (include/uapi/linux/netfilter/nf_conntrack_common.h)
-CTINFO = {0: "IP_CT_ESTABLISHED", 1: "IP_CT_RELATED", 2: "IP_CT_NEW", 3: "IP_CT_ESTABLISHED_REPLY",
-          4: "IP_CT_RELATED_REPLY", 7: "IP_CT_UNTRACKED"}
+CTINFO = {
+    0: "IP_CT_ESTABLISHED",
+    1: "IP_CT_RELATED",
+    2: "IP_CT_NEW",
+    3: "IP_CT_ESTABLISHED_REPLY",
+    4: "IP_CT_RELATED_REPLY",
+    7: "IP_CT_UNTRACKED",
+}
 # enum ip_conntrack_status bit numbers, used when the kernel's own enum is not in its debug info / BTF;
 # bit 12 was IPS_UNTRACKED until 4.14, IPS_NAT_CLASH (same bit) since 5.7
-STATUS_BITS = {0: "IPS_EXPECTED", 1: "IPS_SEEN_REPLY", 2: "IPS_ASSURED", 3: "IPS_CONFIRMED", 4: "IPS_SRC_NAT",
-               5: "IPS_DST_NAT", 6: "IPS_SEQ_ADJUST", 7: "IPS_SRC_NAT_DONE", 8: "IPS_DST_NAT_DONE",
-               9: "IPS_DYING", 10: "IPS_FIXED_TIMEOUT", 11: "IPS_TEMPLATE", 12: "IPS_UNTRACKED/IPS_NAT_CLASH",
-               13: "IPS_HELPER", 14: "IPS_OFFLOAD", 15: "IPS_HW_OFFLOAD"}
+STATUS_BITS = {
+    0: "IPS_EXPECTED",
+    1: "IPS_SEEN_REPLY",
+    2: "IPS_ASSURED",
+    3: "IPS_CONFIRMED",
+    4: "IPS_SRC_NAT",
+    5: "IPS_DST_NAT",
+    6: "IPS_SEQ_ADJUST",
+    7: "IPS_SRC_NAT_DONE",
+    8: "IPS_DST_NAT_DONE",
+    9: "IPS_DYING",
+    10: "IPS_FIXED_TIMEOUT",
+    11: "IPS_TEMPLATE",
+    12: "IPS_UNTRACKED/IPS_NAT_CLASH",
+    13: "IPS_HELPER",
+    14: "IPS_OFFLOAD",
+    15: "IPS_HW_OFFLOAD",
+}
 IPS_CONFIRMED, IPS_DYING = 1 << 3, 1 << 9
 L4 = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp"}
 
@@ -66,8 +86,12 @@ def tuple_text(prog, t) -> dict:  # type: ignore[no-untyped-def]
     """One direction's tuple as addresses, ports and protocol."""
     l3num = t.src.l3num.value_()
     proto = t.dst.protonum.value_()
-    d = {"src": _addr(prog, t.src.u3, l3num), "dst": _addr(prog, t.dst.u3, l3num), "l3": l3num,
-         "protocol": L4.get(proto, str(proto))}
+    d = {
+        "src": _addr(prog, t.src.u3, l3num),
+        "dst": _addr(prog, t.dst.u3, l3num),
+        "l3": l3num,
+        "protocol": L4.get(proto, str(proto)),
+    }
     if proto in (6, 17, 33, 132):
         d["sport"], d["dport"] = socket.ntohs(t.src.u.all.value_()), socket.ntohs(t.dst.u.all.value_())
     elif proto in (1, 58):
@@ -91,8 +115,14 @@ def decode_nf_conn(prog, ct) -> dict:  # type: ignore[no-untyped-def]
     si = slab_info(prog, ct.value_())
     if si:
         d["slab"] = si
-        ev.append(slab_text(si) + (" — SLAB_TYPESAFE_BY_RCU: a freed nf_conn is reused while RCU readers may still "
-                                   "hold it" if si.get("typesafe_by_rcu") else ""))
+        ev.append(
+            slab_text(si)
+            + (
+                " — SLAB_TYPESAFE_BY_RCU: a freed nf_conn is reused while RCU readers may still hold it"
+                if si.get("typesafe_by_rcu")
+                else ""
+            )
+        )
         if si.get("allocated") is False:
             ev.append("the object is FREE now: the members below are what its memory holds, not a live connection")
     try:
@@ -106,9 +136,15 @@ def decode_nf_conn(prog, ct) -> dict:  # type: ignore[no-untyped-def]
         st = ct.status.value_()
         d["status"], d["status_bits"] = st, status_bits(prog, st)
         d["confirmed"], d["dying"] = bool(st & IPS_CONFIRMED), bool(st & IPS_DYING)
-        ev.append(f"ct->status = {st:#x} ({'|'.join(d['status_bits']) or 'no bits'})"
-                  + ("" if d["confirmed"] else ": not IPS_CONFIRMED, i.e. not yet in the conntrack hash (the first "
-                                               "packet of the connection has not passed the confirm hook)"))
+        ev.append(
+            f"ct->status = {st:#x} ({'|'.join(d['status_bits']) or 'no bits'})"
+            + (
+                ""
+                if d["confirmed"]
+                else ": not IPS_CONFIRMED, i.e. not yet in the conntrack hash (the first "
+                "packet of the connection has not passed the confirm hook)"
+            )
+        )
     except Exception as e:  # noqa: BLE001
         ev.append(f"status not readable: {e}")
     try:

@@ -8,18 +8,37 @@ when the object is not what the decoder understands. `DECODERS` maps a struct ta
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DECODERS: dict[str, Callable[[Any, Any], dict | None]] = {}
 
-TCP_STATES = {1: "TCP_ESTABLISHED", 2: "TCP_SYN_SENT", 3: "TCP_SYN_RECV", 4: "TCP_FIN_WAIT1", 5: "TCP_FIN_WAIT2",
-              6: "TCP_TIME_WAIT", 7: "TCP_CLOSE", 8: "TCP_CLOSE_WAIT", 9: "TCP_LAST_ACK", 10: "TCP_LISTEN",
-              11: "TCP_CLOSING", 12: "TCP_NEW_SYN_RECV"}
+TCP_STATES = {
+    1: "TCP_ESTABLISHED",
+    2: "TCP_SYN_SENT",
+    3: "TCP_SYN_RECV",
+    4: "TCP_FIN_WAIT1",
+    5: "TCP_FIN_WAIT2",
+    6: "TCP_TIME_WAIT",
+    7: "TCP_CLOSE",
+    8: "TCP_CLOSE_WAIT",
+    9: "TCP_LAST_ACK",
+    10: "TCP_LISTEN",
+    11: "TCP_CLOSING",
+    12: "TCP_NEW_SYN_RECV",
+}
 FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
 IPPROTO = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 ETH_P = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q"}
-IFF = {0x1: "UP", 0x2: "BROADCAST", 0x8: "LOOPBACK", 0x10: "POINTOPOINT", 0x40: "RUNNING", 0x100: "PROMISC",
-       0x1000: "MULTICAST"}  # include/uapi/linux/if.h
+IFF = {
+    0x1: "UP",
+    0x2: "BROADCAST",
+    0x8: "LOOPBACK",
+    0x10: "POINTOPOINT",
+    0x40: "RUNNING",
+    0x100: "PROMISC",
+    0x1000: "MULTICAST",
+}  # include/uapi/linux/if.h
 TCP_FLAGS = {0x01: "FIN", 0x02: "SYN", 0x04: "RST", 0x08: "PSH", 0x10: "ACK", 0x20: "URG", 0x40: "ECE", 0x80: "CWR"}
 PF_KTHREAD = 0x00200000  # include/linux/sched.h (stable since 2.6.27)
 SLAB_TYPESAFE_BY_RCU = 0x00080000  # include/linux/slab.h (stable since 4.12, formerly SLAB_DESTROY_BY_RCU)
@@ -48,8 +67,12 @@ def slab_info(prog, addr: int) -> dict | None:  # type: ignore[no-untyped-def]
     if info is None:
         return None
     cache = info.slab_cache
-    out = {"cache": cache.name.string_().decode("utf-8", "replace"), "object": info.address,
-           "offset": addr - info.address if info.address else None, "allocated": info.allocated}
+    out = {
+        "cache": cache.name.string_().decode("utf-8", "replace"),
+        "object": info.address,
+        "offset": addr - info.address if info.address else None,
+        "allocated": info.allocated,
+    }
     try:
         out["object_size"] = cache.object_size.value_()
         out["flags"] = cache.flags.value_()
@@ -68,13 +91,30 @@ def slab_info(prog, addr: int) -> dict | None:  # type: ignore[no-untyped-def]
 # Slab caches whose objects are one struct: a register pointing at the start of an allocated object of one of
 # these is that struct, with no DWARF needed (seed 000 found its skb this way, from %r13 saved by nf_iterate).
 CACHE_TYPES: dict[str, str] = {
-    "skbuff_head_cache": "sk_buff", "skbuff_fclone_cache": "sk_buff",  # (not skbuff_small_head: packet data)
-    "TCP": "sock", "TCPv6": "sock", "UDP": "sock", "UDPv6": "sock", "UDP-Lite": "sock", "UDPLITEv6": "sock",
-    "RAW": "sock", "RAWv6": "sock", "PING": "sock", "PINGv6": "sock", "UNIX": "sock", "UNIX-STREAM": "sock",
-    "NETLINK": "sock", "PACKET": "sock", "MPTCP": "sock",
-    "request_sock_TCP": "request_sock", "request_sock_TCPv6": "request_sock",
-    "tw_sock_TCP": "inet_timewait_sock", "tw_sock_TCPv6": "inet_timewait_sock",
-    "nf_conntrack": "nf_conn", "task_struct": "task_struct", "net_namespace": "net",
+    "skbuff_head_cache": "sk_buff",
+    "skbuff_fclone_cache": "sk_buff",  # (not skbuff_small_head: packet data)
+    "TCP": "sock",
+    "TCPv6": "sock",
+    "UDP": "sock",
+    "UDPv6": "sock",
+    "UDP-Lite": "sock",
+    "UDPLITEv6": "sock",
+    "RAW": "sock",
+    "RAWv6": "sock",
+    "PING": "sock",
+    "PINGv6": "sock",
+    "UNIX": "sock",
+    "UNIX-STREAM": "sock",
+    "NETLINK": "sock",
+    "PACKET": "sock",
+    "MPTCP": "sock",
+    "request_sock_TCP": "request_sock",
+    "request_sock_TCPv6": "request_sock",
+    "tw_sock_TCP": "inet_timewait_sock",
+    "tw_sock_TCPv6": "inet_timewait_sock",
+    "nf_conntrack": "nf_conn",
+    "task_struct": "task_struct",
+    "net_namespace": "net",
 }
 
 
@@ -98,8 +138,11 @@ def slab_text(si: dict) -> str:
     state = "allocated" if si["allocated"] else "FREE" if si["allocated"] is False else "state unknown"
     off = f"+{si['offset']:#x}" if si.get("offset") else ""
     size = f", object size {si['object_size']}" if si.get("object_size") else ""
-    merged = ("; a merged cache: other caches of this size share it, so its name does not say the object's type"
-              if si.get("merged") else "")
+    merged = (
+        "; a merged cache: other caches of this size share it, so its name does not say the object's type"
+        if si.get("merged")
+        else ""
+    )
     return f"slab cache {si['cache']}: object {si['object']:#x}{off} ({state}{size}{merged})"
 
 
@@ -128,8 +171,10 @@ def decode_net_device(prog, dev) -> dict | None:  # type: ignore[no-untyped-def]
         d["ifindex"], d["mtu"] = dev.ifindex.value_(), dev.mtu.value_()
         fl = dev.flags.value_()
         d["flags"] = [n for b, n in IFF.items() if fl & b]
-        ev.append(f"net_device {d['name']!r} ({dev.value_():#x}): ifindex {d['ifindex']}, mtu {d['mtu']}, "
-                  f"flags {fl:#x} ({'|'.join(d['flags']) or 'down'})")
+        ev.append(
+            f"net_device {d['name']!r} ({dev.value_():#x}): ifindex {d['ifindex']}, mtu {d['mtu']}, "
+            f"flags {fl:#x} ({'|'.join(d['flags']) or 'down'})"
+        )
     except Exception:  # noqa: BLE001 - drgn.FaultError: the object is not in the dump
         ev.append(f"net_device {d['name']!r} ({dev.value_():#x})")
     try:
@@ -162,8 +207,12 @@ def decode_task(prog, task) -> dict | None:  # type: ignore[no-untyped-def]
     """comm, pid, tgid, state letter, CPU, kernel thread or not: who a task_struct pointer is."""
     from drgn.helpers.linux.sched import task_cpu, task_state_to_char
 
-    d: dict = {"address": task.value_(), "comm": task.comm.string_().decode("utf-8", "replace"),
-               "pid": task.pid.value_(), "tgid": task.tgid.value_()}
+    d: dict = {
+        "address": task.value_(),
+        "comm": task.comm.string_().decode("utf-8", "replace"),
+        "pid": task.pid.value_(),
+        "tgid": task.tgid.value_(),
+    }
     try:
         d["state"] = task_state_to_char(task)
         d["cpu"] = task_cpu(task)
@@ -173,9 +222,13 @@ def decode_task(prog, task) -> dict | None:  # type: ignore[no-untyped-def]
         d["kthread"] = bool(task.flags.value_() & PF_KTHREAD)
     except Exception:  # noqa: BLE001
         pass
-    d["evidence"] = [f"task {d['comm']}[{d['pid']}] (tgid {d['tgid']}" + (f", state {d['state']}" if "state" in d else "")
-                     + (f", CPU {d['cpu']}" if "cpu" in d else "") + (", kernel thread" if d.get("kthread") else "")
-                     + ")"]
+    d["evidence"] = [
+        f"task {d['comm']}[{d['pid']}] (tgid {d['tgid']}"
+        + (f", state {d['state']}" if "state" in d else "")
+        + (f", CPU {d['cpu']}" if "cpu" in d else "")
+        + (", kernel thread" if d.get("kthread") else "")
+        + ")"
+    ]
     return d
 
 
@@ -247,16 +300,20 @@ def _network(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-unty
         d["saddr"], d["daddr"] = ip4(iph.saddr.value_()), ip4(iph.daddr.value_())
         p = iph.protocol.value_()
         th = iph.value_() + iph.ihl.value_() * 4
-        ev.append(f"IPv4 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, protocol {IPPROTO.get(p, p)}, "
-                  f"tot_len {socket.ntohs(iph.tot_len.value_())}, ttl {iph.ttl.value_()}")
+        ev.append(
+            f"IPv4 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, protocol {IPPROTO.get(p, p)}, "
+            f"tot_len {socket.ntohs(iph.tot_len.value_())}, ttl {iph.ttl.value_()}"
+        )
     elif version == 6:
         raw = prog.read(head + nh, 40)
         d["saddr"] = socket.inet_ntop(socket.AF_INET6, raw[8:24])
         d["daddr"] = socket.inet_ntop(socket.AF_INET6, raw[24:40])
         p = raw[6]
         th = head + nh + 40
-        ev.append(f"IPv6 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, next header {IPPROTO.get(p, p)}, "
-                  f"payload_len {int.from_bytes(raw[4:6], 'big')}, hop_limit {raw[7]}")
+        ev.append(
+            f"IPv6 header at head+{nh:#x}: {d['saddr']} -> {d['daddr']}, next header {IPPROTO.get(p, p)}, "
+            f"payload_len {int.from_bytes(raw[4:6], 'big')}, hop_limit {raw[7]}"
+        )
     else:
         ev.append(f"no IP header at head+{nh:#x} (version nibble {version})")
         return
@@ -311,8 +368,11 @@ def decode_sock(prog, sk) -> dict | None:  # type: ignore[no-untyped-def]
     sc = _sock_common(prog, sk.value_())
     fam = sc.skc_family.value_()
     state = sc.skc_state.value_()
-    d: dict = {"address": sk.value_(), "family": FAMILIES.get(fam, str(fam)),
-               "state": TCP_STATES.get(state, str(state))}
+    d: dict = {
+        "address": sk.value_(),
+        "family": FAMILIES.get(fam, str(fam)),
+        "state": TCP_STATES.get(state, str(state)),
+    }
     ev = [f"sock {sk.value_():#x}: skc_family = {d['family']}, skc_state = {d['state']} ({state})"]
     try:
         d["saddr"], d["daddr"] = ip4(sc.skc_rcv_saddr.value_()), ip4(sc.skc_daddr.value_())
@@ -327,9 +387,12 @@ def decode_sock(prog, sk) -> dict | None:  # type: ignore[no-untyped-def]
         except LookupError:
             size = None
         d["really"], d["really_size"] = real, size
-        ev.append(f"state {d['state']}: the object is a {real}" + (f" ({size:#x} bytes)" if size else "")
-                  + f", not a full struct sock ({prog.type('struct sock').size:#x} bytes): members past its end "
-                    f"are out of bounds")
+        ev.append(
+            f"state {d['state']}: the object is a {real}"
+            + (f" ({size:#x} bytes)" if size else "")
+            + f", not a full struct sock ({prog.type('struct sock').size:#x} bytes): members past its end "
+            f"are out of bounds"
+        )
     else:
         try:
             d["protocol"] = IPPROTO.get(sk.sk_protocol.value_(), str(sk.sk_protocol.value_()))

@@ -12,8 +12,9 @@ of their lock parameter, and which low bits of the owner word are flags.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 KERNEL_HALF = 0xFFFF000000000000  # x86_64 and arm64 (48-bit VA) kernel addresses
 
@@ -33,8 +34,15 @@ LOCK_KINDS: tuple[LockKind, ...] = (
     # kernel/locking/mutex.c: MUTEX_FLAGS 0x07 (WAITERS, HANDOFF, PICKUP); owner is a task pointer since 4.10
     LockKind("mutex", "struct mutex", "struct mutex_waiter", ("mutex_lock",), "lock", 0x07),
     # kernel/locking/rwsem.c: RWSEM_READER_OWNED 1, RWSEM_NONSPINNABLE 2 (RWSEM_OWNER_FLAGS_MASK, 5.3+)
-    LockKind("rwsem", "struct rw_semaphore", "struct rwsem_waiter", ("rwsem_down_", "down_read", "down_write"),
-             "sem", 0x03, reader_owned=0x01),
+    LockKind(
+        "rwsem",
+        "struct rw_semaphore",
+        "struct rwsem_waiter",
+        ("rwsem_down_", "down_read", "down_write"),
+        "sem",
+        0x03,
+        reader_owned=0x01,
+    ),
 )
 
 
@@ -160,7 +168,7 @@ def _candidates(prog, frames: list, last: int) -> Iterator[tuple[int, str]]:  # 
     except Exception:  # noqa: BLE001 - drgn.FaultError: the stack page is not in the dump
         return
     for k in range(0, len(data) - 7, 8):
-        yield int.from_bytes(data[k:k + 8], "little"), f"stack word at {lo + k:#x}"
+        yield int.from_bytes(data[k : k + 8], "little"), f"stack word at {lo + k:#x}"
 
 
 def blocked_on(prog, task) -> tuple[LockKind, Any, str] | None:  # type: ignore[no-untyped-def]
@@ -205,8 +213,9 @@ def wait_of(prog, task) -> Wait | None:  # type: ignore[no-untyped-def]
     if found is None:
         return None
     kind, lock, how = found
-    w = Wait(task.value_(), _comm(task), task.pid.value_(), kind.name, lock.value_(),
-             lock_name(prog, lock.value_()), how)
+    w = Wait(
+        task.value_(), _comm(task), task.pid.value_(), kind.name, lock.value_(), lock_name(prog, lock.value_()), how
+    )
     try:
         ring = wait_ring(prog, kind, lock) or []
         for t in ring:

@@ -9,7 +9,7 @@ pre-5.10 `log_buf` format is not decoded here).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 DESC_FLAGS_SHIFT = 62
 DESC_ID_MASK = (1 << DESC_FLAGS_SHIFT) - 1
@@ -64,8 +64,10 @@ def dmesg_from_vmcoreinfo(prog, vi: Mapping[str, str], max_records: int = 1 << 2
         d = descs + idx * desc_size
         try:
             sv = prog.read_u64(d + sv_off + counter)
-            if (sv & DESC_ID_MASK) == (rid & DESC_ID_MASK) and (sv >> DESC_FLAGS_SHIFT) in (DESC_COMMITTED,
-                                                                                           DESC_FINALIZED):
+            if (sv & DESC_ID_MASK) == (rid & DESC_ID_MASK) and (sv >> DESC_FLAGS_SHIFT) in (
+                DESC_COMMITTED,
+                DESC_FINALIZED,
+            ):
                 begin = prog.read_u64(d + lpos_off + begin_off)
                 nxt = prog.read_u64(d + lpos_off + next_off)
                 info = infos + idx * info_size
