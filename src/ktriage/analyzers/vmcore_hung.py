@@ -17,13 +17,13 @@ MAX_BLOCKED = 64  # D tasks collected; a host stuck on one filesystem lock has h
 MAX_REPORTED = 16  # of which this many get a stack and chain in the report
 
 
-def _edge_text(w) -> str:  # type: ignore[no-untyped-def]
+def _edge_text(w) -> str:
     held = w.holder()
     state = f" (state {w.owner_state})" if w.owner_state and not w.reader_owned else ""
     return f"waits on {w.kind} {w.lock_name} held by {held}{state}"
 
 
-def _edge_evidence(w) -> str:  # type: ignore[no-untyped-def]
+def _edge_evidence(w) -> str:
     word = f"{w.owner_word:#x}" if w.owner_word is not None else "?"
     queue = f"; wait list: {', '.join(w.waiters)}" if w.waiters else ""
     return (
@@ -33,7 +33,7 @@ def _edge_evidence(w) -> str:  # type: ignore[no-untyped-def]
     )
 
 
-def _chain_text(graph, t) -> tuple[str, list, int | None]:  # type: ignore[no-untyped-def]
+def _chain_text(graph, t) -> tuple[str, list, int | None]:
     waits, closes = graph.chain(t.value_())
     if not waits:
         return "", waits, closes
@@ -150,13 +150,13 @@ def analyze_hung(ctx: AnalysisContext) -> list[Finding]:
     return out
 
 
-def _task(prog, addr: int):  # type: ignore[no-untyped-def]
+def _task(prog, addr: int):
     import drgn
 
     return drgn.Object(prog, "struct task_struct *", addr)
 
 
-def _deadlock(cycle, blocked, graph) -> Finding:  # type: ignore[no-untyped-def]
+def _deadlock(cycle, blocked, graph) -> Finding:
     """One cycle: each task holds the lock the previous one waits for. Certain: both ends of every edge are the
     kernel's own records (the waiter on the wait list, the owner word)."""
     members = {w.task for w in cycle}

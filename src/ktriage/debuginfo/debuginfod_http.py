@@ -22,12 +22,14 @@ CONNECT_TIMEOUT = 10.0
 class _ConnectFirst:
     """Connect (and TLS handshake) within `connect_timeout`, then read with the request's timeout."""
 
-    def __init__(self, *args, connect_timeout: float = CONNECT_TIMEOUT, **kw) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kw)  # type: ignore[call-arg]
+    timeout: float | None  # set by http.client.HTTPConnection, the class this is mixed into
+
+    def __init__(self, *args, connect_timeout: float = CONNECT_TIMEOUT, **kw) -> None:
+        super().__init__(*args, **kw)
         self.connect_timeout = connect_timeout
 
     def connect(self) -> None:
-        read_timeout = self.timeout  # type: ignore[attr-defined]
+        read_timeout = self.timeout
         self.timeout = min(self.connect_timeout, read_timeout) if read_timeout else self.connect_timeout
         try:
             super().connect()  # type: ignore[misc]
@@ -47,14 +49,14 @@ class _HTTPSConnection(_ConnectFirst, http.client.HTTPSConnection):
 class _HTTPHandler(urllib.request.HTTPHandler):
     connect_timeout = CONNECT_TIMEOUT
 
-    def http_open(self, req):  # type: ignore[no-untyped-def]
+    def http_open(self, req):
         return self.do_open(_HTTPConnection, req, connect_timeout=self.connect_timeout)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     connect_timeout = CONNECT_TIMEOUT
 
-    def https_open(self, req):  # type: ignore[no-untyped-def]
+    def https_open(self, req):
         return self.do_open(
             _HTTPSConnection, req, context=getattr(self, "_context", None), connect_timeout=self.connect_timeout
         )

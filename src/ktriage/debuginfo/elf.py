@@ -17,7 +17,7 @@ import mmap
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import IO, Any, cast
 
 MACHINES = {62: "x86_64", 3: "i386", 183: "arm64", 40: "arm", 243: "riscv64", 21: "ppc64", 22: "s390x"}
 SHF_ALLOC = 0x2
@@ -28,7 +28,7 @@ ET_REL = 1
 SHN_ABS = 0xFFF1
 
 
-def _enums():  # type: ignore[no-untyped-def]
+def _enums():
     """pyelftools' enum tables, imported when a file is first opened (pyelftools costs ~25 ms to import,
     and a vmcore whose debug info drgn matched never opens one)."""
     from elftools.elf import enums
@@ -94,6 +94,9 @@ class ElfFile:
     etype: int = 0
     little: bool = True
     is64: bool = True
+    _m: mmap.mmap | None = field(default=None, repr=False)
+    _elf: Any = field(default=None, repr=False)  # elftools.elf.elffile.ELFFile, opened by _parse
+    _shared: bool = field(default=False, repr=False)  # held by the cache: close() is the cache's business
 
     @classmethod
     def open(cls, path: str) -> ElfFile:
@@ -129,7 +132,8 @@ class ElfFile:
         from elftools.elf.elffile import ELFFile
 
         try:
-            elf = ELFFile(self._m)
+            assert self._m is not None
+            elf = ELFFile(cast(IO[bytes], self._m))  # an mmap has the read/seek/tell pyelftools uses
             hdr = elf.header
             sections = [(sec.name, sec.header) for sec in elf.iter_sections()]
         except ELFError as e:
@@ -164,6 +168,7 @@ class ElfFile:
         if sec.type == SHT_NOBITS:
             return bytes(size if size is not None else sec.size)
         size = sec.size - off if size is None else size
+        assert self._m is not None, "read after close()"
         return bytes(self._m[sec.offset + off : sec.offset + off + size])
 
     @property

@@ -279,11 +279,12 @@ def _describe(
         return mk(f"{cur} was zeroed (`{text}`)"), None, None
     if mn.startswith("lea") or (not _is_x86(arch) and mn in ("add", "sub") and imm is not None and len(regs) == 2):
         if mn.startswith("lea"):
-            m = _lea(w, arch)
-            if m is None:
+            lea = _lea(w, arch)
+            if lea is None:
                 return mk(f"{cur} was computed by `{text}`"), None, None
-            base, disp = m
+            base, disp = lea
         else:
+            assert imm is not None  # the test above admits add/sub only with an immediate
             base, disp = regs[1], imm if mn == "add" else -imm
         if base is None:
             return mk(f"{cur} = {disp & MASK64:#x} (constant address)"), None, None
@@ -300,7 +301,7 @@ def _describe(
         d = lookup(cur) if _untouched(cur, trail, arch) else None
         got = f" = {d:#x}" if d is not None else ""
         return mk(f"{cur}{got} was built from constants (mov/movk)"), None, None
-    if (mn.startswith(("mov", "movabs")) and imm is not None and len(regs) == 1) or mn in ("movz", "movn"):
+    if imm is not None and ((mn.startswith(("mov", "movabs")) and len(regs) == 1) or mn in ("movz", "movn")):
         return mk(f"{cur} = {imm & MASK64:#x} (constant)"), None, None
     if mn.startswith(("shr", "sar", "lsr", "asr", "shl", "sal", "lsl", "add", "sub")) and imm is not None:
         src = regs[-1] if not _is_x86(arch) else cur

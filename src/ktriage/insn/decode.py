@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import capstone
+from capstone import CsInsn
 
 from ktriage.model import CodeBytes
 
@@ -31,7 +32,7 @@ class Insn:
     raw: bytes
     mnemonic: str
     op_str: str  # AT&T for x86 (as objdump/crash print it), native for arm
-    cs: object
+    cs: CsInsn  # capstone ships no type stubs: this is Any to mypy
 
     @property
     def end(self) -> int:

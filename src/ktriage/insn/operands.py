@@ -158,7 +158,7 @@ def _x86_mem(cs, op, arch: str, reg: RegLookup, ip: int | None) -> MemAccess:
             missing.append("RIP")
         else:
             ea += ip + cs.size
-        base_name = "RIP"
+        base_name: str | None = "RIP"
     else:
         base_name = dump_name(base, arch) if base else None
     for name, mult in (

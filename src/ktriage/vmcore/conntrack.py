@@ -51,7 +51,7 @@ IPS_CONFIRMED, IPS_DYING = 1 << 3, 1 << 9
 L4 = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp"}
 
 
-def status_bits(prog, value: int) -> list[str]:  # type: ignore[no-untyped-def]
+def status_bits(prog, value: int) -> list[str]:
     """Names of the set status bits, from the kernel's enum when its types have it."""
     names = dict(STATUS_BITS)
     try:
@@ -63,7 +63,7 @@ def status_bits(prog, value: int) -> list[str]:  # type: ignore[no-untyped-def]
     return [names.get(b, f"bit{b}") for b in range(64) if value >> b & 1]
 
 
-def _count(member) -> int:  # type: ignore[no-untyped-def]
+def _count(member) -> int:
     """refcount_t (`refs.counter`) or atomic_t (`counter`)."""
     for path in (("refs", "counter"), ("counter",)):
         o = member
@@ -76,13 +76,13 @@ def _count(member) -> int:  # type: ignore[no-untyped-def]
     return member.value_()
 
 
-def _addr(prog, u3, l3num: int) -> str:  # type: ignore[no-untyped-def]
+def _addr(prog, u3, l3num: int) -> str:
     if l3num == socket.AF_INET6:
         return socket.inet_ntop(socket.AF_INET6, prog.read(u3.address_of_().value_(), 16))
     return socket.inet_ntoa(prog.read(u3.address_of_().value_(), 4))
 
 
-def tuple_text(prog, t) -> dict:  # type: ignore[no-untyped-def]
+def tuple_text(prog, t) -> dict:
     """One direction's tuple as addresses, ports and protocol."""
     l3num = t.src.l3num.value_()
     proto = t.dst.protonum.value_()
@@ -106,7 +106,7 @@ def flow_text(d: dict) -> str:
     return f"{d['protocol']} {d['src']} -> {d['dst']}{extra}"
 
 
-def decode_nf_conn(prog, ct) -> dict:  # type: ignore[no-untyped-def]
+def decode_nf_conn(prog, ct) -> dict:
     """Tuples, status, use count, namespace and slab state of an nf_conn, each with the member it was read from."""
     from ktriage.vmcore.decoders import slab_info, slab_text
 
@@ -172,7 +172,7 @@ def decode_nf_conn(prog, ct) -> dict:  # type: ignore[no-untyped-def]
     return d
 
 
-def skb_conntrack(prog, skb) -> tuple[int, int] | None:  # type: ignore[no-untyped-def]
+def skb_conntrack(prog, skb) -> tuple[int, int] | None:
     """(nf_conn address, ctinfo) the packet points at, or None when it carries no conntrack."""
     try:
         v = skb._nfct.value_()
@@ -185,7 +185,7 @@ def skb_conntrack(prog, skb) -> tuple[int, int] | None:  # type: ignore[no-untyp
     return (ct, info) if ct else None
 
 
-def ct_object(prog, addr: int):  # type: ignore[no-untyped-def]
+def ct_object(prog, addr: int):
     import drgn
 
     return drgn.Object(prog, "struct nf_conn *", addr)

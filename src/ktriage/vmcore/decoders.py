@@ -44,8 +44,8 @@ PF_KTHREAD = 0x00200000  # include/linux/sched.h (stable since 2.6.27)
 SLAB_TYPESAFE_BY_RCU = 0x00080000  # include/linux/slab.h (stable since 4.12, formerly SLAB_DESTROY_BY_RCU)
 
 
-def decoder(tag: str):  # type: ignore[no-untyped-def]
-    def wrap(fn):  # type: ignore[no-untyped-def]
+def decoder(tag: str):
+    def wrap(fn):
         DECODERS[tag] = fn
         return fn
 
@@ -56,7 +56,7 @@ def ip4(v: int) -> str:
     return socket.inet_ntoa(int(v).to_bytes(4, "little"))
 
 
-def slab_info(prog, addr: int) -> dict | None:  # type: ignore[no-untyped-def]
+def slab_info(prog, addr: int) -> dict | None:
     """Slab cache, object start, offset, allocated/free, cache flags; None if not a slab address."""
     try:
         from drgn.helpers.linux.slab import slab_object_info
@@ -118,7 +118,7 @@ CACHE_TYPES: dict[str, str] = {
 }
 
 
-def object_in_cache(prog, addr: int, tags: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def object_in_cache(prog, addr: int, tags: tuple[str, ...]):
     """`(struct T *)addr` when addr is the start of an allocated object of a cache holding a T in `tags`."""
     si = slab_info(prog, addr)
     if not si or si.get("offset") or not si.get("allocated"):
@@ -146,7 +146,7 @@ def slab_text(si: dict) -> str:
     return f"slab cache {si['cache']}: object {si['object']:#x}{off} ({state}{size}{merged})"
 
 
-def identify(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
+def identify(prog, addr: int) -> str | None:
     si = slab_info(prog, addr)
     if si:
         text = slab_text(si)
@@ -163,7 +163,7 @@ def identify(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
 
 
 @decoder("net_device")
-def decode_net_device(prog, dev) -> dict | None:  # type: ignore[no-untyped-def]
+def decode_net_device(prog, dev) -> dict | None:
     """Name, ifindex, flags, MTU and the driver (named by its `netdev_ops` table, e.g. `loopback_ops`)."""
     d: dict = {"address": dev.value_(), "name": dev.name.string_().decode("utf-8", "replace")}
     ev = []
@@ -191,7 +191,7 @@ def decode_net_device(prog, dev) -> dict | None:  # type: ignore[no-untyped-def]
     return d
 
 
-def module_name(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
+def module_name(prog, addr: int) -> str | None:
     """The module whose memory holds `addr`, None for the kernel image (or no module loaded there)."""
     try:
         import drgn
@@ -203,7 +203,7 @@ def module_name(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
 
 
 @decoder("task_struct")
-def decode_task(prog, task) -> dict | None:  # type: ignore[no-untyped-def]
+def decode_task(prog, task) -> dict | None:
     """comm, pid, tgid, state letter, CPU, kernel thread or not: who a task_struct pointer is."""
     from drgn.helpers.linux.sched import task_cpu, task_state_to_char
 
@@ -232,7 +232,7 @@ def decode_task(prog, task) -> dict | None:  # type: ignore[no-untyped-def]
     return d
 
 
-def task_text(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
+def task_text(prog, addr: int) -> str | None:
     try:
         import drgn
 
@@ -242,7 +242,7 @@ def task_text(prog, addr: int) -> str | None:  # type: ignore[no-untyped-def]
 
 
 @decoder("sk_buff")
-def decode_skb(prog, skb) -> dict | None:  # type: ignore[no-untyped-def]
+def decode_skb(prog, skb) -> dict | None:
     """Device, protocol, IPv4/IPv6 addresses, UDP/TCP ports and TCP flags, length, and the conntrack the packet
     carries (decoded: both tuples, status, use count)."""
     d: dict = {"address": skb.value_(), "len": skb.len.value_(), "data_len": skb.data_len.value_()}
@@ -285,7 +285,7 @@ def decode_skb(prog, skb) -> dict | None:  # type: ignore[no-untyped-def]
     return d
 
 
-def _network(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _network(prog, skb, d: dict, ev: list[str]) -> None:
     """The IP header at skb->head + network_header, and the TCP/UDP header after it."""
     from drgn import Object
 
@@ -329,7 +329,7 @@ def _network(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-unty
     ev.append(line)
 
 
-def _conntrack(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _conntrack(prog, skb, d: dict, ev: list[str]) -> None:
     from ktriage.vmcore.conntrack import CTINFO, ct_object, decode_nf_conn, flow_text, skb_conntrack
 
     try:
@@ -356,14 +356,14 @@ def _conntrack(prog, skb, d: dict, ev: list[str]) -> None:  # type: ignore[no-un
     ev.append(line + " (decoded in vmcore.conntrack)")
 
 
-def _sock_common(prog, addr: int):  # type: ignore[no-untyped-def]
+def _sock_common(prog, addr: int):
     from drgn import Object
 
     return Object(prog, "struct sock_common *", addr)
 
 
 @decoder("sock")
-def decode_sock(prog, sk) -> dict | None:  # type: ignore[no-untyped-def]
+def decode_sock(prog, sk) -> dict | None:
     """Family, state, protocol; a TCP_NEW_SYN_RECV / TIME_WAIT "sock" is really a smaller object."""
     sc = _sock_common(prog, sk.value_())
     fam = sc.skc_family.value_()
@@ -412,7 +412,7 @@ DECODERS["request_sock"] = decode_sock
 DECODERS["inet_timewait_sock"] = decode_sock
 
 
-def _decode_nf_conn(prog, ct) -> dict | None:  # type: ignore[no-untyped-def]
+def _decode_nf_conn(prog, ct) -> dict | None:
     from ktriage.vmcore.conntrack import decode_nf_conn
 
     return decode_nf_conn(prog, ct)

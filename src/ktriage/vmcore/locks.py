@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import drgn
 
 KERNEL_HALF = 0xFFFF000000000000  # x86_64 and arm64 (48-bit VA) kernel addresses
 
@@ -72,11 +75,11 @@ class Wait:
         return f"readers (last recorded reader {who}, which may have released it)" if self.reader_owned else who
 
 
-def _comm(task) -> str:  # type: ignore[no-untyped-def]
+def _comm(task) -> str:
     return task.comm.string_().decode("utf-8", "replace")
 
 
-def _word(member) -> int:  # type: ignore[no-untyped-def]
+def _word(member) -> int:
     """An owner field: atomic_long_t (4.10+ mutex, 4.20+ rwsem) or a plain task pointer (older kernels)."""
     try:
         v = member.counter.value_()
@@ -85,7 +88,7 @@ def _word(member) -> int:  # type: ignore[no-untyped-def]
     return v & 0xFFFFFFFFFFFFFFFF  # atomic_long_t is signed: a kernel pointer reads negative
 
 
-def lock_name(prog, addr: int) -> str:  # type: ignore[no-untyped-def]
+def lock_name(prog, addr: int) -> str:
     """`crashmod_mutex` for a global, `sym+0x18` inside one, else the slab object it is embedded in."""
     try:
         sym = prog.symbol(addr)
@@ -101,13 +104,14 @@ def lock_name(prog, addr: int) -> str:  # type: ignore[no-untyped-def]
     return f"{addr:#x}"
 
 
-def wait_ring(prog, kind: LockKind, lock) -> list[int] | None:  # type: ignore[no-untyped-def]
+def wait_ring(prog, kind: LockKind, lock) -> list[int] | None:
     """The tasks on the lock's wait list, or None unless it is a well-formed ring back to its head (every
     node's prev is the node before it): that rejects a pointer a few bytes off a real lock."""
     from drgn import container_of
 
     head = lock.wait_list.address_of_().value_()
-    prev, node, tasks = head, lock.wait_list.next, []
+    prev, node = head, lock.wait_list.next
+    tasks: list[drgn.Object] = []
     for _ in range(64):
         if node.prev.value_() != prev:
             return None
@@ -118,7 +122,7 @@ def wait_ring(prog, kind: LockKind, lock) -> list[int] | None:  # type: ignore[n
     return None
 
 
-def _holds_waiter(prog, kind: LockKind, addr: int, task: int) -> Any:  # type: ignore[no-untyped-def]
+def _holds_waiter(prog, kind: LockKind, addr: int, task: int) -> Any:
     import drgn
 
     try:
@@ -129,7 +133,7 @@ def _holds_waiter(prog, kind: LockKind, addr: int, task: int) -> Any:  # type: i
     return lock if ring and task in ring else None
 
 
-def _frame_name(f) -> str:  # type: ignore[no-untyped-def]
+def _frame_name(f) -> str:
     if f.name:
         return f.name
     try:
@@ -138,7 +142,7 @@ def _frame_name(f) -> str:  # type: ignore[no-untyped-def]
         return ""
 
 
-def _sp(f) -> int | None:  # type: ignore[no-untyped-def]
+def _sp(f) -> int | None:
     try:
         return f.sp
     except LookupError:
@@ -149,7 +153,7 @@ def _sp(f) -> int | None:  # type: ignore[no-untyped-def]
             return None
 
 
-def _candidates(prog, frames: list, last: int) -> Iterator[tuple[int, str]]:  # type: ignore[no-untyped-def]
+def _candidates(prog, frames: list, last: int) -> Iterator[tuple[int, str]]:
     """Kernel pointers held in the registers recovered for the lock frames and in the stack words under them."""
     for i in range(last + 1):
         try:
@@ -171,7 +175,7 @@ def _candidates(prog, frames: list, last: int) -> Iterator[tuple[int, str]]:  # 
         yield int.from_bytes(data[k : k + 8], "little"), f"stack word at {lo + k:#x}"
 
 
-def blocked_on(prog, task) -> tuple[LockKind, Any, str] | None:  # type: ignore[no-untyped-def]
+def blocked_on(prog, task) -> tuple[LockKind, Any, str] | None:
     """(kind, lock object, how it was found) for the sleeping lock `task` waits on, or None."""
     try:
         frames = list(prog.stack_trace(task))
@@ -204,7 +208,7 @@ def blocked_on(prog, task) -> tuple[LockKind, Any, str] | None:  # type: ignore[
     return None
 
 
-def wait_of(prog, task) -> Wait | None:  # type: ignore[no-untyped-def]
+def wait_of(prog, task) -> Wait | None:
     """The task's edge in the wait-for graph."""
     import drgn
     from drgn.helpers.linux.sched import task_state_to_char
@@ -240,7 +244,7 @@ def wait_of(prog, task) -> Wait | None:  # type: ignore[no-untyped-def]
 class WaitGraph:
     """Edges computed on demand (a task is unwound once): chains from a sleeper, and the cycles among them."""
 
-    def __init__(self, prog) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, prog) -> None:
         self.prog = prog
         self._edges: dict[int, Wait | None] = {}
 
