@@ -139,7 +139,7 @@ def missing_caller(crash: Crash) -> Location | None:
     return lr
 
 
-def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
+def symbolize(crash: Crash, di) -> list[dict]:
     """Each frame -> debug-file address, lookup address (return address - 1 except the faulting IP,
     exception frames and interrupted PCs), and the inline chain innermost first.
 
@@ -217,7 +217,7 @@ def symbolize(crash: Crash, di) -> list[dict]:  # type: ignore[no-untyped-def]
     return out
 
 
-def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyped-def]
+def _frames_finding(frames: list[dict], di) -> Finding:
     lines = []
     done = 0
     for n, fr in enumerate(frames):
@@ -256,7 +256,7 @@ def _frames_finding(frames: list[dict], di) -> Finding:  # type: ignore[no-untyp
 # --- disassembly --------------------------------------------------------------------------------
 
 
-def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
+def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
     from ktriage.debuginfo.member import disassemble
 
     crash = ctx.crash
@@ -358,7 +358,7 @@ def _disassembly(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
 # --- the member at fault ------------------------------------------------------------------------
 
 
-def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:  # type: ignore[no-untyped-def]
+def _member(ctx: AnalysisContext, di, frames: list[dict]) -> list[Finding]:
     from ktriage.debuginfo.member import Resolver, disassemble, member_path, pointee, reg_field, type_name
 
     crash = ctx.crash

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from ktriage.analyzers import AnalysisContext, Skip, analyzer
 from ktriage.insn import values as V
@@ -358,12 +359,12 @@ def _bug_condition(crash: Crash, arch: str, d: Decoded) -> Finding | None:
             else:
                 m = memory_accesses(f, arch, look, _ip(crash, arch))
                 acc = m[0] if m else None
-                ok = (
-                    acc is not None
-                    and acc.ea is not None
-                    and not any(r in _writes(i, arch) for i in between for r in acc.values)
-                )
-                names.append((acc.formula() if acc else "memory") + (f" (at {acc.ea:#x})" if ok else ""))
+                if acc is None:
+                    names.append("memory")
+                elif acc.ea is not None and not any(r in _writes(i, arch) for i in between for r in acc.values):
+                    names.append(f"{acc.formula()} (at {acc.ea:#x})")
+                else:
+                    names.append(acc.formula())
         rel = (_TAKEN if taken else _FALL_THROUGH)[mn]
         if fm == "test":
             if rel not in ("==", "!="):
@@ -481,6 +482,7 @@ def analyze_access(ctx: AnalysisContext) -> list[Finding]:
 def _bad_access(
     d: Decoded, m: MemAccess, fault: int | None, source: str, arch: str, stale: str | None = None
 ) -> Finding:
+    assert d.trap is not None, "a bad access is only named for a decoded trapping instruction"
     text = f"{d.trap.mnemonic} {d.trap.op_str}".strip()
     size = f"{m.size}-byte " if m.size else ""
     ev = [f"`{text}`: {size}{m.access} of {m.formula()}"]
@@ -979,7 +981,8 @@ def analyze_registers(ctx: AnalysisContext) -> list[Finding]:
     if not crash.registers:
         raise Skip("no register dump")
     bits = 32 if arch in ("i386", "arm") else 64
-    lines, data = [], {}
+    lines: list[str] = []
+    data: dict[str, Any] = {}
     for name, v in crash.registers.items():
         if not _gp(name, arch) and name not in ("RSP", "sp", "lr", "ESP"):
             continue

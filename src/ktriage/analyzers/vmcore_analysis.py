@@ -99,7 +99,7 @@ PANIC_PATH = DUMP_PATH | frozenset(
 )
 
 
-def _session(ctx: AnalysisContext, types: bool = True, primary: bool = True):  # type: ignore[no-untyped-def]
+def _session(ctx: AnalysisContext, types: bool = True, primary: bool = True):
     s = ctx.vmcore
     if s is None:
         raise Skip("needs a vmcore")
@@ -111,7 +111,7 @@ def _session(ctx: AnalysisContext, types: bool = True, primary: bool = True):  #
     return s
 
 
-def _trace(s):  # type: ignore[no-untyped-def]
+def _trace(s):
     tr = s.crashed_trace()
     if tr is None:
         raise Skip(f"the crashed thread's stack could not be unwound: {s.trace_error}")
@@ -127,7 +127,7 @@ def _short(path: str | None) -> str:
     return path
 
 
-def _source(f) -> str:  # type: ignore[no-untyped-def]
+def _source(f) -> str:
     try:
         fn, line, _col = f.source()
         return f"{_short(fn)}:{line}"
@@ -135,7 +135,7 @@ def _source(f) -> str:  # type: ignore[no-untyped-def]
         return ""
 
 
-def _module_of(prog, pc: int) -> str | None:  # type: ignore[no-untyped-def]
+def _module_of(prog, pc: int) -> str | None:
     from ktriage.vmcore.decoders import module_name
 
     return module_name(prog, pc)
@@ -147,7 +147,7 @@ def _kernel_ptr(v: int) -> bool:
     return v >= 0xFFFF000000000000
 
 
-def _frame_name(f) -> str:  # type: ignore[no-untyped-def]
+def _frame_name(f) -> str:
     if f.name:
         return f.name
     try:
@@ -156,7 +156,7 @@ def _frame_name(f) -> str:  # type: ignore[no-untyped-def]
         return f"{f.pc:#x}"
 
 
-def faulting_index(ctx: AnalysisContext, trace) -> int:  # type: ignore[no-untyped-def]
+def faulting_index(ctx: AnalysisContext, trace) -> int:
     """The frame where the CPU trapped: the interrupted frame named like the oops' IP, else the first
     interrupted kernel frame, else frame 0."""
     ip = ctx.crash.ip.symbol if ctx.crash.ip else None
@@ -184,7 +184,7 @@ def faulting_index(ctx: AnalysisContext, trace) -> int:  # type: ignore[no-untyp
     return 0
 
 
-def _stacks(s, task) -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-def]
+def _stacks(s, task) -> list[tuple[str, int, int]]:
     """(label, low, high) of the task's stack and this CPU's IRQ stack."""
     prog = s.prog
     out = []
@@ -211,7 +211,7 @@ def _stacks(s, task) -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-d
     return out
 
 
-def _sp(f) -> int | None:  # type: ignore[no-untyped-def]
+def _sp(f) -> int | None:
     """Where the frame lives on its stack: the stack pointer, or for a frame unwound by frame pointers (arm64,
     no CFI), whose sp drgn does not know, the address of its frame record (fp/x29), on the same stack."""
     try:
@@ -325,7 +325,8 @@ def analyze_stack(ctx: AnalysisContext) -> list[Finding]:
     thread = s.crashed_thread()
     task = thread.object
     stacks = _stacks(s, task)
-    lines, frames = [], []
+    lines: list[str] = []
+    frames: list[dict[str, Any]] = []
     for i, f in enumerate(trace):
         if i >= MAX_FRAMES:
             lines.append(f"... {len(trace) - MAX_FRAMES} more frames")
@@ -453,7 +454,7 @@ def analyze_pointers(ctx: AnalysisContext) -> list[Finding]:
 # --- code, members ------------------------------------------------------------------------------
 
 
-def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def]
+def _fault_code(ctx: AnalysisContext, s) -> dict:
     """The trapping instruction and its base register's origin, from the dump's memory (cached)."""
     if "_vm_code" in ctx.__dict__:
         return ctx.__dict__["_vm_code"]
@@ -481,7 +482,7 @@ def _fault_code(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def
     return out
 
 
-def _x86_only(s) -> None:  # type: ignore[no-untyped-def]
+def _x86_only(s) -> None:
     """The dump-side instruction walk (vmcore/code.py) decodes x86_64; other architectures keep the log's own
     instruction analysis (insn.*, dataflow.*), which covers arm64."""
     import drgn
@@ -494,7 +495,7 @@ def _x86_only(s) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def _struct_of(t):  # type: ignore[no-untyped-def]
+def _struct_of(t):
     """struct type behind a pointer type (typedefs stripped), or None."""
     import drgn
 
@@ -512,7 +513,7 @@ def _struct_of(t):  # type: ignore[no-untyped-def]
         return None
 
 
-def _member(t, off: int) -> str | None:  # type: ignore[no-untyped-def]
+def _member(t, off: int) -> str | None:
     try:
         from drgn.helpers.common.type import member_at_offset
 
@@ -522,7 +523,7 @@ def _member(t, off: int) -> str | None:  # type: ignore[no-untyped-def]
         return None
 
 
-def _member_type(t, name: str):  # type: ignore[no-untyped-def]
+def _member_type(t, name: str):
     try:
         from drgn.helpers.common.type import typeof_member
 
@@ -531,7 +532,7 @@ def _member_type(t, name: str):  # type: ignore[no-untyped-def]
         return None
 
 
-def _param_for(prog, f, reg: str, value: int, arg_index: int | None):  # type: ignore[no-untyped-def]
+def _param_for(prog, f, reg: str, value: int, arg_index: int | None):
     """(name, type, how) of the frame's variable holding `value`, or the arg_index-th parameter (from the
     function's prototype: DWARF, or BTF's FUNC record on the btf tier)."""
     names = []
@@ -578,7 +579,7 @@ def _param_for(prog, f, reg: str, value: int, arg_index: int | None):  # type: i
     return None
 
 
-def _one_reg_each(params) -> bool:  # type: ignore[no-untyped-def]
+def _one_reg_each(params) -> bool:
     """The parameters before the one wanted each took one integer register (pointers, integers, enums): a struct
     by value, a float or a 128-bit integer would shift the mapping. (GCC's .isra/.constprop clones reorder
     parameters: callers exclude names with a dot.)"""
@@ -597,7 +598,7 @@ def _one_reg_each(params) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def _access_names(ctx: AnalysisContext, s) -> dict:  # type: ignore[no-untyped-def]
+def _access_names(ctx: AnalysisContext, s) -> dict:
     """port->dev->rx_count style naming of the faulting access, with the types and offsets."""
     code = _fault_code(ctx, s)
     acc, org = code.get("access"), code.get("origin")
@@ -730,7 +731,7 @@ def analyze_race(ctx: AnalysisContext) -> list[Finding]:
 _ATT_MEM = re.compile(r"^mov\w*\s+(-?0x[0-9a-f]+|-?\d+)?\(%(\w+)\),\s*%(\w+)$")
 
 
-def _race_from_log(ctx: AnalysisContext, s) -> list[Finding]:  # type: ignore[no-untyped-def]
+def _race_from_log(ctx: AnalysisContext, s) -> list[Finding]:
     """No types: the log's dataflow (Code: bytes + register dump) names the load; re-read it raw from the dump."""
     from ktriage.analyzers.machine import lookup_for
     from ktriage.vmcore.code import full_reg
@@ -784,7 +785,7 @@ def _race_from_log(ctx: AnalysisContext, s) -> list[Finding]:  # type: ignore[no
     return [Finding("vmcore.race", summary, tuple(ev), "medium", "vmcore.race", data)]
 
 
-def _overwritten_origin(s, code, acc, org, ev) -> list[Finding]:  # type: ignore[no-untyped-def]
+def _overwritten_origin(s, code, acc, org, ev) -> list[Finding]:
     """`mov D(%R),%R`: R's old value is gone; look for registers P with [P + D] == the value the CPU used."""
     from ktriage.vmcore.decoders import slab_info, slab_text
 
@@ -854,6 +855,7 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
     out = []
     regs = code["regs"]
     if names.get("member1"):
+        assert org is not None, "member names are derived from the base register's origin"
         chain = f"{names['var']}->{names['member1']}"
         ev = [names["how"], f"`{org.insn}`: {names['var_type']} + {org.disp:#x} is `{names['member1']}`"]
         data = {"var": names["var"], "type": names["var_type"], "member": names["member1"], "offset": org.disp}
@@ -947,7 +949,7 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
 # --- vmcore.args --------------------------------------------------------------------------------
 
 
-def _value_text(o) -> str:  # type: ignore[no-untyped-def]
+def _value_text(o) -> str:
     import drgn
 
     try:
@@ -964,9 +966,9 @@ def _value_text(o) -> str:  # type: ignore[no-untyped-def]
         return f"unreadable ({type(e).__name__})"
 
 
-def frame_variables(f, limit: int = 16) -> list[tuple[str, Any]]:  # type: ignore[no-untyped-def]
+def frame_variables(f, limit: int = 16) -> list[tuple[str, Any]]:
     """(name, object) for the frame's parameters/locals that have a value (not optimized out)."""
-    out = []
+    out: list[tuple[str, Any]] = []
     try:
         names = list(f.locals())
     except Exception:  # noqa: BLE001
@@ -1021,7 +1023,7 @@ def analyze_args(ctx: AnalysisContext) -> list[Finding]:
 # --- vmcore.skb ---------------------------------------------------------------------------------
 
 
-def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None):  # type: ignore[no-untyped-def]
+def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None):
     """(frame index, name, object) of frame variables that are pointers to one of the struct tags; then registers
     (the faulting frame's, and callee-saved ones recovered in callers) that point at the start of an allocated
     slab object whose cache holds that struct (no DWARF needed: the btf tier, or a variable optimized out)."""
@@ -1060,7 +1062,7 @@ def _typed_in_frames(trace, tags: tuple[str, ...], limit: int = 24, prog=None): 
                 yield i, f"{r.upper()} ({'at the trap' if i == 0 or f.interrupted else 'callee-saved'})", o
 
 
-def _found_as(name: str, i: int, trace, what: str) -> str:  # type: ignore[no-untyped-def]
+def _found_as(name: str, i: int, trace, what: str) -> str:
     """How an object was found: a DWARF variable, a register that points at a slab object, or a member."""
     where = f"in frame #{i} {_frame_name(trace[i])}"
     if "->" in name:
@@ -1070,7 +1072,7 @@ def _found_as(name: str, i: int, trace, what: str) -> str:  # type: ignore[no-un
     return f"found as variable `{name}` {where}"
 
 
-def _socks_in_frames(prog, trace):  # type: ignore[no-untyped-def]
+def _socks_in_frames(prog, trace):
     """Sockets in frame variables and registers, then the owners (`skb->sk`) of the packets found there."""
     seen = set()
     for i, n, o in _typed_in_frames(trace, ("sock", "sock_common", "request_sock", "inet_timewait_sock"), prog=prog):
@@ -1163,14 +1165,14 @@ def analyze_sock(ctx: AnalysisContext) -> list[Finding]:
 # --- task helpers (vmcore.hung, vmcore.cpus, vmcore.tasks) -------------------------------------
 
 
-def _names(prog, task, n: int = 12) -> list[str]:  # type: ignore[no-untyped-def]
+def _names(prog, task, n: int = 12) -> list[str]:
     try:
         return [_frame_name(f) for f in list(prog.stack_trace(task))[:n] if f.pc >= 0xFFFF800000000000]
     except Exception:  # noqa: BLE001
         return []
 
 
-def _waited_s(prog, task) -> float | None:  # type: ignore[no-untyped-def]
+def _waited_s(prog, task) -> float | None:
     """≈ seconds since the task last ran: its runqueue's clock minus its se.exec_start."""
     try:
         from drgn.helpers.linux.sched import task_rq
@@ -1285,7 +1287,8 @@ def analyze_tasks(ctx: AnalysisContext) -> list[Finding]:
     s = _session(ctx)
     prog = s.prog
     states: Counter[str] = Counter()
-    tasks, ev = [], []
+    tasks: list[dict[str, Any]] = []
+    ev: list[str] = []
     unreadable = with_stacks = 0
     for t in for_each_task(prog):
         try:

@@ -13,7 +13,7 @@ from ktriage.analyzers.vmcore_analysis import _found_as, _frame_name, _session, 
 from ktriage.model import Finding
 
 
-def _conns(prog, trace):  # type: ignore[no-untyped-def]
+def _conns(prog, trace):
     """(frame index, how found, nf_conn address, ctinfo or None), each connection once."""
     from ktriage.vmcore.conntrack import skb_conntrack
 

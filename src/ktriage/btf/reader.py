@@ -77,6 +77,9 @@ class BTF:
     """A parsed BTF blob. Split BTF (a module's) is given its `base`: its ids and string offsets continue the
     base's numbering, and look-ups fall through to the base."""
 
+    next_id: int  # the first type id after this blob's (a split BTF on top of it starts there)
+    str_end: int  # the string offset after this blob's strings
+
     def __init__(self, data: bytes, base: BTF | None = None, name: str = "vmlinux") -> None:
         if len(data) < 24:
             raise BTFError(f"{name}: {len(data)} bytes, too short for a BTF header")

@@ -101,11 +101,11 @@ def bt_frames(bt: BtTask) -> tuple[list[Frame], ExcBlock | None, int]:
     idx = 0
     for kind, item in bt.items:
         if kind == "frame":
-            _num, _sp, sym, off, addr, mod = item  # type: ignore[misc]
+            _num, _sp, sym, off, addr, mod = item
             segments[-1].append((idx, Frame(symbol=sym, offset=off, module=mod, address=addr)))
             idx += 1
         elif kind == "exc" and exc is None:
-            exc = item  # type: ignore[assignment]
+            exc = item
             above = idx
         elif kind == "switch":
             seg_names.append(str(item))
@@ -130,7 +130,7 @@ def bt_frames(bt: BtTask) -> tuple[list[Frame], ExcBlock | None, int]:
 
 
 def _has(bt: BtTask, rx: re.Pattern[str]) -> bool:
-    return any(k == "frame" and rx.match(normalize(v[2])) for k, v in bt.items)  # type: ignore[index]
+    return any(k == "frame" and rx.match(normalize(v[2])) for k, v in bt.items)
 
 
 def _has_exc(bt: BtTask) -> bool:
@@ -191,17 +191,17 @@ def _infer_header(machinery: Sequence[str], all_names: Sequence[str], has_exc: b
     return None
 
 
-def _match(text: str):  # type: ignore[no-untyped-def]
+def _match(text: str):
     from ktriage.logs.scanner import match_header
 
     return match_header(text)
 
 
-def _weak(fmt) -> bool:  # type: ignore[no-untyped-def]
+def _weak(fmt) -> bool:
     return not fmt.kind or fmt.kind == "unknown" or not getattr(fmt, "starts_report", True)
 
 
-def _title(fmt, m: re.Match[str], func: str | None) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
+def _title(fmt, m: re.Match[str], func: str | None) -> tuple[str, bool]:
     title = fmt.title
     for i, g in enumerate(m.groups(), 1):
         title = title.replace("{h%d}" % i, normalize(g) if g and re.fullmatch(r"[\w.$]+", g) else (g or ""))

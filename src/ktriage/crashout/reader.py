@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78c])")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -121,7 +122,7 @@ class BtTask:
     last: int
     lines: list[str] = field(default_factory=list)
     # ("frame", (num, sp, symbol, offset, addr, module)), ("exc", ExcBlock), ("switch", name)
-    items: list[tuple[str, object]] = field(default_factory=list)
+    items: list[tuple[str, Any]] = field(default_factory=list)  # the tag says what the item is
 
     @property
     def frame_count(self) -> int:

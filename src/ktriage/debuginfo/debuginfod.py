@@ -64,7 +64,7 @@ def _seconds(name: str, default: float | None) -> float | None:
         return default
 
 
-def vmlinux_build_id(crash, log_ids: dict[str, str]) -> tuple[str | None, str]:  # type: ignore[no-untyped-def]
+def vmlinux_build_id(crash, log_ids: dict[str, str]) -> tuple[str | None, str]:
     """(vmlinux build ID, where it was read) from the crash: a build ID the trace printed, a vmcore's
     VMCOREINFO (`system["BUILD-ID"]`), or the end of the `CPU: ... Comm: ...` line."""
     if log_ids.get("vmlinux"):
@@ -169,7 +169,7 @@ _MISSES: dict[tuple, Fetch] = {}
 def lookup(
     crash,
     s,
-    log_ids: dict[str, str],  # type: ignore[no-untyped-def]
+    log_ids: dict[str, str],
     check_vmlinux: Callable[[str, str], tuple[bool, str]],
     check_module: Callable[[str, str, str], tuple[bool, str]],
 ) -> None:
@@ -205,10 +205,14 @@ def lookup(
         if not servers and not cache_path(mbid).is_file():
             s.looked.append(f"debuginfod: off (DEBUGINFOD_URLS is not set); {name}.ko build ID {mbid}")
             continue
-        _one(s, fetch(mbid), name, lambda p, n=name, b=mbid: check_module(p, n, b), "the call trace")
+
+        def check(p: str, n: str = name, b: str = mbid) -> tuple[bool, str]:
+            return check_module(p, n, b)
+
+        _one(s, fetch(mbid), name, check, "the call trace")
 
 
-def _one(s, f: Fetch, name: str, check: Callable[[str], tuple[bool, str]], where: str) -> None:  # type: ignore[no-untyped-def]
+def _one(s, f: Fetch, name: str, check: Callable[[str], tuple[bool, str]], where: str) -> None:
     label = "vmlinux" if name == "vmlinux" else f"{name}.ko"
     s.refused.extend(f.refused)
     line = f"debuginfod: {label} build ID {f.build_id} (from {where}): " + "; ".join(f.steps)

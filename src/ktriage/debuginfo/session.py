@@ -305,7 +305,7 @@ class DebugInfo:
         """
         import drgn
 
-        names = (
+        names: tuple[str, ...] = (
             "r15",
             "r14",
             "r13",

@@ -75,7 +75,7 @@ class Origin:
     arg_index: int | None  # reg is the n-th argument register and not written since the function entry
 
 
-def _cs():  # type: ignore[no-untyped-def]
+def _cs():
     import capstone
 
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
@@ -84,7 +84,7 @@ def _cs():  # type: ignore[no-untyped-def]
     return md
 
 
-def function_insns(prog, pc: int, limit: int = 0x4000):  # type: ignore[no-untyped-def]
+def function_insns(prog, pc: int, limit: int = 0x4000):
     """(instructions from the function start through the one at pc, symbol) or ([], None)."""
     try:
         sym = prog.symbol(pc)
@@ -104,7 +104,7 @@ def function_insns(prog, pc: int, limit: int = 0x4000):  # type: ignore[no-untyp
     return out, sym
 
 
-def _writes(insn) -> set[str]:  # type: ignore[no-untyped-def]
+def _writes(insn) -> set[str]:
     try:
         _, w = insn.regs_access()
     except Exception:  # noqa: BLE001
@@ -115,7 +115,7 @@ def _writes(insn) -> set[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-def memory_access(insn) -> Access | None:  # type: ignore[no-untyped-def]
+def memory_access(insn) -> Access | None:
     import capstone.x86 as X
 
     for op in insn.operands:
@@ -135,7 +135,7 @@ def capstone_write() -> int:
     return capstone.CS_AC_WRITE
 
 
-def origin_of(insns, reg: str) -> Origin | None:  # type: ignore[no-untyped-def]
+def origin_of(insns, reg: str) -> Origin | None:
     """The load that last set `reg` before the last instruction (the trap), if it is `mov reg, [R + D]`."""
     import capstone.x86 as X
 
