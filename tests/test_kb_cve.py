@@ -1,0 +1,144 @@
+"""The generated CVE tier: import of the kernel CNA's records, fixed-in on any kernel, the shipped data.
+
+Fixtures in tests/fixtures/cve/ are three real records of the snapshot (vulns.git d9dda40c8f21):
+CVE-2022-49561 (the conntrack clash fix 56b14ecec97f; its record quotes no crash), CVE-2021-47103 (quotes
+a syzbot KASAN report) and CVE-2020-36776 (brought into 4.14.y by a backport, never fixed there).
+Expected values were read by hand from the records' `affected` blocks and `.dyad` files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ktriage.cli import main
+from ktriage.kb.cve_fixed import cve_verdict, unfixed_branches
+from ktriage.kb.cve_import import import_records, parse_record, write_db
+from ktriage.kb.cve_store import CveStore
+from ktriage.model import Kernel
+
+FIX = Path(__file__).parent / "fixtures" / "cve"
+SNAPSHOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kernel-vulns"
+
+
+def _entry(cve: str) -> dict:
+    return parse_record((FIX / f"{cve}.json").read_bytes(), (FIX / f"{cve}.dyad").read_text())
+
+
+def test_record_conntrack_clash():
+    e = _entry("CVE-2022-49561")
+    assert e["subject"] == "netfilter: conntrack: re-fetch conntrack after insertion"
+    assert e["commit"] == "56b14ecec97f" and e["mainline"] == "5.19" and e["introduced"] == ["4.7"]
+    # record: 4.14.282, 4.19.246, 5.4.197, 5.10.120, 5.15.45, 5.17.13, 5.18.2; dyad: 5.10.120 = 91a36ec160ec
+    assert [v[0] for v in e["stable"].values()] == [
+        "4.14.282",
+        "4.19.246",
+        "5.4.197",
+        "5.10.120",
+        "5.15.45",
+        "5.17.13",
+        "5.18.2",
+    ]
+    assert e["stable"]["5.10"] == ["5.10.120", "91a36ec160ec"]
+    assert "sigs" not in e  # the description quotes no crash
+
+
+def test_record_with_quoted_kasan_report():
+    e = _entry("CVE-2021-47103")
+    (sig,) = e["sigs"]
+    assert sig["kind"] == "kasan"
+    assert sig["title"] == "KASAN: use-after-free Read in dst_check"
+    assert sig["guilty"] == "dst_check"
+    assert sig["frames"][:3] == ["dst_check", "tcp_v4_early_demux", "ip_rcv_finish_core"]
+    assert "kasan_report" not in " ".join(sig["frames"])  # the report's own machinery is not the signature
+
+
+def test_backport_brought_bug_never_fixed():
+    e = _entry("CVE-2020-36776")
+    assert e["unfixed"]["4.14"] == "4.14.189"  # {version: 4.14.189, lessThan: 4.15, affected}
+    v = cve_verdict(e, Kernel(release="4.14.200"))
+    assert v.answer == "no" and "never got the fix" in v.reason
+    assert cve_verdict(e, Kernel(release="4.14.100")).affected is False
+    assert "4.14" in unfixed_branches(e, ["4.14", "5.10"])
+
+
+@pytest.mark.parametrize(
+    "release,answer,words",
+    [
+        ("5.10.119", "no", "5.10.120"),
+        ("5.10.120", "yes", "5.10.120"),
+        ("5.19", "yes", "5.19"),
+        ("4.9.300", "no", "never got the fix"),
+        ("4.6.7", "unknown", "predates"),
+        ("3.10.0-1160.el7.x86_64", "unknown", "changelog"),
+    ],
+)
+def test_fixed_in(release, answer, words):
+    v = cve_verdict(_entry("CVE-2022-49561"), Kernel(release=release))
+    assert v.answer == answer and words in v.reason
+
+
+def _tree(tmp_path: Path) -> Path:
+    pub = tmp_path / "cve" / "published" / "2022"
+    pub.mkdir(parents=True)
+    for f in FIX.iterdir():
+        shutil.copy(f, pub / f.name)
+    (pub / "CVE-2022-99991.json").write_text('{"cveMetadata": {"cveId": "CVE-2022-99991"')  # cut short
+    (pub / "CVE-2022-99992.json").write_text('{"cveMetadata": {"cveId": "CVE-2022-99992"}, "containers": {}}')
+    return tmp_path
+
+
+def test_bad_records_skipped_with_reason(tmp_path):
+    res = import_records(str(_tree(tmp_path)))
+    assert [e["id"] for e in res.entries] == ["CVE-2020-36776", "CVE-2021-47103", "CVE-2022-49561"]
+    assert res.skipped["malformed JSON (JSONDecodeError)"] == 1
+    assert res.skipped["missing field containers.cna"] == 1
+
+
+def test_import_cli_and_store(tmp_path):
+    out = tmp_path / "kb.jsonl.gz"
+    r = CliRunner().invoke(main, ["kb", "import-cve", str(_tree(tmp_path)), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "3 CVE records imported (1 quote a crash" in r.output and "2 skipped" in r.output
+    st = CveStore(out, "test")
+    assert st.get("cve-2022-49561")["mainline"] == "5.19"
+    assert [e["id"] for e in st.with_functions(["tcp_v4_early_demux"])] == ["CVE-2021-47103"]
+
+
+def test_import_cli_bad_path(tmp_path):
+    r = CliRunner().invoke(main, ["kb", "import-cve", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "no such file" in r.output and "Traceback" not in r.output
+
+
+def test_cli_fixed_on_shipped_tier():
+    r = CliRunner().invoke(main, ["kb", "fixed", "CVE-2022-49561", "--kernel", "5.10.119"])
+    assert r.exit_code == 1 and "NOT fixed" in r.output and "5.10.120" in r.output
+    r = CliRunner().invoke(main, ["kb", "fixed", "CVE-2022-49561", "--kernel", "5.10.120", "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.output)["fixed"] == "yes"
+    r = CliRunner().invoke(main, ["kb", "fixed", "CVE-1999-0001", "--kernel", "5.10.120"])
+    assert r.exit_code == 1 and "not in the CVE knowledge base" in r.output
+
+
+def test_shipped_tier_header():
+    from ktriage.kb.cve_store import packaged_data_path
+
+    p = packaged_data_path()
+    assert p is not None and p.stat().st_size < 4 << 20
+    assert (p.parent / "CVE-TERMS-OF-USE.txt").read_text().count("MITRE") >= 2
+    h = CveStore(p, "packaged").header()
+    assert h["counts"]["imported"] == 14626 and h["source"].startswith("d9dda40c8f21")
+
+
+@pytest.mark.skipif(not SNAPSHOT.is_dir(), reason="kernel-vulns snapshot not in ../shared/data")
+def test_snapshot_counts(tmp_path):
+    """The whole snapshot imports with no record skipped (README's counts)."""
+    res = import_records(str(next(SNAPSHOT.glob("*.tar.xz"))))
+    c = res.counts()
+    assert c["imported"] == 14626 and c["skipped"] == 0
+    assert 3000 < c["with_signature"] < 4500  # ~30% of descriptions quote a crash (README of the snapshot)
+    assert c["with_versions"] > 14000
+    write_db(res, str(tmp_path / "x.gz"))
