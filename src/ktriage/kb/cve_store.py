@@ -196,6 +196,16 @@ class CveStore:
         )
         return [json.loads(r[0]) for r in rows]
 
+    def frequencies(self, names: Iterable[str]) -> dict[str, int]:
+        """In how many records' quoted crashes each function appears (a plumbing function appears in many)."""
+        db = self.db
+        names = sorted(set(names))
+        if db is None or not names:
+            return {}
+        marks = ",".join("?" * len(names))
+        q = f"SELECT func, COUNT(DISTINCT cve) FROM sigfunc WHERE func IN ({marks}) GROUP BY func"
+        return {f: n for f, n in db.execute(q, names)}
+
     def all(self) -> Iterator[dict[str, Any]]:
         db = self.db
         if db is None:

@@ -93,6 +93,8 @@ class Match:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "similar" if self.similar else "match",
+            "tier": "rules",
+            "verified": not self.similar,
             "id": self.rule_id,
             "title": self.title,
             "status": self.status,
@@ -373,13 +375,32 @@ def match_crash(
     crash: Crash, findings: Sequence[Any] = (), kb_dirs: Iterable[str] = (), rules: RuleSet | None = None
 ) -> list[Any]:
     """Known bugs for a crash: full matches (best first), then near misses flagged `similar=True`,
-    then one KBNote per rule file that failed to load (so the run goes on and says why).
+    then at most a few candidates from the CVE records (tier "cve", unverified; kb/cve_match.py), then
+    one KBNote per rule file that failed to load (so the run goes on and says why).
 
     `findings` is accepted for rules keyed on analyzer findings; the version-1 format does not use them."""
     rs = rules if rules is not None else cached_rules(tuple(kb_dirs or ()))
     errors: list[KBNote] = []
     full, similar = match_rules(crash, rs, errors)
-    out: list[Any] = [*full, *similar, *errors]
+    out: list[Any] = [*full, *similar, *_cve_candidates(crash, full, errors), *errors]
     out += [KBNote(f"known-bug rule not loaded: {e}") for e in rs.errors]
     out += [KBNote(n) for n in rs.notes]
     return out
+
+
+def _cve_candidates(crash: Crash, full: list[Match], errors: list[KBNote]) -> list[Any]:
+    """The generated tier, after the rules: never a CVE a matched rule already names."""
+    from ktriage.kb.cve_match import match_cve
+    from ktriage.kb.cve_store import store
+
+    st = store()
+    try:
+        # after a verified match, one candidate at most: the rule is the answer, the rest is a lead
+        limit = 1 if full else 3
+        return list(match_cve(crash, exclude=[c for m in full for c in m.cve], st=st, limit=limit))
+    except Exception as e:  # noqa: BLE001 - the generated tier is an extra: it never costs the rules' answer
+        errors.append(KBNote(f"CVE knowledge base not used: {type(e).__name__}: {e}"))
+        return []
+    finally:
+        if st.error:
+            errors.append(KBNote(st.error))
