@@ -1,8 +1,9 @@
 """The generated CVE tier: import of the kernel CNA's records, fixed-in on any kernel, the shipped data.
 
-Fixtures in tests/fixtures/cve/ are three real records of the snapshot (vulns.git d9dda40c8f21):
+Fixtures in tests/fixtures/cve/ are four real records of the snapshot (vulns.git d9dda40c8f21):
 CVE-2022-49561 (the conntrack clash fix 56b14ecec97f; its record quotes no crash), CVE-2021-47103 (quotes
-a syzbot KASAN report) and CVE-2020-36776 (brought into 4.14.y by a backport, never fixed there).
+a syzbot KASAN report), CVE-2020-36776 (brought into 4.14.y by a backport, never fixed there) and
+CVE-2025-39806 (brought into 5.15.y/6.1.y/6.6.y by backports and fixed there later; into 6.10.y, never fixed).
 Expected values were read by hand from the records' `affected` blocks and `.dyad` files.
 """
 
@@ -67,6 +68,31 @@ def test_backport_brought_bug_never_fixed():
 
 
 @pytest.mark.parametrize(
+    "release,answer",
+    [
+        ("5.15.167", "unknown"),
+        ("5.15.168", "no"),
+        ("5.15.190", "no"),
+        ("5.15.191", "yes"),
+        ("6.10.20", "no"),
+        ("6.11.3", "no"),
+        ("6.12.44", "no"),
+        ("6.12.45", "yes"),
+        ("6.17", "yes"),
+    ],
+)
+def test_backported_then_fixed(release, answer):
+    """CVE-2025-39806's record: {5.15.168 lessThan 5.15.191} affected, {6.10.11 lessThan 6.11} affected (never
+    fixed on 6.10.y), introduced 6.11, fixed 6.12.45 / 6.16.5 / 6.17."""
+    e = _entry("CVE-2025-39806")
+    assert e["backported"] == {"5.15": "5.15.168", "6.1": "6.1.111", "6.6": "6.6.52"} and e["unfixed"] == {
+        "6.10": "6.10.11"
+    }
+    assert cve_verdict(e, Kernel(release=release)).answer == answer
+    assert unfixed_branches(e, ["5.15", "6.1", "6.10", "6.11", "6.12", "6.13", "6.16"]) == ["6.10", "6.11", "6.13"]
+
+
+@pytest.mark.parametrize(
     "release,answer,words",
     [
         ("5.10.119", "no", "5.10.120"),
@@ -94,7 +120,7 @@ def _tree(tmp_path: Path) -> Path:
 
 def test_bad_records_skipped_with_reason(tmp_path):
     res = import_records(str(_tree(tmp_path)))
-    assert [e["id"] for e in res.entries] == ["CVE-2020-36776", "CVE-2021-47103", "CVE-2022-49561"]
+    assert [e["id"] for e in res.entries] == ["CVE-2020-36776", "CVE-2021-47103", "CVE-2022-49561", "CVE-2025-39806"]
     assert res.skipped["malformed JSON (JSONDecodeError)"] == 1
     assert res.skipped["missing field containers.cna"] == 1
 
@@ -103,7 +129,7 @@ def test_import_cli_and_store(tmp_path):
     out = tmp_path / "kb.jsonl.gz"
     r = CliRunner().invoke(main, ["kb", "import-cve", str(_tree(tmp_path)), "-o", str(out)])
     assert r.exit_code == 0, r.output
-    assert "3 CVE records imported (1 quote a crash" in r.output and "2 skipped" in r.output
+    assert "4 CVE records imported (2 quote a crash" in r.output and "2 skipped" in r.output
     st = CveStore(out, "test")
     assert st.get("cve-2022-49561")["mainline"] == "5.19"
     assert [e["id"] for e in st.with_functions(["tcp_v4_early_demux"])] == ["CVE-2021-47103"]
@@ -210,3 +236,109 @@ def test_corpus_candidate_tun_double_free():
     log = (CORPUS / "5").read_text(errors="replace").partition("\n\n")[2]
     (cand, *_) = match_cve(parse_log_text(log)[0])
     assert cand.cve == "CVE-2021-47082" and cand.verdict.answer == "no"
+
+
+# ------------------------------------------------------------------------------------ changelogs
+
+CL = Path(__file__).parent / "fixtures" / "changelog"
+DEB = CL / "linux-6.1.192-3.changelog.Debian.gz"
+RPM = CL / "kernel-5.14.0-611.20.1.el9_7.changelog.txt"
+
+
+def test_changelog_formats():
+    from ktriage.kb.changelog import read_changelog
+
+    deb = read_changelog(str(DEB))
+    assert (deb.kind, deb.package, deb.build) == ("debian", "linux", "6.1.192-3")
+    assert [e.version for e in deb.entries] == ["6.1.192-3", "6.1.192-2", "6.1.192-1"]
+    rpm = read_changelog(str(RPM))
+    assert rpm.kind == "rpm" and rpm.build == "5.14.0-611.20.1.el9_7" and len(rpm.entries) == 7
+
+
+def test_changelog_bad_input(tmp_path):
+    from ktriage.kb.changelog import ChangelogError, read_changelog
+
+    (tmp_path / "x").write_text("hello\n")
+    with pytest.raises(ChangelogError, match="not an RPM changelog"):
+        read_changelog(str(tmp_path / "x"))
+    r = CliRunner().invoke(
+        main, ["kb", "fixed", "CVE-2022-49561", "--kernel", "6.1.0-40-amd64", "--changelog", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def _fixed(*args: str):
+    r = CliRunner().invoke(main, ["kb", "fixed", *args, "--format", "json"])
+    return r.exit_code, json.loads(r.output)
+
+
+def test_fixed_by_debian_changelog():
+    # the record lists no 6.1.y fix (the bug came into 6.1.y with 6.1.116); Debian's 6.1.192-1 entry lists it
+    code, d = _fixed("CVE-2023-52490", "--kernel", "6.1.0-40-amd64", "--changelog", str(DEB))
+    assert code == 0 and d["changelog"]["fixed"] == "yes"
+    assert (
+        "lists 'mm: migrate: fix getting incorrect page mapping during page migration' (CVE-2023-52490)"
+        in d["changelog"]["reason"]
+    )
+    assert "6.1.192-1" in d["changelog"]["reason"]
+    code, d = _fixed("CVE-2023-52490", "--kernel", "6.1.150")
+    assert code == 1 and "never got the fix" in d["reason"]
+    # not listed, but Debian 6.1.192-3 is stable 6.1.192, past the 5.19 fix
+    code, d = _fixed("CVE-2022-49561", "--kernel", "6.1.0-40-amd64", "--changelog", str(DEB))
+    assert code == 0 and "based on stable 6.1.192" in d["reason"] and d["changelog"]["fixed"] == "unknown"
+
+
+def test_fixed_by_rpm_changelog():
+    code, d = _fixed("CVE-2025-39806", "--kernel", "5.14.0-611.20.1.el9_7.x86_64", "--changelog", str(RPM))
+    assert code == 0
+    assert d["changelog"]["reason"].startswith(
+        "fixed in this build: the changelog of kernel-5.14.0-611.20.1.el9_7 lists 'HID: multitouch"
+    )
+    code, d = _fixed("CVE-2025-39806", "--kernel", "5.14.0-611.20.1.el9_7.x86_64")
+    assert code == 4 and "changelog" in d["reason"]
+    # listed in an older entry of the build's changelog
+    code, d = _fixed("CVE-2025-39843", "--kernel", "5.14.0-611.20.1.el9_7.x86_64", "--changelog", str(RPM))
+    assert code == 0 and "5.14.0-611.9.1.el9_7" in d["changelog"]["reason"]
+
+
+# ------------------------------------------------------------------------------------ analyze
+
+
+@pytest.mark.parametrize(
+    "prefix,rule",
+    [
+        ("000", "nf-conntrack-clash-refetch"),
+        ("001", "tcp-listener-freed-sock-lookup"),
+        ("003", "nf-queue-gso-segment-null"),
+        ("004", "nf-queue-request-sock-as-full-sock"),
+    ],
+)
+def test_seed_answers_unchanged(prefix, rule):
+    """The hand-written answer is first, verified, and the generated tier adds nothing that drowns it."""
+    from realdata import seed
+
+    r = CliRunner().invoke(main, ["analyze", str(seed(prefix)), "--format", "json"])
+    (cr,) = json.loads(r.output)["crashes"]
+    first, *rest = cr["known_bugs"]
+    assert (first["id"], first["tier"], first["verified"]) == (rule, "rules", True)
+    assert len([m for m in rest if m.get("tier") == "cve"]) <= 1
+
+
+def test_analyze_changelog_errors(tmp_path):
+    from realdata import seed
+
+    r = CliRunner().invoke(main, ["analyze", str(seed("000")), "--changelog", str(tmp_path / "nope")])
+    assert r.exit_code == 3 and "cannot read" in r.output and "Traceback" not in r.output
+
+
+def test_analyze_shows_candidate_with_fixed_in(tmp_path):
+    """A log quoting CVE-2021-47103's own report, on 5.15.11: the candidate, its score and fixed-in."""
+    desc = json.loads((FIX / "CVE-2021-47103.json").read_text())["containers"]["cna"]["descriptions"][0]["value"]
+    log = tmp_path / "dmesg.txt"
+    log.write_text(desc.replace("5.16.0-rc5-syzkaller", "5.15.11"))
+    r = CliRunner().invoke(main, ["analyze", str(log)])
+    line = next(ln for ln in r.output.splitlines() if "CVE-2021-47103" in ln)
+    assert "candidate (CVE records, unverified" in line and "NOT fixed" in line and "5.15.12" in line
+    d = json.loads(CliRunner().invoke(main, ["analyze", str(log), "--format", "json"]).output)
+    (m,) = [m for m in d["crashes"][0]["known_bugs"] if m["id"] == "CVE-2021-47103"]
+    assert m["tier"] == "cve" and m["verified"] is False and m["fixed_in_this_kernel"] == "no"

@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_CHANGELOG = 64 << 20  # RHEL 8's kernel changelog is ~10 MB; refuse absurd inputs
 
@@ -178,3 +179,45 @@ def installed_changelog(release: str) -> Changelog | None:
                 except ChangelogError:
                     return None
     return None
+
+
+_CACHE: dict[str, Changelog] = {}
+
+
+def cached_changelog(path: str) -> Changelog:
+    """read_changelog, once per run (analyze asks for every crash). Raises ChangelogError."""
+    cl = _CACHE.get(path)
+    if cl is None:
+        cl = _CACHE[path] = read_changelog(path)
+    return cl
+
+
+def changelog_for(kernel_release: str | None, path: str | None) -> Changelog | None:
+    """The changelog to consult for a crash: the one given, else, when the crash happened on the kernel
+    this machine runs, the installed package's. None when there is none."""
+    if path:
+        return cached_changelog(path)
+    if not kernel_release or kernel_release != os.uname().release:
+        return None
+    key = "\0installed:" + kernel_release
+    if key not in _CACHE:
+        found = installed_changelog(kernel_release)
+        if found is None:
+            return None
+        _CACHE[key] = found
+    return _CACHE[key]
+
+
+def debian_kernel(cl: Changelog) -> Any:
+    """A Debian changelog names its build (`linux (6.1.192-3)`), and Debian follows the stable branch: the
+    kernel as kb/fixed.py reads a Debian build string, so the upstream base can answer for fixes the
+    changelog does not list one by one (they came with a 'New upstream stable update'). None for RPM."""
+    from ktriage.kb.versions import parse_kver
+    from ktriage.model import Kernel
+
+    if cl.kind != "debian":
+        return None
+    base = parse_kver(cl.build.split(":", 1)[-1])
+    if base is None:
+        return None
+    return Kernel(release=str(base), build=f"#1 SMP PREEMPT_DYNAMIC Debian {cl.build}", distro="debian")

@@ -97,10 +97,15 @@ def fixed_cmd(bug_id: str, release: str, build: str | None, changelog: str | Non
         v = cve_verdict(e, k, st.header().get("branches"))
         subject, cves, summary = e.get("subject", ""), [e["id"]], fix_summary(e)
         never = unfixed_branches(e, st.header().get("branches") or [])
-    cl = _changelog_line(changelog, subject, cves) if changelog else None
-    answer = v.answer
-    if cl is not None and cl[0] == "yes":
-        answer = "yes"
+    cl = None
+    if changelog:
+        cl = _changelog_line(changelog, subject, cves)
+        if rule is None:
+            from ktriage.kb.changelog import cached_changelog
+            from ktriage.kb.cve_match import changelog_verdict
+
+            v = changelog_verdict(cached_changelog(changelog), e, v)
+    answer = "yes" if cl is not None and cl[0] == "yes" else v.answer
     if fmt == "json":
         out: dict[str, Any] = {"id": bug_id, "kernel": release, "fixed": answer, "reason": v.reason, "basis": v.basis}
         if never:
@@ -109,7 +114,7 @@ def fixed_cmd(bug_id: str, release: str, build: str | None, changelog: str | Non
             out["changelog"] = {"fixed": cl[0], "reason": cl[1]}
         click.echo(json.dumps(out, indent=2))
     else:
-        word = {"yes": "fixed", "no": "NOT fixed", "unknown": "unknown"}[v.answer]
+        word = {"yes": "fixed", "no": "NOT fixed", "unknown": "unknown"}[answer]
         click.echo(f"{bug_id} on {release}: {word} — {v.reason}")
         click.echo(f"  {subject}: {summary}")
         if never:

@@ -46,7 +46,7 @@ def unfixed_branches(entry: dict[str, Any], branches: list[str]) -> list[str]:
     out = dict.fromkeys((entry.get("unfixed") or {}).keys())
     intro = min((k for k in (parse_kver(s) for s in entry.get("introduced") or []) if k and not k.patch), default=None)
     ml = parse_kver(entry.get("mainline"))
-    fixed = set((entry.get("stable") or {}).keys())
+    fixed = set((entry.get("stable") or {}).keys()) | set((entry.get("backported") or {}).keys())
     if intro is not None and ml is not None:
         for b in branches:
             k = parse_kver(b)
@@ -77,7 +77,21 @@ def cve_verdict(entry: dict[str, Any], kernel: Kernel, branches: list[str] | Non
                 "upstream",
                 affected=True,
             )
-        for s in entry.get("introduced") or []:
+        came = parse_kver((entry.get("backported") or {}).get(br))
+        fix = parse_kver(((entry.get("stable") or {}).get(br) or ["", ""])[0])
+        if came is not None and fix is not None and v >= came:
+            if v >= fix:
+                return Verdict(
+                    YES, f"{kernel.release} >= {fix}, the first {br}.y stable release with the fix", "upstream"
+                )
+            return Verdict(
+                NO,
+                f"{kernel.release} < {fix}, the first {br}.y stable release with the fix (the bug came into "
+                f"{br}.y with {came}, a backport)",
+                "upstream",
+                affected=True,
+            )
+        for s in [*(entry.get("introduced") or []), *(entry.get("backported") or {}).values()]:
             k = parse_kver(s)
             if k is not None and k.patch and k.branch == v.branch and v < k:
                 return Verdict(

@@ -6,7 +6,8 @@ branch, and about a quarter quote the crash the bug produced. This module reads 
 `vulns.git` checkout, or a `.tar.xz`/`.tar.gz` of one) and keeps, per CVE, what triage needs:
 
   id, subject, mainline fix commit and release, the introducing release(s), the fixed release and commit
-  of each stable branch, the branches where the bug came in by a backport and was never fixed, and the
+  of each stable branch, the branches where the bug came in by a backport (`backported`: fixed later on that
+  branch; `unfixed`: never fixed there), and the
   signature of the crash the description quotes (read with ktriage's own log reader, `ktriage.logs`).
 
 Record layout (CVE JSON 5, `containers.cna`): `affected[]` holds a `defaultStatus: unaffected` block of git
@@ -107,6 +108,7 @@ def parse_record(raw: bytes | str, dyad: str | None = None) -> dict[str, Any]:
     introduced: set[str] = set()
     stable: dict[str, list[str]] = {}  # branch "5.10" -> [release, commit]
     unfixed: dict[str, str] = {}  # branch -> release where a backport brought the bug in, never fixed
+    backported: dict[str, str] = {}  # branch -> release where a backport brought the bug in, fixed later
     fix_commits: list[str] = []
     for block in affected:
         if not isinstance(block, dict):
@@ -119,10 +121,15 @@ def parse_record(raw: bytes | str, dyad: str | None = None) -> dict[str, Any]:
                 if vt == "git" and v.get("lessThan"):
                     fix_commits.append(str(v["lessThan"]))
                 elif vt == "semver" and st == "affected" and v.get("lessThan"):
-                    # {version: 4.14.189, lessThan: 4.15}: a backport brought the bug into 4.14.y; no fix there
-                    k = parse_kver(ver)
+                    # a backport brought the bug into a stable branch: {version: 5.15.168, lessThan: 5.15.191}
+                    # is fixed there later; {version: 4.14.189, lessThan: 4.15} never was
+                    k, end = parse_kver(ver), parse_kver(str(v["lessThan"]))
                     if k is not None and k.patch:
-                        unfixed[f"{k.major}.{k.minor}"] = ver
+                        br = f"{k.major}.{k.minor}"
+                        if end is not None and end.branch == k.branch:
+                            backported[br] = ver
+                        else:
+                            unfixed[br] = ver
                 continue
             if vt == "original_commit_for_fix":
                 entry["mainline"] = ver
@@ -157,6 +164,8 @@ def parse_record(raw: bytes | str, dyad: str | None = None) -> dict[str, Any]:
         entry["stable"] = dict(sorted(stable.items(), key=lambda kv: parse_kver(kv[0]) or parse_kver("0.0")))  # type: ignore[arg-type,return-value]
     if unfixed:
         entry["unfixed"] = unfixed
+    if backported:
+        entry["backported"] = backported
     files = [f for b in affected if isinstance(b, dict) for f in b.get("programFiles") or [] if isinstance(f, str)]
     if files:
         entry["files"] = sorted(set(files))[:8]

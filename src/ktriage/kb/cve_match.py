@@ -129,6 +129,10 @@ class Candidate:
             "cve": [self.cve],
         }
 
+    def ask_changelog(self, cl: Any) -> None:
+        """Fold in what the distro's changelog (kb/changelog.Changelog) says about this fix."""
+        self.verdict = changelog_verdict(cl, self.entry, self.verdict)
+
     def _word(self) -> str:
         return {"yes": "fixed", "no": "NOT fixed", "unknown": "unknown"}.get(self.verdict.answer, "unknown")
 
@@ -144,6 +148,24 @@ class Candidate:
             f"[{self.cve}](https://www.cve.org/CVERecord?id={self.cve}) {self.subject} — {'; '.join(self.why)}; "
             f"{fix_summary(self.entry)}; this kernel: {self._word()} — {self.verdict.reason}"
         ]
+
+
+def changelog_verdict(cl: Any, entry: dict[str, Any], verdict: Verdict) -> Verdict:
+    """The verdict once the distro's changelog is known: listed -> fixed in this build; a Debian build whose
+    upstream stable base has the fix -> fixed; else the verdict, with "not listed up to this build"."""
+    from ktriage.kb.changelog import debian_kernel, find_fix
+
+    hit = find_fix(cl, entry.get("subject", ""), [entry["id"]])
+    if hit.answer == "yes":
+        return Verdict("yes", hit.text, f"changelog:{cl.kind}")
+    k = debian_kernel(cl)
+    if k is not None and verdict.answer != "yes":
+        base = cve_verdict(entry, k)
+        if base.answer == "yes":
+            return Verdict("yes", f"{base.reason} ({hit.text.split(':')[0]})", base.basis)
+    if verdict.answer == "no":
+        return verdict
+    return Verdict(verdict.answer, f"{verdict.reason}; {hit.text}", verdict.basis)
 
 
 def _stack_names(crash: Crash) -> list[str]:

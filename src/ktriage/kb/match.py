@@ -372,7 +372,11 @@ def match_rules(
 
 
 def match_crash(
-    crash: Crash, findings: Sequence[Any] = (), kb_dirs: Iterable[str] = (), rules: RuleSet | None = None
+    crash: Crash,
+    findings: Sequence[Any] = (),
+    kb_dirs: Iterable[str] = (),
+    rules: RuleSet | None = None,
+    changelog: str | None = None,
 ) -> list[Any]:
     """Known bugs for a crash: full matches (best first), then near misses flagged `similar=True`,
     then at most a few candidates from the CVE records (tier "cve", unverified; kb/cve_match.py), then
@@ -382,7 +386,9 @@ def match_crash(
     rs = rules if rules is not None else cached_rules(tuple(kb_dirs or ()))
     errors: list[KBNote] = []
     full, similar = match_rules(crash, rs, errors)
-    out: list[Any] = [*full, *similar, *_cve_candidates(crash, full, errors), *errors]
+    cands = _cve_candidates(crash, full, errors)
+    _ask_changelog(crash, [*full, *cands], changelog, errors)
+    out: list[Any] = [*full, *similar, *cands, *errors]
     out += [KBNote(f"known-bug rule not loaded: {e}") for e in rs.errors]
     out += [KBNote(n) for n in rs.notes]
     return out
@@ -404,3 +410,28 @@ def _cve_candidates(crash: Crash, full: list[Match], errors: list[KBNote]) -> li
     finally:
         if st.error:
             errors.append(KBNote(st.error))
+
+
+def _ask_changelog(crash: Crash, found: list[Any], path: str | None, errors: list[KBNote]) -> None:
+    """Distro kernels keep their version while backporting fixes: the package changelog (given, or the
+    installed one when the crash is from this machine's kernel) says whether this build lists the fix."""
+    from ktriage.kb.changelog import ChangelogError, changelog_for, find_fix
+
+    if not found:
+        return
+    try:
+        cl = changelog_for(crash.kernel.release, path)
+    except ChangelogError as e:
+        errors.append(KBNote(str(e)))
+        return
+    if cl is None:
+        return
+    for m in found:
+        if isinstance(m, Match):
+            hit = find_fix(cl, str(m.fix.get("subject") or m.title), list(m.cve))
+            if hit.answer == "yes":
+                m.fixed_in_this_kernel, m.fixed_reason, m.fixed_basis = "yes", hit.text, f"changelog:{cl.kind}"
+            elif m.fixed_in_this_kernel != "no":
+                m.fixed_reason = f"{m.fixed_reason}; {hit.text}"
+        else:
+            m.ask_changelog(cl)
