@@ -342,3 +342,48 @@ def test_analyze_shows_candidate_with_fixed_in(tmp_path):
     d = json.loads(CliRunner().invoke(main, ["analyze", str(log), "--format", "json"]).output)
     (m,) = [m for m in d["crashes"][0]["known_bugs"] if m["id"] == "CVE-2021-47103"]
     assert m["tier"] == "cve" and m["verified"] is False and m["fixed_in_this_kernel"] == "no"
+
+
+# ------------------------------------------------------------------------------------ rule forms
+
+
+def test_rule_form_matches_when_main_signature_does_not(tmp_path):
+    """A rule whose main signature is the production form (NULL dereference in dst_check) and whose second
+    form is the KASAN report: CVE-2021-47103's quoted syzbot report matches through the form."""
+    from ktriage.kb.match import evaluate
+    from ktriage.kb.rules import load_rules
+
+    (tmp_path / "r.yaml").write_text(
+        """id: test-dst-check-uaf
+title: 'test: sk_rx_dst freed under RCU readers'
+status: verified
+signature:
+  kinds: [null-deref, paging-request, gpf]
+  guilty: [dst_check]
+  forms:
+  - name: KASAN kernels
+    evidence: CVE-2021-47103's record quotes this syzbot report
+    kinds: [kasan]
+    guilty: [dst_check]
+    any_frames: [tcp_v4_early_demux]
+fix:
+  commit: 8f905c0e7354ef261360fb7535ea079b1082c105
+  mainline: '5.16'
+"""
+    )
+    rs = load_rules([str(tmp_path)], packaged=False, configured=False)
+    assert not rs.errors, rs.errors
+    m = evaluate(rs.get("test-dst-check-uaf"), _quoted_crash("CVE-2021-47103"))
+    assert not m.similar and m.matched[0] == "form: KASAN kernels"
+    # without the form, the same report is only similar (kind kasan not in the production kinds)
+    plain = rs.get("test-dst-check-uaf")
+    plain.forms = ()
+    assert evaluate(plain, _quoted_crash("CVE-2021-47103")).similar
+
+
+def test_conntrack_clash_rule_has_kasan_form():
+    from ktriage.kb.rules import load_rules
+
+    r = load_rules(configured=False).get("nf-conntrack-clash-refetch")
+    ((name, form),) = r.forms
+    assert "kasan" in form.kinds and "__nf_ct_ext_exist" in form.guilty and "nf_confirm" in form.any_frames

@@ -24,7 +24,7 @@ from typing import Any
 
 DATA_NAME = "cve-kb.jsonl.gz"
 TERMS_NAME = "CVE-TERMS-OF-USE.txt"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 def user_data_path() -> Path:
@@ -80,7 +80,8 @@ def read_lines(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
 
 _SCHEMA = """
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT);
-CREATE TABLE cve (id TEXT PRIMARY KEY, sort INTEGER, entry TEXT);
+CREATE TABLE cve (id TEXT PRIMARY KEY, sort INTEGER, commit12 TEXT, entry TEXT);
+CREATE INDEX cve_commit ON cve(commit12);
 CREATE TABLE sigfunc (func TEXT, cve TEXT);
 """
 
@@ -91,12 +92,12 @@ def _build(db: sqlite3.Connection, path: Path) -> None:
     db.execute("INSERT INTO meta VALUES ('header', ?)", (json.dumps(header),))
     rows, funcs = [], []
     for n, e in enumerate(entries):
-        rows.append((e["id"], n, json.dumps(e, separators=(",", ":"))))
+        rows.append((e["id"], n, str(e.get("commit") or "")[:12], json.dumps(e, separators=(",", ":"))))
         names = {s.get("guilty") for s in e.get("sigs") or []} | {
             f for s in e.get("sigs") or [] for f in s.get("frames") or []
         }
         funcs += [(f, e["id"]) for f in names if f]
-    db.executemany("INSERT OR REPLACE INTO cve VALUES (?, ?, ?)", rows)
+    db.executemany("INSERT OR REPLACE INTO cve VALUES (?, ?, ?, ?)", rows)
     db.executemany("INSERT INTO sigfunc VALUES (?, ?)", funcs)
     db.execute("CREATE INDEX sigfunc_func ON sigfunc(func)")
     db.commit()
@@ -195,6 +196,15 @@ class CveStore:
             names,
         )
         return [json.loads(r[0]) for r in rows]
+
+    def with_commits(self, commits: Iterable[str]) -> list[dict[str, Any]]:
+        """Entries whose mainline fix is one of these commits (12-hex abbreviations)."""
+        db = self.db
+        keys = sorted({c[:12] for c in commits if c})
+        if db is None or not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        return [json.loads(r[0]) for r in db.execute(f"SELECT entry FROM cve WHERE commit12 IN ({marks})", keys)]
 
     def frequencies(self, names: Iterable[str]) -> dict[str, int]:
         """In how many records' quoted crashes each function appears (a plumbing function appears in many)."""

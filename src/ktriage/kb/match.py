@@ -245,8 +245,22 @@ class KBNote:
 
 
 def evaluate(rule: Rule, crash: Crash, stack: list[tuple[str, str | None]] | None = None) -> Match:
-    """Score one rule against one crash (always returns; `similar`/score say how good it is)."""
+    """Score one rule against one crash (always returns; `similar`/score say how good it is).
+
+    A bug takes several forms (a NULL dereference on production kernels, a KASAN use-after-free on
+    fuzzing ones): when the main signature does not match, each of `signature.forms` is tried."""
     stack = crash_stack(crash) if stack is None else stack
+    m = _evaluate_one(rule, crash, stack)
+    if m.similar:
+        for name, form in rule.forms:
+            fm = _evaluate_one(form, crash, stack)
+            if not fm.similar:
+                fm.matched.insert(0, f"form: {name}")
+                return fm
+    return m
+
+
+def _evaluate_one(rule: Rule, crash: Crash, stack: list[tuple[str, str | None]]) -> Match:
     names = {n for n, _ in stack}
     parts: dict[str, float] = {}
     matched: list[str] = []
@@ -403,7 +417,11 @@ def _cve_candidates(crash: Crash, full: list[Match], errors: list[KBNote]) -> li
     try:
         # after a verified match, one candidate at most: the rule is the answer, the rest is a lead
         limit = 1 if full else 3
-        return list(match_cve(crash, exclude=[c for m in full for c in m.cve], st=st, limit=limit))
+        same = [c for m in full for c in m.cve]
+        commits = {str(m.fix.get("commit") or "")[:12] for m in full} - {""}
+        if commits:  # a rule that does not name its CVE: the record with the same fix commit is the same bug
+            same += [e["id"] for e in st.with_commits(commits)]
+        return list(match_cve(crash, exclude=same, st=st, limit=limit))
     except Exception as e:  # noqa: BLE001 - the generated tier is an extra: it never costs the rules' answer
         errors.append(KBNote(f"CVE knowledge base not used: {type(e).__name__}: {e}"))
         return []
