@@ -387,3 +387,34 @@ def test_conntrack_clash_rule_has_kasan_form():
     r = load_rules(configured=False).get("nf-conntrack-clash-refetch")
     ((name, form),) = r.forms
     assert "kasan" in form.kinds and "__nf_ct_ext_exist" in form.guilty and "nf_confirm" in form.any_frames
+
+
+# ------------------------------------------------------------------------------------ list / show / check
+
+
+def test_kb_list_show_cve():
+    r = CliRunner().invoke(main, ["kb", "list", "--source", "cve", "--format", "json"])
+    rows = json.loads(r.output)
+    assert len(rows) == 14626 and {x["source"] for x in rows} == {"cve"}
+    r = CliRunner().invoke(main, ["kb", "list", "--source", "rules"])
+    assert "nf-conntrack-clash-refetch" in r.output and "CVE-" not in r.output.split("\n")[1]
+    r = CliRunner().invoke(main, ["kb", "show", "CVE-2022-49561"])
+    assert r.exit_code == 0 and "5.10.y: first fixed 5.10.120 (commit 91a36ec160ec)" in r.output
+    assert "the record quotes no crash" in r.output and "4.9" in r.output.split("never got the fix: ")[1]
+    r = CliRunner().invoke(main, ["kb", "show", "CVE-2022-4956"])
+    assert r.exit_code == 1 and "not in the CVE knowledge base" in r.output
+
+
+def test_kb_check():
+    r = CliRunner().invoke(main, ["kb", "check", "--kernel", "5.10.119", "--format", "json"])
+    d = json.loads(r.output)
+    classes = list(d["classes"])
+    sizes = [len(d["classes"][k]) for k in classes]
+    assert sizes == sorted(sizes, reverse=True)  # most common crash classes first
+    ids = {x["id"] for v in d["classes"].values() for x in v}
+    assert "nf-conntrack-clash-refetch" in ids  # the hand rule: 5.10.119 < 5.10.120
+    assert "CVE-2022-49561" not in ids  # its CVE (no signature, and the rule names it) is not listed twice
+    assert "CVE-2021-47103" in ids  # quotes a KASAN report; first fixed 5.10.150 on 5.10.y
+    r = CliRunner().invoke(main, ["kb", "check", "--kernel", "5.10.150", "--format", "json"])
+    ids150 = {x["id"] for v in json.loads(r.output)["classes"].values() for x in v}
+    assert "nf-conntrack-clash-refetch" not in ids150 and "CVE-2021-47103" not in ids150

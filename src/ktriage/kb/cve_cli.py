@@ -202,7 +202,7 @@ def check_cmd(release: str, build: str | None, changelog: str | None, per_class:
     grouped by crash class, the most common class first."""
     from collections import defaultdict
 
-    from ktriage.kb.fixed import fixed_verdict
+    from ktriage.kb.fixed import Verdict, fixed_verdict
     from ktriage.kb.rules import cached_rules
 
     cl = None
@@ -218,29 +218,40 @@ def check_cmd(release: str, build: str | None, changelog: str | None, per_class:
     k = _kernel(release, build)
     branches = st.header().get("branches") or []
     still: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    counts = {"yes": 0, "no": 0, "unknown": 0, "listed": 0}
+    counts = {"yes": 0, "no": 0, "unknown": 0, "not-affected": 0, "listed": 0}
     rows: list[tuple[str, str, str, list[str], Any]] = []
+    seen_cves, seen_commits = set(), set()
     for r in cached_rules(()):
         kinds = list((r.data.get("signature") or {}).get("kinds") or ["unknown"])
         rows.append((r.id, str(r.fix.get("subject") or r.title), kinds[0], list(r.data.get("cve") or []), r))
+        seen_cves |= set(r.data.get("cve") or [])
+        seen_commits.add(str(r.fix.get("commit") or "")[:12])
     for ent in st.all():
-        if ent.get("sigs"):
+        if ent.get("sigs") and ent["id"] not in seen_cves and ent.get("commit") not in seen_commits:
             rows.append((ent["id"], ent.get("subject", ""), ent["sigs"][0]["kind"], [ent["id"]], ent))
-    for bug_id, subject, kind, cves, obj in rows:
-        v = fixed_verdict(obj, k) if not isinstance(obj, dict) else cve_verdict(obj, k, branches)
-        answer, why = v.answer, v.reason
-        if cl is not None and answer != "no" or cl is not None and v.basis.startswith("distro"):
-            from ktriage.kb.changelog import find_fix
+    from ktriage.kb.changelog import debian_kernel, find_fix
+    from ktriage.kb.cve_match import changelog_verdict
 
-            hit = find_fix(cl, subject, cves)
-            if hit.answer == "yes":
-                counts["listed"] += 1
-                answer = "yes"
-            elif answer == "unknown":
-                answer, why = "not-listed", hit.text.split(":")[0]
+    deb = debian_kernel(cl) if cl is not None else None
+    for bug_id, subject, kind, cves, obj in rows:
+        if isinstance(obj, dict):
+            v = cve_verdict(obj, k, branches)
+            if cl is not None:
+                v = changelog_verdict(cl, obj, v)
+        else:
+            v = fixed_verdict(obj, k)
+            if cl is not None and v.answer != "yes":
+                hit = find_fix(cl, subject, cves)
+                if hit.answer == "yes":
+                    v = Verdict("yes", hit.text, f"changelog:{cl.kind}")
+                elif deb is not None and fixed_verdict(obj, deb).answer == "yes":
+                    v = fixed_verdict(obj, deb)
+        answer = "not-affected" if v.affected is False else v.answer
+        if answer == "unknown" and cl is not None and "not listed up to this build" in v.reason:
+            answer = "not-listed"
         counts[answer if answer in counts else "unknown"] += 1
         if answer in ("no", "not-listed"):
-            still[kind].append({"id": bug_id, "subject": subject, "kind": kind, "status": answer, "reason": why})
+            still[kind].append({"id": bug_id, "subject": subject, "kind": kind, "status": answer, "reason": v.reason})
     order = sorted(still, key=lambda kd: (-len(still[kd]), kd))
     if fmt == "json":
         click.echo(
@@ -249,7 +260,10 @@ def check_cmd(release: str, build: str | None, changelog: str | None, per_class:
         return
     total = sum(len(v) for v in still.values())
     label = "not fixed or not listed in the changelog" if cl is not None else "not fixed"
-    click.echo(f"{release}: {total} known crash bugs {label} ({counts['yes']} fixed, {counts['unknown']} unknown)")
+    click.echo(
+        f"{release}: {total} known crash bugs {label} ({counts['yes']} fixed, {counts['not-affected']} not in this "
+        f"kernel's range, {counts['unknown']} unknown)"
+    )
     if cl is None and total == 0 and counts["unknown"]:
         click.echo("  a distro or vendor kernel: its version does not decide; give its changelog (--changelog FILE)")
     for kd in order:
