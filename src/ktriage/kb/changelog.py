@@ -20,8 +20,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +154,9 @@ def find_fix(cl: Changelog, subject: str, cves: list[str]) -> Hit:
 
 def installed_changelog(release: str) -> Changelog | None:
     """The changelog of the installed package of this kernel release, on this machine (None if none)."""
+    import shutil
+    import subprocess
+
     for name in (f"linux-image-{release}", f"linux-image-{release}-unsigned"):
         for fn in ("changelog.Debian.gz", "changelog.gz"):
             p = os.path.join("/usr/share/doc", name, fn)

@@ -12,7 +12,6 @@ in about a millisecond. With no writable cache it is built in memory, only when 
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import sqlite3
@@ -58,6 +57,8 @@ def data_path() -> tuple[Path | None, str]:
 
 def read_lines(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """(header, entries) of a data file; raises ValueError if it is not one."""
+    import gzip  # here: a run that finds the index in the cache never decompresses anything
+
     f = gzip.open(path, "rt", encoding="utf-8")
     first = f.readline()
     try:

@@ -433,10 +433,10 @@ def _cve_candidates(crash: Crash, full: list[Match], errors: list[KBNote]) -> li
 def _ask_changelog(crash: Crash, found: list[Any], path: str | None, errors: list[KBNote]) -> None:
     """Distro kernels keep their version while backporting fixes: the package changelog (given, or the
     installed one when the crash is from this machine's kernel) says whether this build lists the fix."""
+    if not found or (path is None and crash.kernel.release != _running_release()):
+        return
     from ktriage.kb.changelog import ChangelogError, changelog_for, find_fix
 
-    if not found:
-        return
     try:
         cl = changelog_for(crash.kernel.release, path)
     except ChangelogError as e:
@@ -453,3 +453,9 @@ def _ask_changelog(crash: Crash, found: list[Any], path: str | None, errors: lis
                 m.fixed_reason = f"{m.fixed_reason}; {hit.text}"
         else:
             m.ask_changelog(cl)
+
+
+def _running_release() -> str:
+    import os
+
+    return os.uname().release
