@@ -12,7 +12,7 @@ Score (0..1), over the parts a signature has:
   window    1.0  the crashed kernel is at/after where the bug came in and before the fix on its branch
                  (unknown for distro kernels: half; outside the window: the candidate is dropped)
 The kinds must be of one family (KIND_FAMILIES). A candidate needs the guilty function plus the same kind
-or another shared function, or three shared functions with the tops of the two stacks meeting: one generic
+or another shared function, or five shared functions with the tops of the two stacks meeting: one generic
 function (rtnl_lock, __schedule... see data/generic-functions.txt) is never enough.
 """
 
@@ -35,6 +35,10 @@ MAX_CANDIDATES = 3
 PLUMBING_RECORDS = 15  # a function in the quoted crashes of this many records says nothing about which bug
 FRAMES_FULL = 5  # this many shared functions in order is a full frames score
 TOP = 3  # "the top of the stack": the first specific functions of a trace
+# Without the same guilty function, this many specific functions in order (and the tops meeting): on
+# syzkaller's corpus, matches on 3-4 shared callers were other bugs of the same subsystem (USB gadget
+# completion, netns cleanup, SCTP receive paths), see bench/kb_cve_corpus.py.
+TRACE_ONLY = 5
 
 # Kinds one bug can take: a use-after-free is a KASAN report on a KASAN kernel and a GPF, a NULL or a
 # bad paging request on a production one; a WARN_ON and a BUG_ON guard the same condition. A candidate's
@@ -193,7 +197,7 @@ def score_entry(
         shared = _lcs(frames, specific)
         # the tops of the two stacks meet: where it crashed, not only the path that led there
         top_ok = bool(set(frames[:TOP]) & set(specific[:TOP]))
-        if not ((guilty_ok and (kind_ok or shared >= 2)) or (top_ok and shared >= 3)):
+        if not ((guilty_ok and (kind_ok or shared >= 2)) or (top_ok and shared >= TRACE_ONLY)):
             continue
         parts = {
             "kind": 1.0 if kind_ok else 0.0,
