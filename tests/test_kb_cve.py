@@ -418,3 +418,17 @@ def test_kb_check():
     r = CliRunner().invoke(main, ["kb", "check", "--kernel", "5.10.150", "--format", "json"])
     ids150 = {x["id"] for v in json.loads(r.output)["classes"].values() for x in v}
     assert "nf-conntrack-clash-refetch" not in ids150 and "CVE-2021-47103" not in ids150
+
+
+def test_kb_update_goes_to_user_dir_and_is_preferred(tmp_path, monkeypatch):
+    from ktriage.kb import cve_store
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("KTRIAGE_CVE_KB", raising=False)
+    r = CliRunner().invoke(main, ["kb", "update", "--vulns", str(_tree(tmp_path))])
+    assert r.exit_code == 0, r.output
+    path, origin = cve_store.data_path()
+    assert origin == "user" and path == tmp_path / "data" / "ktriage" / "cve-kb.jsonl.gz"
+    assert cve_store.store().header()["counts"]["imported"] == 4
+    monkeypatch.setenv("KTRIAGE_CVE_KB", "off")
+    assert cve_store.data_path() == (None, "disabled by KTRIAGE_CVE_KB")
