@@ -432,3 +432,12 @@ def test_kb_update_goes_to_user_dir_and_is_preferred(tmp_path, monkeypatch):
     assert cve_store.store().header()["counts"]["imported"] == 4
     monkeypatch.setenv("KTRIAGE_CVE_KB", "off")
     assert cve_store.data_path() == (None, "disabled by KTRIAGE_CVE_KB")
+
+
+def test_changelog_of_another_build_is_flagged():
+    from ktriage.kb.changelog import mismatch, read_changelog
+
+    rpm = read_changelog(str(RPM))
+    assert mismatch(rpm, "5.14.0-611.20.1.el9_7.x86_64") is None
+    assert "is not this kernel's" in mismatch(rpm, "3.10.0-1160.el7.x86_64")
+    assert mismatch(read_changelog(str(DEB)), "6.1.0-40-amd64") is None  # Debian releases do not name the build

@@ -222,3 +222,17 @@ def debian_kernel(cl: Changelog) -> Any:
     if base is None:
         return None
     return Kernel(release=str(base), build=f"#1 SMP PREEMPT_DYNAMIC Debian {cl.build}", distro="debian")
+
+
+def mismatch(cl: Changelog, release: str | None) -> str | None:
+    """Why this changelog is not the crashed kernel's (an RPM changelog names its build: kernel-X), or None.
+    A Debian changelog names the package version, which the release (6.1.0-40-amd64) does not carry."""
+    if cl.kind != "rpm" or not release:
+        return None
+    from ktriage.kb.versions import split_nvr
+
+    _, v, r = split_nvr(release)
+    mine = f"{v}-{r}" if r else v
+    if mine == cl.build or not cl.build[:1].isdigit():
+        return None
+    return f"{cl.label()} is not this kernel's ({release}): its answers are about kernel-{cl.build}"

@@ -121,6 +121,12 @@ def fixed_cmd(bug_id: str, release: str, build: str | None, changelog: str | Non
             click.echo(f"  branches that never got the fix: {', '.join(never)}")
         if cl is not None:
             click.echo(f"  changelog: {cl[1]}")
+    if changelog:
+        from ktriage.kb.changelog import cached_changelog, mismatch
+
+        warn = mismatch(cached_changelog(changelog), release)
+        if warn:
+            click.echo(f"ktriage: kb: warning: {warn}", err=True)
     sys.exit({"yes": 0, "no": 1}.get(answer, 4))
 
 

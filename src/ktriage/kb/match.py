@@ -444,6 +444,11 @@ def _ask_changelog(crash: Crash, found: list[Any], path: str | None, errors: lis
         return
     if cl is None:
         return
+    from ktriage.kb.changelog import mismatch
+
+    warn = mismatch(cl, crash.kernel.release)
+    if warn:
+        errors.append(KBNote(warn))
     for m in found:
         if isinstance(m, Match):
             hit = find_fix(cl, str(m.fix.get("subject") or m.title), list(m.cve))
