@@ -441,3 +441,16 @@ def test_changelog_of_another_build_is_flagged():
     assert mismatch(rpm, "5.14.0-611.20.1.el9_7.x86_64") is None
     assert "is not this kernel's" in mismatch(rpm, "3.10.0-1160.el7.x86_64")
     assert mismatch(read_changelog(str(DEB)), "6.1.0-40-amd64") is None  # Debian releases do not name the build
+
+
+def test_installed_debian_changelog_found(tmp_path):
+    """On a Debian machine the package of kernel 6.1.0-40-amd64 keeps its changelog under
+    /usr/share/doc/linux-image-6.1.0-40-amd64/changelog.Debian.gz."""
+    from ktriage.kb.changelog import installed_changelog
+
+    d = tmp_path / "usr" / "share" / "doc" / "linux-image-6.1.0-40-amd64"
+    d.mkdir(parents=True)
+    shutil.copy(DEB, d / "changelog.Debian.gz")
+    cl = installed_changelog("6.1.0-40-amd64", root=str(tmp_path))
+    assert cl is not None and cl.build == "6.1.192-3"
+    assert installed_changelog("6.1.0-41-amd64", root=str(tmp_path)) is None

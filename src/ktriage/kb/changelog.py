@@ -152,21 +152,21 @@ def find_fix(cl: Changelog, subject: str, cves: list[str]) -> Hit:
     )
 
 
-def installed_changelog(release: str) -> Changelog | None:
+def installed_changelog(release: str, root: str = "/") -> Changelog | None:
     """The changelog of the installed package of this kernel release, on this machine (None if none)."""
     import shutil
     import subprocess
 
     for name in (f"linux-image-{release}", f"linux-image-{release}-unsigned"):
         for fn in ("changelog.Debian.gz", "changelog.gz"):
-            p = os.path.join("/usr/share/doc", name, fn)
+            p = os.path.join(root, "usr/share/doc", name, fn)
             if os.path.isfile(p):
                 try:
                     return read_changelog(p)
                 except ChangelogError:
                     return None
     rpm = shutil.which("rpm")
-    if rpm:
+    if rpm and root == "/":
         for pkg in (f"kernel-core-{release}", f"kernel-{release}"):
             try:
                 out = subprocess.run(
