@@ -146,6 +146,10 @@ def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
         out.append(f"  related event: /{rx}/")
     if sig.get("title_regex"):
         out.append(f"  title: /{sig['title_regex']}/")
+    for f in sig.get("forms") or []:
+        what = "; ".join(f"{key} {', '.join(f[key])}" for key in ("kinds", "guilty", "any_frames") if f.get(key))
+        out.append(f"  form '{f['name']}': {what}")
+        out.append(f"    evidence: {' '.join(str(f['evidence']).split())}")
     k = sig.get("kernel") or {}
     if k:
         out.append(f"  kernel: introduced {k.get('introduced') or '?'}, fixed {k.get('fixed') or '?'}")
