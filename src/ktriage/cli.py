@@ -85,6 +85,11 @@ def main() -> None:
     is_flag=True,
     help="vmcores without debug info: do not read types from the dump's own BTF (symbols and log only).",
 )
+@click.option(
+    "--changelog",
+    type=click.Path(dir_okay=False),
+    help="The distro kernel package's changelog (rpm -q --changelog, changelog.Debian.gz): fixed-in by backports.",
+)
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def analyze(
@@ -97,6 +102,7 @@ def analyze(
     src_dirs: tuple[str, ...],
     no_analysis: bool,
     no_btf: bool,
+    changelog: str | None,
     color: bool | None,
     debug: bool,
 ) -> None:
@@ -112,7 +118,16 @@ def analyze(
             src_dirs=list(src_dirs),
             analyze=not no_analysis,
             btf=not no_btf,
+            changelog=changelog,
         )
+        if changelog:
+            from ktriage.kb.changelog import ChangelogError, cached_changelog
+
+            try:
+                cached_changelog(changelog)
+            except ChangelogError as e:
+                click.echo(f"ktriage: {e}", err=True)
+                sys.exit(EXIT_INPUT)
         if early:
             warm(opts, fmt)
         report = analyze_paths(list(paths), opts)

@@ -25,6 +25,7 @@ class Options:
     analyze: bool = True
     btf: bool = True  # vmcores without DWARF: types from the dump's own BTF (ktriage.btf)
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
+    changelog: str | None = None  # --changelog: the distro kernel package's changelog (kb/changelog.py)
 
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
@@ -107,7 +108,7 @@ def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
         except ImportError:
             pass
         else:
-            cr.known_bugs = match_crash(crash, cr.findings, opts.kb_dirs)
+            cr.known_bugs = match_crash(crash, cr.findings, opts.kb_dirs, changelog=opts.changelog)
     return cr
 
 

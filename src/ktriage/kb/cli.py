@@ -1,4 +1,7 @@
-"""`ktriage kb list|show|lint`: the known-bug knowledge base from the command line."""
+"""`ktriage kb list|show|lint|fixed|check|import-cve|update`: the known-bug knowledge base from the command line.
+
+Two tiers: the hand-written rules (kb/bugs/*.yaml, verified) and the tier generated from the kernel CNA's
+CVE records (kb/cve_*.py, candidates only)."""
 
 from __future__ import annotations
 
@@ -37,8 +40,29 @@ def kb() -> None:
 @kb.command("list")
 @_KB_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def list_cmd(kb_dirs: tuple[str, ...], fmt: str) -> None:
+@click.option(
+    "--source",
+    type=click.Choice(["rules", "cve"]),
+    default="rules",
+    show_default=True,
+    help="rules: the hand-written rules; cve: the tier generated from the CVE records.",
+)
+@click.option("--limit", type=int, default=None, help="At most this many lines (cve).")
+def list_cmd(kb_dirs: tuple[str, ...], fmt: str, source: str, limit: int | None) -> None:
     """One line per rule: id, status, fix commit, mainline release, title."""
+    if source == "cve":
+        from ktriage.kb.cve_cli import list_cve
+
+        crows = list_cve(fmt, limit)
+        if fmt == "json":
+            click.echo(json.dumps(crows, indent=2, ensure_ascii=False))
+            return
+        for x in crows:
+            click.echo(
+                f"{x['id']:<16}  {x['commit'] or '-':<12}  {x['mainline'] or '-':<6}  {x['kind'] or '-':<15}  {x['title']}"
+            )
+        click.echo(f"{len(crows)} CVE records ({sum(1 for x in crows if x['kind'])} with a crash signature)")
+        return
     rs = _load(kb_dirs)
     rows = []
     for r in rs:
@@ -74,9 +98,14 @@ def list_cmd(kb_dirs: tuple[str, ...], fmt: str) -> None:
 @_KB_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
 def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
-    """Everything about one rule, probe scripts included."""
+    """Everything about one rule (or one CVE of the generated tier), probe scripts included."""
     rs = _load(kb_dirs)
     r = rs.get(rule_id)
+    if r is None and rule_id.upper().startswith("CVE-"):
+        from ktriage.kb.cve_cli import show_cve
+
+        show_cve(rule_id, fmt)
+        return
     if r is None:
         close = difflib.get_close_matches(rule_id, list(rs.rules), n=3)
         hint = f" (did you mean: {', '.join(close)}?)" if close else " (see `ktriage kb list`)"
@@ -117,6 +146,10 @@ def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
         out.append(f"  related event: /{rx}/")
     if sig.get("title_regex"):
         out.append(f"  title: /{sig['title_regex']}/")
+    for f in sig.get("forms") or []:
+        what = "; ".join(f"{key} {', '.join(f[key])}" for key in ("kinds", "guilty", "any_frames") if f.get(key))
+        out.append(f"  form '{f['name']}': {what}")
+        out.append(f"    evidence: {' '.join(str(f['evidence']).split())}")
     k = sig.get("kernel") or {}
     if k:
         out.append(f"  kernel: introduced {k.get('introduced') or '?'}, fixed {k.get('fixed') or '?'}")
@@ -179,3 +212,13 @@ def lint_cmd(kb_dirs: tuple[str, ...], no_examples: bool) -> None:
     summary = f"{res.files} rule file(s), {len(res.rules)} valid, {len(res.problems)} problem(s)"
     click.echo(summary, err=True)
     sys.exit(1 if res.problems else 0)
+
+
+def _register() -> None:
+    from ktriage.kb.cve_cli import check_cmd, fixed_cmd, import_cve, update
+
+    for cmd in (import_cve, update, fixed_cmd, check_cmd):
+        kb.add_command(cmd)
+
+
+_register()

@@ -93,6 +93,8 @@ class Match:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "similar" if self.similar else "match",
+            "tier": "rules",
+            "verified": not self.similar,
             "id": self.rule_id,
             "title": self.title,
             "status": self.status,
@@ -243,8 +245,22 @@ class KBNote:
 
 
 def evaluate(rule: Rule, crash: Crash, stack: list[tuple[str, str | None]] | None = None) -> Match:
-    """Score one rule against one crash (always returns; `similar`/score say how good it is)."""
+    """Score one rule against one crash (always returns; `similar`/score say how good it is).
+
+    A bug takes several forms (a NULL dereference on production kernels, a KASAN use-after-free on
+    fuzzing ones): when the main signature does not match, each of `signature.forms` is tried."""
     stack = crash_stack(crash) if stack is None else stack
+    m = _evaluate_one(rule, crash, stack)
+    if m.similar:
+        for name, form in rule.forms:
+            fm = _evaluate_one(form, crash, stack)
+            if not fm.similar:
+                fm.matched.insert(0, f"form: {name}")
+                return fm
+    return m
+
+
+def _evaluate_one(rule: Rule, crash: Crash, stack: list[tuple[str, str | None]]) -> Match:
     names = {n for n, _ in stack}
     parts: dict[str, float] = {}
     matched: list[str] = []
@@ -370,16 +386,81 @@ def match_rules(
 
 
 def match_crash(
-    crash: Crash, findings: Sequence[Any] = (), kb_dirs: Iterable[str] = (), rules: RuleSet | None = None
+    crash: Crash,
+    findings: Sequence[Any] = (),
+    kb_dirs: Iterable[str] = (),
+    rules: RuleSet | None = None,
+    changelog: str | None = None,
 ) -> list[Any]:
     """Known bugs for a crash: full matches (best first), then near misses flagged `similar=True`,
-    then one KBNote per rule file that failed to load (so the run goes on and says why).
+    then at most a few candidates from the CVE records (tier "cve", unverified; kb/cve_match.py), then
+    one KBNote per rule file that failed to load (so the run goes on and says why).
 
     `findings` is accepted for rules keyed on analyzer findings; the version-1 format does not use them."""
     rs = rules if rules is not None else cached_rules(tuple(kb_dirs or ()))
     errors: list[KBNote] = []
     full, similar = match_rules(crash, rs, errors)
-    out: list[Any] = [*full, *similar, *errors]
+    cands = _cve_candidates(crash, full, errors)
+    _ask_changelog(crash, [*full, *cands], changelog, errors)
+    out: list[Any] = [*full, *similar, *cands, *errors]
     out += [KBNote(f"known-bug rule not loaded: {e}") for e in rs.errors]
     out += [KBNote(n) for n in rs.notes]
     return out
+
+
+def _cve_candidates(crash: Crash, full: list[Match], errors: list[KBNote]) -> list[Any]:
+    """The generated tier, after the rules: never a CVE a matched rule already names."""
+    from ktriage.kb.cve_match import match_cve
+    from ktriage.kb.cve_store import store
+
+    st = store()
+    try:
+        # after a verified match, one candidate at most: the rule is the answer, the rest is a lead
+        limit = 1 if full else 3
+        same = [c for m in full for c in m.cve]
+        commits = {str(m.fix.get("commit") or "")[:12] for m in full} - {""}
+        if commits:  # a rule that does not name its CVE: the record with the same fix commit is the same bug
+            same += [e["id"] for e in st.with_commits(commits)]
+        return list(match_cve(crash, exclude=same, st=st, limit=limit))
+    except Exception as e:  # noqa: BLE001 - the generated tier is an extra: it never costs the rules' answer
+        errors.append(KBNote(f"CVE knowledge base not used: {type(e).__name__}: {e}"))
+        return []
+    finally:
+        if st.error:
+            errors.append(KBNote(st.error))
+
+
+def _ask_changelog(crash: Crash, found: list[Any], path: str | None, errors: list[KBNote]) -> None:
+    """Distro kernels keep their version while backporting fixes: the package changelog (given, or the
+    installed one when the crash is from this machine's kernel) says whether this build lists the fix."""
+    if not found or (path is None and crash.kernel.release != _running_release()):
+        return
+    from ktriage.kb.changelog import ChangelogError, changelog_for, find_fix
+
+    try:
+        cl = changelog_for(crash.kernel.release, path)
+    except ChangelogError as e:
+        errors.append(KBNote(str(e)))
+        return
+    if cl is None:
+        return
+    from ktriage.kb.changelog import mismatch
+
+    warn = mismatch(cl, crash.kernel.release)
+    if warn:
+        errors.append(KBNote(warn))
+    for m in found:
+        if isinstance(m, Match):
+            hit = find_fix(cl, str(m.fix.get("subject") or m.title), list(m.cve))
+            if hit.answer == "yes":
+                m.fixed_in_this_kernel, m.fixed_reason, m.fixed_basis = "yes", hit.text, f"changelog:{cl.kind}"
+            elif m.fixed_in_this_kernel != "no":
+                m.fixed_reason = f"{m.fixed_reason}; {hit.text}"
+        else:
+            m.ask_changelog(cl)
+
+
+def _running_release() -> str:
+    import os
+
+    return os.uname().release

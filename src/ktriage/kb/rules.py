@@ -63,6 +63,7 @@ class Rule:
     introduced: KVer | None = None
     fixed: KVer | None = None
     overrides: str | None = None  # path of the rule this one replaced
+    forms: tuple[tuple[str, Rule], ...] = ()  # (name, the rule with that form's signature): other forms of the bug
 
     @property
     def title(self) -> str:
@@ -308,6 +309,14 @@ def validate_data(data: Any, path: str) -> list[RuleError]:
             re.compile(rx)
         except re.error as e:
             errors.append(RuleError(path, f"bad regex {rx!r}: {e}", f"signature.related_events[{i}]"))
+    for i, f in enumerate(sig.get("forms") or []):
+        for j, rx in enumerate(
+            [*(f.get("related_events") or []), *([f["title_regex"]] if f.get("title_regex") else [])]
+        ):
+            try:
+                re.compile(rx)
+            except re.error as e:
+                errors.append(RuleError(path, f"bad regex {rx!r}: {e}", f"signature.forms[{i}]"))
     if sig.get("title_regex"):
         try:
             re.compile(sig["title_regex"])
@@ -371,7 +380,15 @@ def _compile(data: dict[str, Any], path: str, origin: str) -> Rule:
         title_re=re.compile(sig["title_regex"]) if sig.get("title_regex") else None,
         introduced=parse_kver(k.get("introduced")),
         fixed=parse_kver(k.get("fixed")),
+        forms=tuple(
+            (str(f["name"]), _compile({**data, "signature": {**_form_sig(f), "kernel": k}}, path, origin))
+            for f in sig.get("forms") or ()
+        ),
     )
+
+
+def _form_sig(form: dict[str, Any]) -> dict[str, Any]:
+    return {key: v for key, v in form.items() if key not in ("name", "evidence")}
 
 
 def parse_rule_text(text: str, path: str) -> Any:
