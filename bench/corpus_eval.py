@@ -244,9 +244,7 @@ def evaluate_real(index: Path = REAL_INDEX) -> dict:
         | {f: f"{st[f + '_ok']}/{st[f + '_checked']}" for f in REAL_FIELDS if st[f + "_checked"]}
         for cls, st in sorted(per_class.items())
     }
-    pct = {
-        f: round(100 * total[f + "_ok"] / total[f + "_checked"], 1) for f in REAL_FIELDS if total[f + "_checked"]
-    }
+    pct = {f: round(100 * total[f + "_ok"] / total[f + "_checked"], 1) for f in REAL_FIELDS if total[f + "_checked"]}
     return {"classes": table, "field_pct": pct, "misses": misses}
 
 

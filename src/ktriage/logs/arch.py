@@ -186,6 +186,8 @@ _IP_LINES = (
     re.compile(r"^\s*PC is at (.*)$"),  # arm, older arm64
     re.compile(r"^\s*NIP \[[0-9a-f]+\] (.*)$"),  # ppc64
     re.compile(r"^\s*epc : (.*)$"),  # riscv
+    re.compile(r"^\s*epc\s+: [0-9a-f]{8,16} (\S.*)$"),  # mips "epc   : 8003ab3c kthread_data+0x4/0xc"
+    re.compile(r"^\s*EIP is at (\S.*)$"),  # i386 2.6
     re.compile(r"^\s*Krnl PSW : [0-9a-f]+ [0-9a-f]+ \((.*)\)"),  # s390x
 )
 

@@ -44,6 +44,29 @@ _HOST_KERNEL = re.compile(r"^\S+ kernel: ")
 _INNER_TS = re.compile(r"(?<=\S)\s+(?=(?:<\d>)?\[\s*\d+\.\d{6}\])")
 
 
+# Collector and paste prefixes the rules above do not know, tried in order before them (each anchored, bounded):
+_COLLECTOR_PREFIXES: tuple[re.Pattern[str], ...] = (
+    # OpenWrt logread: "Sun Sep  1 19:30:19 2019 kern.warn kernel: [138620.515738] msg"
+    re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} [a-z]{2,8}\.[a-z]{2,7} kernel: "),
+    # syslog without a host name (busybox, some routers): "May 18 14:56:06 kernel: msg"
+    re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d kernel: "),
+    # an editor's or pager's line number before a dmesg line: "  11746 [46223316.652645] msg"
+    re.compile(r"^\s{0,8}\d{1,9}\s{1,8}(?=(?:<\d{1,3}>)?\[\s{0,12}\d{1,12}\.\d{1,9}\])"),
+)
+# "[ 1.234] kernel: msg" (journalctl -k -o short-monotonic without the host name)
+_KERNEL_WORD = re.compile(r"^kernel: ")
+# rsyslog's escape of a continuation line's newline/tab ("#012but task is already holding lock:")
+_RSYSLOG_ESC = re.compile(r"^(?:#01[12]){1,4}")
+
+
+def _strip_collector(text: str) -> str:
+    for rx in _COLLECTOR_PREFIXES:
+        m = rx.match(text)
+        if m:
+            return text[m.end() :]
+    return text
+
+
 def clean(line: str) -> str:
     """Remove what terminals and serial consoles add: CR, ANSI escapes, control bytes."""
     if "\x1b" in line:
@@ -65,6 +88,7 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     ts: float | None = None
     caller: str | None = None
     origin = "kernel"
+    text = _strip_collector(text)
     if text.lstrip().startswith(">"):
         text = _QUOTE.sub("", text)
     if text.startswith("[") and not _TS.match(text):
@@ -95,11 +119,13 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
             text = text[c.end() :]
         if text.startswith(" "):
             text = text[1:]
-        h = _HOST_KERNEL.match(text)
+        h = _HOST_KERNEL.match(text) or _KERNEL_WORD.match(text)
         if h:
             text = text[h.end() :]
     if origin == "kernel" and text.startswith("<") and _LEVEL.match(text):
         text = text[_LEVEL.match(text).end() :]  # type: ignore[union-attr]
+    if text.startswith("#01"):
+        text = _RSYSLOG_ESC.sub("", text)
     return text, ts, caller, origin
 
 

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
 from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
-from ktriage.logs.frames import EL1_VECTOR, SECTION_MARKERS, normalize, parse_frame, parse_interrupted
+from ktriage.logs.frames import (
+    ARM_REGS_LINE,
+    EL1_VECTOR,
+    SECTION_MARKERS,
+    normalize,
+    parse_arm_unwind,
+    parse_frame,
+    parse_interrupted,
+)
 from ktriage.logs.guilty import CALL_TRACE, FRAME_LINE, STACK_START, STACKS, extract_frame, first_guilty, strip_prefixes
 from ktriage.logs.records import Record
 from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, SourceSpan, Taint, Task
@@ -86,10 +94,19 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
     section = "task"
     started = False
     adjacent = False  # the previous non-empty line was a frame or a section marker
+    arm_caller: Frame | None = None  # 32-bit ARM: the last line's caller, the listing's bottom frame so far
     for line in lines:
         s = line.strip()
         if started and _SECONDARY.match(s):
             break
+        arm = parse_arm_unwind(s, section)
+        if arm is not None:
+            frames.append(arm[0])
+            arm_caller, started = arm[1], True
+            continue
+        if arm_caller is not None and not ARM_REGS_LINE.match(s):
+            frames.append(arm_caller)  # the listing ended: its last caller is a frame too
+            arm_caller = None
         marked = False
         for marker, sect in SECTION_MARKERS.items():
             if s.startswith(marker):
@@ -122,6 +139,8 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
             started = True
         if s or marked:
             adjacent = f is not None or marked
+    if arm_caller is not None:
+        frames.append(arm_caller)
     return frames
 
 
@@ -254,6 +273,18 @@ def _guilty(fmt: Format, groups: dict[str, str], lines: Sequence[str]) -> tuple[
         return None, False
     head = groups.get("h_func") if fmt.stack in ("header", "header_trace") else None
     return extract_frame(_stack_lines(lines), spec, head, fmt.skip)
+
+
+# Stack walks of reports whose faulting IP is the crash's own instruction (not a stall's sample).
+_IP_STACKS = ("ip", "ip_only", "trace", "warning", "header")
+
+
+def _frame_at(frames: Sequence[Frame], address: int) -> str | None:
+    """The function of the listed frame at `address` (`?` frames too: the address says it is that one)."""
+    for f in frames:
+        if f.address == address and f.symbol:
+            return strip_prefixes(normalize(f.symbol))
+    return None
 
 
 def sanitize_title(title: str) -> str:
@@ -422,6 +453,17 @@ def build_crash(
         guilty = first_guilty(
             [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
         )
+    if guilty is None and fmt.stack == "warning" and groups.get("h_func") and (eof or not frames):
+        # no `RIP:`/`pc :` line (32-bit ARM, MIPS and old kernels print none for a WARN) and the stack is
+        # cut off or absent: the function the WARN header names is where the warning fired
+        guilty = first_guilty([groups["h_func"]], fmt.skip)
+    ip_guilty = False
+    if guilty is None and ip is not None and ip.symbol and fmt.stack in _IP_STACKS and not fmt.fallback:
+        # the stack names nothing usable (none printed, cut off, all generic): the faulting IP does
+        guilty = first_guilty([ip.symbol], fmt.skip)
+        ip_guilty = guilty is not None
+    if fmt.stack == "address" and groups.get("h1"):
+        guilty = _frame_at(frames, int(groups["h1"], 16))
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
