@@ -224,6 +224,8 @@ _FAULT_ADDR = (
         r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)"
     ),
     re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"paging request for (?:data|instruction fetch) at address 0x([0-9a-f]{1,16})\b"),  # powerpc
+    re.compile(r"Unable to handle kernel [a-z \-]{4,60} at virtual address (?:0x)?([0-9a-f]{1,16})\b"),  # arm64 5.x+
     re.compile(r"non-canonical address (?:0x)?([0-9a-f]+)"),
     re.compile(r"\b(?:Read|Write) of size \d+ at addr (?:0x)?([0-9a-f]+)"),
     re.compile(r"\b(?:read|write) at 0x([0-9a-f]+) \("),  # KFENCE

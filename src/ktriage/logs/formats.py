@@ -317,7 +317,6 @@ FORMATS: tuple[Format, ...] = (
         "SLUB: {h2} in {h1}",
         stack="none",
     ),
-    F(r"BUG kmalloc-.*: Object already free", "slab-corruption", "BUG: Object already free", stack="none"),
     # SLUB debug (slub_debug=FZPU): `BUG kmalloc-64 (Not tainted): Poison overwritten`, 3.x without the taint;
     # one report with the object's allocation and free stacks (`INFO: Allocated in ...`)
     F(
@@ -330,6 +329,7 @@ FORMATS: tuple[Format, ...] = (
         no_stack=True,
         skip=("alloc", "slab", "kmem", "malloc", "krealloc", "kfree", "memdup", "strdup"),
     ),
+    F(r"BUG kmalloc-.*: Object already free", "slab-corruption", "BUG: Object already free", stack="none"),
     F(r"^BUG:\s*$", "bug", "BUG: corrupted", stack="none", corrupted=True),
     # --- usercopy / refcount / stack protector ----------------------------------------------
     F(
@@ -656,6 +656,15 @@ FORMATS: tuple[Format, ...] = (
         corrupted=True,
         starts_report=False,
     ),
+    # hardlockup_panic / nmi_watchdog=panic: the panic line is the report's header
+    F(
+        r"Kernel panic - not syncing: (?:Watchdog detected hard LOCKUP on cpu \d+|Hard LOCKUP)",
+        "hard-lockup",
+        "hard lockup in {func}",
+        stack="stall",
+        no_stack=True,
+    ),
+    F(r"^Watchdog CPU:\d+ Hard LOCKUP", "hard-lockup", "hard lockup in {func}", stack="stall", no_stack=True),
     F(r"Kernel panic - not syncing: Out of memory", "oom", "kernel panic: Out of memory", stack="none", no_stack=True),
     F(
         r"Kernel panic - not syncing: (?:Fatal )?[Mm]achine check",
@@ -732,15 +741,6 @@ FORMATS: tuple[Format, ...] = (
         stack="trace",
         skip=("alloc", "slab", "kmem", "malloc", "page_frag", "get_free_page", "skb", "^new_", "compact"),
     ),
-    # hardlockup_panic / nmi_watchdog=panic: the panic line is the report's header
-    F(
-        r"Kernel panic - not syncing: (?:Watchdog detected hard LOCKUP on cpu \d+|Hard LOCKUP)",
-        "hard-lockup",
-        "hard lockup in {func}",
-        stack="stall",
-        no_stack=True,
-    ),
-    F(r"^Watchdog CPU:\d+ Hard LOCKUP", "hard-lockup", "hard lockup in {func}", stack="stall", no_stack=True),
     F(r"Oops: (?:Machine check|System Reset), sig: \d+", "mce", "machine check exception", stack="none", no_stack=True),
     F(
         r"(?:list_add|list_del|list_replace|list_move|hlist_add|hlist_del)\w* corruption",

@@ -52,6 +52,43 @@ _OLD_TASK_LINE = re.compile(
     r"(?:-{4,}\s+)?(\d+\.\d+\S*)\s+(#\S+)?\s*(.*)$"
 )
 _HUNG_TASK = re.compile(r"INFO: task (.+):(\d+) blocked")
+# Where reports without a `CPU: N PID: N Comm:` line name their task (each anchored to its own line form).
+_TASK_SOURCES: tuple[re.Pattern[str], ...] = (
+    # lockdep: "kswapd0/109 is trying to acquire lock:", "... just changed the state of lock:"
+    re.compile(
+        r"^(?P<comm>\S{1,64})/(?P<pid>\d{1,9}) (?:is trying to (?:acquire|release) lock|just changed the state of lock|"
+        r"is leaving the kernel with locks still held|\[HC\d\[\d\]:SC\d\[\d\]:HE\d:SE\d\] takes:)"
+    ),
+    re.compile(r"BUG: scheduling while atomic: (?P<comm>\S{1,64})/(?P<pid>\d{1,9})/0x"),
+    # 2.6-3.x x86/ARM/MIPS: "Process modprobe (pid: 4467, threadinfo ...)", "(pid: 2329, stack limit = ...)"
+    re.compile(r"^Process (?P<comm>\S{1,64}) \(pid: (?P<pid>\d{1,9}), (?:threadinfo|stack limit|ti=)"),
+    # powerpc 32-bit: "TASK = cfa5d000[950] 'bash' THREAD: cf9ce000"
+    re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' THREAD"),
+    re.compile(r"\bstuck for \d{1,6}s! \[(?P<comm>\S{1,64}):(?P<pid>\d{1,9})\]"),
+    re.compile(r"^(?P<comm>\S{1,32}): page allocation failure"),  # 2.6 prints no task line after it
+)
+# Where they name the kernel release.
+_RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
+    # lockdep's banner: "5.6.0-134515-ge1f6739c4a9f #21 Tainted: G OE", "4.5.0-ceph-10672-g5ef5edb #1 Not tainted"
+    re.compile(r"^(?P<release>\d{1,2}\.\d{1,3}[^\s#]{0,80}) (?P<build>#\S{1,40})(?: \S{1,40})? (?:Not tainted|Tainted: )"),
+    # powerpc: "REGS: cf9cfe40 TRAP: 0300 Not tainted (2.6.25-rc2-00102-g0640ebb)"
+    re.compile(r"\bTRAP: [0-9a-f]{4}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{0,8}\((?P<release>\d{1,2}\.\d{1,3}[^)\s]{0,80})\)"),
+    # 32-bit ARM before 3.10: "CPU: 0    Not tainted  (3.4.90+ #1)"
+    re.compile(
+        r"^CPU: \d{1,5}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"
+    ),
+)
+
+
+def _first_named(sources: Sequence[re.Pattern[str]], lines: Sequence[str]) -> re.Match[str] | None:
+    """The first line one of `sources` matches (by line, then by source)."""
+    for line in lines:
+        s = line.strip()
+        for rx in sources:
+            m = rx.search(s)
+            if m:
+                return m
+    return None
 _RELEASE = re.compile(r"\bLinux version (\d+\.\d+\S*) .*?(#\d+.*)?$")
 _HARDWARE = re.compile(r"^Hardware name: (.*)$")
 _MODULES = re.compile(r"^Modules linked in:(.*)$")
@@ -435,7 +472,7 @@ def build_crash(
     regs = archmod.parse_registers(own, arch)
     ip = archmod.parse_ip(own)
     groups: dict[str, str] = {f"h{i}": g or "" for i, g in enumerate(header.groups(), 1)}
-    if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace"):
+    if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace", "warning"):
         funcs = [
             g
             for g in header.groups()
@@ -447,16 +484,12 @@ def build_crash(
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
     guilty, polluted = _guilty(fmt, groups, lines)
-    if guilty is None and fmt.stack == "warning" and not any(CALL_TRACE.search(ln) for ln in lines):
+    if guilty is None and fmt.stack in ("warning", "trace") and not any(CALL_TRACE.search(ln) for ln in lines):
         # A WARN quoted in a commit message: frame lines under the header, without the `RIP:` line
         # and the `Call Trace:` keyword. Only whole-line frames count (`func+0x12/0x40`).
         guilty = first_guilty(
             [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
         )
-    if guilty is None and fmt.stack == "warning" and groups.get("h_func") and (eof or not frames):
-        # no `RIP:`/`pc :` line (32-bit ARM, MIPS and old kernels print none for a WARN) and the stack is
-        # cut off or absent: the function the WARN header names is where the warning fired
-        guilty = first_guilty([groups["h_func"]], fmt.skip)
     ip_guilty = False
     if guilty is None and ip is not None and ip.symbol and fmt.stack in _IP_STACKS and not fmt.fallback:
         # the stack names nothing usable (none printed, cut off, all generic): the faulting IP does
@@ -467,6 +500,13 @@ def build_crash(
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
+    header_guilty = False
+    if guilty is None and fmt.stack == "warning" and groups.get("h_func"):
+        # no `RIP:`/`pc :` line (32-bit ARM and MIPS print none for a WARN) and no usable stack: the function
+        # the WARNING header names is where it fired. The title keeps syzkaller's convention (a WARN without
+        # its stack is `corrupted`); the guilty frame says what the header says.
+        guilty = first_guilty([groups["h_func"]], fmt.skip)
+        header_guilty = guilty is not None
     if guilty is None and fmt.frame_from_title:
         m = re.search(r" in ([A-Za-z_][\w.]*)", title)
         guilty = strip_prefixes(normalize(m.group(1))) if m else None
@@ -492,6 +532,16 @@ def build_crash(
         m = _HARDWARE.match(line.strip())
         if m and hardware is None:
             hardware = m.group(1).strip()
+    if comm is None:
+        m = _first_named(_TASK_SOURCES, lines)
+        if m:
+            comm = m.group("comm")
+            pid = int(m.group("pid")) if "pid" in m.re.groupindex else None
+    if release is None:
+        m = _first_named(_RELEASE_SOURCES, lines[:40])
+        if m:
+            release = m.group("release")
+            build = build or (m.group("build") if "build" in m.re.groupindex else None)
     if fmt.kind == "hung-task":
         m = _HUNG_TASK.search(lines[0])
         if m:
