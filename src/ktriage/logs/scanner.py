@@ -39,12 +39,21 @@ _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped repor
 PANIC_TRAILER_LINES = 60  # a panic line this close after a closed report is that report's ending
 
 
+# Text before a header that makes the line prose about a crash, not a crash: a quotation mark, a mail
+# Subject, or a run of words (`you'll typically see kernel log messages like BUG: soft lockup - ...`).
+_PROSE_BEFORE = re.compile(
+    r"[\"“”‘’«»`]|^\s*(?:Subject|Re|Fwd?|Betreff|Objet|AW|WG): |(?:[A-Za-z][a-z']{0,20}[,;]? ){5}"
+)
+
+
 def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
     if not _TRIGGER_STR.search(text) or IGNORE.search(text):
         return None
     for fmt in FORMATS:
         m = fmt.header.search(text)
         if m:
+            if m.start() and _PROSE_BEFORE.search(text, 0, m.start()):
+                return None  # a sentence or a mail header that names a crash
             return fmt, m
     return None
 
