@@ -80,6 +80,22 @@ _RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
 )
 
 
+# The architecture a distribution writes into its kernel release (`.el8.aarch64`, Debian `-amd64`), first match wins.
+_RELEASE_ARCH = (
+    ("x86_64", "x86_64"),
+    ("x86_64", "-amd64"),
+    ("arm64", "aarch64"),
+    ("arm64", "-arm64"),
+    ("ppc64le", "ppc64le"),
+    ("ppc64", "ppc64"),
+    ("s390x", "s390x"),
+    ("i386", ".i686"),
+    ("i386", "-686"),
+    ("arm", "armv7"),
+    ("arm", "-armmp"),
+)
+
+
 def _first_named(sources: Sequence[re.Pattern[str]], lines: Sequence[str]) -> re.Match[str] | None:
     """The first line one of `sources` matches (by line, then by source)."""
     for line in lines:
@@ -553,9 +569,10 @@ def build_crash(
                 release, build = m.group(1), build or m.group(2)
                 break
     if arch is None and release:
-        for a, key in (("x86_64", "x86_64"), ("arm64", "aarch64"), ("ppc64", "ppc64"), ("s390x", "s390x")):
+        for a, key in _RELEASE_ARCH:
             if key in release:
                 arch = a
+                break
     if cpu is None:
         m = re.search(r"\bCPU:? ?#?(\d+)\b", "\n".join(lines[:40]))
         if m:
