@@ -32,7 +32,10 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     # little-endian first: its oops says `LE` in the MSR bits (`<SF,...,LE>`) or the banner (`LE SMP`, `LE PAGE_SIZE`)
-    ("ppc64le", re.compile(r"\bMSR:\s+[0-9a-f]{16} <[A-Z0-9,]{0,80}\bLE>|^LE (?:SMP|PAGE_SIZE)\b|\bppc64le\b", re.M)),
+    (
+        "ppc64le",
+        re.compile(r"\bMSR:\s+[0-9a-f]{16} <[A-Z0-9,\[\]]{0,80}\bLE\b|^LE (?:SMP|PAGE_SIZE)\b|\bppc64le\b", re.M),
+    ),
     ("ppc64", re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00:|\bMSR:\s+[0-9a-f]{16}|\.ppc64")),
     ("s390x", re.compile(r"\bKrnl PSW\b|\bKrnl GPRS:|\.s390x\b")),
     ("riscv64", re.compile(r"\bepc ?: [0-9a-f]{16} ra ?:|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
@@ -248,14 +251,15 @@ def parse_ip(lines: Sequence[str]) -> Location | None:
 
 # --- fault address and access ------------------------------------------------------------------
 
+# Every address ends at a word boundary: a header wrapped after "at" must not read the "a" of "at" as 0xa.
 _FAULT_ADDR = (
-    re.compile(r"NULL pointer dereference at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"NULL pointer dereference at (?:virtual address )?(?:0x)?([0-9a-f]+)\b"),
     re.compile(r"NULL pointer dereference at \(null\)"),
     re.compile(
         r"(?:NULL pointer dereference|page fault for address|paging request at|access to user memory at)"
-        r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)"
+        r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)\b"
     ),
-    re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)\b"),
     re.compile(r"paging request for (?:data|instruction fetch) at address 0x([0-9a-f]{1,16})\b"),  # powerpc
     re.compile(r"Unable to handle kernel [a-z \-]{4,60} at virtual address (?:0x)?([0-9a-f]{1,16})\b"),  # arm64 5.x+
     re.compile(r"non-canonical address (?:0x)?([0-9a-f]+)"),

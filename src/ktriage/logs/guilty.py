@@ -518,7 +518,9 @@ FRAME_LINE = (
     re.compile(r"^\s*(?:" + _PC + r"\s*){0,2}" + _FN),
     # 3.x also prints the callee's offset and module: `(unwind_backtrace+0x0/0xf4) from`, `(mwl_tx_xmit [mwlwifi]) from`
     re.compile(
-        r"^\s*" + _PC + r" \(([a-zA-Z0-9_.]+)(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from "
+        r"^\s*"
+        + _PC
+        + r" \(([a-zA-Z0-9_.]+)(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from "
         + _PC
         + r" \("
         + _FN

@@ -24,7 +24,7 @@ from ktriage.logs.frames import (
 )
 from ktriage.logs.guilty import CALL_TRACE, FRAME_LINE, STACK_START, STACKS, extract_frame, first_guilty, strip_prefixes
 from ktriage.logs.records import Record
-from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, SourceSpan, Taint, Task
+from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, Skipped, SourceSpan, Taint, Task
 
 # Keywords that start a stack listing, and those that start a *secondary* one (KASAN's
 # allocation/free stacks, lockdep's chains) whose frames are not the crashing stack.
@@ -40,7 +40,7 @@ _SECONDARY = re.compile(
     r"Local variable .* created at|\s*Possible unsafe locking scenario|"
     r"NMI backtrace for cpu|Sending NMI from CPU|Showing all locks held|"
     r"Kernel panic - not syncing|Bytes b4 |Object [0-9a-f]+: |Redzone [0-9a-f]+: |"
-    r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b))"
+    r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b)|(?:INFO: )?Freed in \S)"
 )
 _TASK_LINE = re.compile(
     r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: \S+)?\s+"
@@ -70,9 +70,17 @@ _TASK_SOURCES: tuple[re.Pattern[str], ...] = (
 # Where they name the kernel release.
 _RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
     # lockdep's banner: "5.6.0-134515-ge1f6739c4a9f #21 Tainted: G OE", "4.5.0-ceph-10672-g5ef5edb #1 Not tainted"
-    re.compile(r"^(?P<release>\d{1,2}\.\d{1,3}[^\s#]{0,80}) (?P<build>#\S{1,40})(?: \S{1,40})? (?:Not tainted|Tainted: )"),
+    re.compile(
+        r"^(?P<release>\d{1,2}\.\d{1,3}[^\s#]{0,80}) (?P<build>#\S{1,40})(?: \S{1,40})? (?:Not tainted|Tainted: )"
+    ),
+    # hung task 3.x+: "      Tainted: G         C O      4.19.75-v7l+ #1270" under the INFO line
+    re.compile(
+        r"^(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,12}(?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})"
+    ),
     # powerpc: "REGS: cf9cfe40 TRAP: 0300 Not tainted (2.6.25-rc2-00102-g0640ebb)"
-    re.compile(r"\bTRAP: [0-9a-f]{4}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{0,8}\((?P<release>\d{1,2}\.\d{1,3}[^)\s]{0,80})\)"),
+    re.compile(
+        r"\bTRAP: [0-9a-f]{4}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{0,8}\((?P<release>\d{1,2}\.\d{1,3}[^)\s]{0,80})\)"
+    ),
     # 32-bit ARM before 3.10: "CPU: 0    Not tainted  (3.4.90+ #1)"
     re.compile(
         r"^CPU: \d{1,5}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"
@@ -96,6 +104,28 @@ _RELEASE_ARCH = (
 )
 
 
+# SLUB debug's object tracking lines: who allocated and who freed the corrupted object
+_SLUB_TRACK = re.compile(r"^(?:INFO: )?(?:Allocated|Freed) in \S+(?: \[[\w\-]{1,64}\])? age=\d+ cpu=\d+ pid=\d+")
+
+
+def unread_fields(crash: Crash) -> list[Skipped]:
+    """Fields of a crash read from a log that the text did not give, with why: the report's `not analyzed`."""
+    out: list[Skipped] = []
+    if crash.guilty_frame is None:
+        out.append(Skipped("log.guilty", "no call trace, IP line or header names a function that is not generic"))
+    if crash.arch is None:
+        out.append(
+            Skipped("log.arch", "no register dump, frame, release string or hardware line tells the architecture")
+        )
+    if crash.kernel.release is None:
+        out.append(
+            Skipped("log.release", "no task line, lockdep header or `Linux version` banner gives the kernel release")
+        )
+    if crash.task.comm is None and crash.task.pid is None:
+        out.append(Skipped("log.task", "the report names no task (no `CPU: N PID: N Comm:`, `Pid:` or `Process` line)"))
+    return out
+
+
 def _first_named(sources: Sequence[re.Pattern[str]], lines: Sequence[str]) -> re.Match[str] | None:
     """The first line one of `sources` matches (by line, then by source)."""
     for line in lines:
@@ -105,6 +135,8 @@ def _first_named(sources: Sequence[re.Pattern[str]], lines: Sequence[str]) -> re
             if m:
                 return m
     return None
+
+
 _RELEASE = re.compile(r"\bLinux version (\d+\.\d+\S*) .*?(#\d+.*)?$")
 _HARDWARE = re.compile(r"^Hardware name: (.*)$")
 _MODULES = re.compile(r"^Modules linked in:(.*)$")
@@ -500,29 +532,31 @@ def build_crash(
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
     guilty, polluted = _guilty(fmt, groups, lines)
+    notes: list[str] = []  # how a value was read when it did not come from its usual field
     if guilty is None and fmt.stack in ("warning", "trace") and not any(CALL_TRACE.search(ln) for ln in lines):
         # A WARN quoted in a commit message: frame lines under the header, without the `RIP:` line
         # and the `Call Trace:` keyword. Only whole-line frames count (`func+0x12/0x40`).
         guilty = first_guilty(
             [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
         )
-    ip_guilty = False
-    if guilty is None and ip is not None and ip.symbol and fmt.stack in _IP_STACKS and not fmt.fallback:
+    lockup = fmt.kind in ("soft-lockup", "hard-lockup")  # the sampled IP is the looping code
+    if guilty is None and ip is not None and ip.symbol and (fmt.stack in _IP_STACKS or lockup) and not fmt.fallback:
         # the stack names nothing usable (none printed, cut off, all generic): the faulting IP does
         guilty = first_guilty([ip.symbol], fmt.skip)
-        ip_guilty = guilty is not None
+        if guilty is not None:
+            notes.append(f"guilty frame {guilty}: from the faulting IP line; no call trace names a function")
     if fmt.stack == "address" and groups.get("h1"):
         guilty = _frame_at(frames, int(groups["h1"], 16))
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
-    header_guilty = False
     if guilty is None and fmt.stack == "warning" and groups.get("h_func"):
         # no `RIP:`/`pc :` line (32-bit ARM and MIPS print none for a WARN) and no usable stack: the function
         # the WARNING header names is where it fired. The title keeps syzkaller's convention (a WARN without
         # its stack is `corrupted`); the guilty frame says what the header says.
         guilty = first_guilty([groups["h_func"]], fmt.skip)
-        header_guilty = guilty is not None
+        if guilty is not None:
+            notes.append(f"guilty frame {guilty}: from the WARNING header; no IP line or call trace names one")
     if guilty is None and fmt.frame_from_title:
         m = re.search(r" in ([A-Za-z_][\w.]*)", title)
         guilty = strip_prefixes(normalize(m.group(1))) if m else None
@@ -579,8 +613,16 @@ def build_crash(
             cpu = int(m.group(1))
 
     fault = archmod.parse_fault_address(lines, regs)
-    if fault is None and fmt.kind in ("null-deref", "paging-request") and "CR2" in regs:
-        fault = regs["CR2"]
+    # the register the hardware wrote the faulting address to, where the dump prints it
+    fault_reg = "CR2" if arch in ("x86_64", "i386") else "DAR" if arch in ("ppc64", "ppc64le") else None
+    if fmt.kind in ("null-deref", "paging-request") and fault_reg in regs:
+        if fault is None:
+            fault = regs[fault_reg]
+        elif fault != regs[fault_reg] and fault & 0xFFFFFFFF != regs[fault_reg] & 0xFFFFFFFF:
+            # the header is printed from the faulting access; a dump's CR2 can be a later fault's (syzkaller 480)
+            notes.append(
+                f"fault address {fault:#x} from the header; the register dump's {fault_reg} says {regs[fault_reg]:#x}"
+            )
     access, errcode = archmod.parse_access(lines, arch)
 
     panic = None
@@ -603,6 +645,15 @@ def build_crash(
     if rm:
         related_recs.append(Record(region[0].lineno, head_prefix[rm.start() :].strip(" “”\"'。,，;"), region[0].ts))
     related = tuple(Event("log", r.text.strip(), r.lineno) for r in related_recs[-10:])
+    related += tuple(Event("slab", r.text.strip(), r.lineno) for r in region if _SLUB_TRACK.match(r.text))
+    if guilty is None and frames and not any(f.reliable for f in frames):
+        # old kernels without frame pointers print every frame with `?`: still the best evidence there is
+        guilty = first_guilty([f.symbol for f in frames if f.symbol and not f.inline], fmt.skip)
+        if guilty is not None:
+            notes.append(
+                f"guilty frame {guilty}: every frame of the trace is marked `?` (unreliable); the first one taken"
+            )
+    related += tuple(Event("note", n, region[0].lineno) for n in notes)
 
     corrupted, reason = fmt.corrupted, "the report format is known to be incomplete" if fmt.corrupted else None
     if not corrupted and _TS_IN_TITLE.search(title):

@@ -41,9 +41,18 @@ PANIC_TRAILER_LINES = 60  # a panic line this close after a closed report is tha
 
 # Text before a header that makes the line prose about a crash, not a crash: a quotation mark, a mail
 # Subject, or a run of words (`you'll typically see kernel log messages like BUG: soft lockup - ...`).
-_PROSE_BEFORE = re.compile(
-    r"[\"“”‘’«»`]|^\s*(?:Subject|Re|Fwd?|Betreff|Objet|AW|WG): |(?:[A-Za-z][a-z']{0,20}[,;]? ){5}"
-)
+# A quotation opened right after CJK text is not: Chinese post-mortems quote the kernel's own message inline
+# (`内核报错“IPv4: ...”。同时出现“Unable to handle kernel paging request at ...”`), and that is the report.
+_PROSE_WORDS = re.compile(r"^\s*(?:Subject|Re|Fwd?|Betreff|Objet|AW|WG): |(?:[A-Za-z][a-z']{0,20}[,;]? ){5}")
+_QUOTES = '"“”‘’«»`'
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+def _prose_before(prefix: str) -> bool:
+    if _PROSE_WORDS.search(prefix):
+        return True
+    q = max(prefix.rfind(c) for c in _QUOTES)
+    return q >= 0 and not (q > 0 and _CJK.match(prefix[q - 1]))
 
 
 def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
@@ -52,7 +61,7 @@ def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
     for fmt in FORMATS:
         m = fmt.header.search(text)
         if m:
-            if m.start() and _PROSE_BEFORE.search(text, 0, m.start()):
+            if m.start() and _prose_before(text[: m.start()]):
                 return None  # a sentence or a mail header that names a crash
             return fmt, m
     return None
