@@ -7,6 +7,7 @@ this test holds the reader to every one of them, so a regression names the file 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -59,3 +60,43 @@ def test_sentence_quoting_a_header_is_not_a_crash_but_a_chinese_postmortem_quote
     kb = REPO / "tests" / "fixtures" / "kb" / "tcp-listener-freed-sock-lookup" / "positive-1.txt"
     crashes = parse_log_text(kb.read_text(encoding="utf-8"))
     assert crashes and crashes[0].kind == "paging-request"
+
+
+def test_ureport_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The head of a kernel-oops uReport as `reporter-ureport -vvv` posted it (abrt/abrt#1510, cut where the
+    issue's excerpt ends): refused with one line and exit 3, never read as a log (its `reason` holds a header)."""
+    import subprocess
+
+    src = REAL_INDEX.parent / "ureport" / "abrt-1510-ureport-head.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "analyze", str(src)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert r.returncode == 3 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "ABRT uReport" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        # Docker json-file driver, Elasticsearch/Graylog export hit, Kubernetes CRI file, a log shipper's line
+        lambda line: json.dumps({"log": line + "\n", "stream": "stdout", "time": "2013-06-27T13:35:45.1Z"}),
+        lambda line: json.dumps({"_index": "syslog-2013.06", "_source": {"message": line, "host": "sagan"}}),
+        lambda line: "2013-06-27T13:35:45.000000000Z stdout F " + line,
+        lambda line: "2013-06-27 13:35:45 +0800 | messages | " + line,
+    ],
+    ids=["docker-json", "elasticsearch", "cri", "shipper"],
+)
+def test_collector_forms_of_a_real_report(wrap) -> None:  # type: ignore[no-untyped-def]
+    """The xl2tpd oops (old-task/xl2tpd-28-xfrm.log) as log collectors hand it over, wrapped mechanically."""
+    log = (REAL_INDEX.parent / "old-task" / "xl2tpd-28-xfrm.log").read_text(encoding="utf-8")
+    c = parse_log_text("\n".join(wrap(line) for line in log.splitlines()))[0]
+    assert (c.kind, c.guilty_frame, c.task.comm, c.task.pid, c.kernel.release) == (
+        "null-deref",
+        "xfrm_output_resume",
+        "xl2tpd",
+        9113,
+        "3.9.3-x86_64-linode33",
+    )

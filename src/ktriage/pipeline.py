@@ -12,6 +12,7 @@ from ktriage.analyzers import AnalysisContext, run_analyzers
 from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
 from ktriage.logs import scan_binary
 from ktriage.logs.report import unread_fields
+from ktriage.logs.ureport import ureport_refusal
 from ktriage.model import Crash, CrashReport, InputRecord, Report
 
 MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse absurd sizes
@@ -56,6 +57,8 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
                 f"and analyze that"
             ) from None
         yield from read_vmcore(inp.path, opts, rec)
+    elif inp.kind == "ureport":
+        raise InputError(ureport_refusal(stream.read(1 << 20), inp.path))
     elif inp.kind == "elf":
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:

@@ -9,6 +9,7 @@ told us (timestamp, caller, whether the line came from the kernel at all).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +51,12 @@ _COLLECTOR_PREFIXES: tuple[re.Pattern[str], ...] = (
     re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} [a-z]{2,8}\.[a-z]{2,7} kernel: "),
     # syslog without a host name (busybox, some routers): "May 18 14:56:06 kernel: msg"
     re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d kernel: "),
+    # log shipper with the source file: "2022-11-12 10:10:59 +0800 | messages | Nov 12 10:10:59 host kernel: msg"
+    re.compile(
+        r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?: ?(?:[+-]\d\d:?\d\d|Z|UTC))? \| [\w.\-/]{1,64} \| "
+    ),
+    # Kubernetes CRI container log: "2023-01-02T03:04:05.123456789Z stdout F msg"
+    re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) (?:stdout|stderr) [FP] "),
     # an editor's or pager's line number before a dmesg line: "  11746 [46223316.652645] msg"
     re.compile(r"^\s{0,8}\d{1,9}\s{1,8}(?=(?:<\d{1,3}>)?\[\s{0,12}\d{1,12}\.\d{1,9}\])"),
 )
@@ -129,9 +136,39 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     return text, ts, caller, origin
 
 
+# The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
+# Elasticsearch/Graylog/Logstash (`message`, also under `_source`), journald JSON (`MESSAGE`).
+_JSON_TEXT_KEYS = ("log", "message", "MESSAGE", "line", "msg", "full_message")
+
+
+def json_text(line: str) -> list[str] | None:
+    """The log text of one JSON object a line (its lines, for a multi-line message), else None."""
+    s = line.strip()
+    if not (s.startswith("{") and s.endswith("}")):
+        return None
+    try:
+        obj = json.loads(s)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("_source"), dict):
+        obj = obj["_source"]
+    for key in _JSON_TEXT_KEYS:
+        v = obj.get(key)
+        if isinstance(v, str):
+            return v.splitlines() or [""]
+    return None
+
+
 def records(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
-    """Turn (lineno, raw line) pairs into Records, splitting flattened lines."""
+    """Turn (lineno, raw line) pairs into Records, splitting flattened lines and unwrapping JSON-a-line exports."""
     for lineno, raw in lines:
+        if raw[:1] == "{" or raw.lstrip()[:1] == "{":
+            texts = json_text(raw)
+            if texts is not None:
+                yield from records((lineno, t) for t in texts)
+                continue
         line = clean(raw)
         parts = split_flattened(line) if "[" in line else [line]
         for part in parts:
