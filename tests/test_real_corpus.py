@@ -8,6 +8,7 @@ this test holds the reader to every one of them, so a regression names the file 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -100,3 +101,21 @@ def test_collector_forms_of_a_real_report(wrap) -> None:  # type: ignore[no-unty
         9113,
         "3.9.3-x86_64-linode33",
     )
+
+
+_TS = re.compile(r"\[\s*\d+\.\d+\] ?")
+# an editor's line numbers are recognized only in front of a dmesg timestamp
+_TS_NEEDED = {"collectors/diagnose-tools-107-line-numbers.log"}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [e for e in ENTRIES if e["file"] not in _TS_NEEDED and _TS.search((REAL_INDEX.parent / e["file"]).read_text())],
+    ids=lambda e: e["file"],
+)
+def test_same_answers_without_timestamps(entry: dict) -> None:
+    """The same text with its dmesg timestamps removed (a mail, a serial console without printk.time) is cut at
+    the same place: the arm64 `Mem abort info:` block, lockdep's sentences and prose after a WARNING stay in."""
+    text = _TS.sub("", (REAL_INDEX.parent / entry["file"]).read_text(encoding="utf-8"))
+    result = check_real(parse_log_text(text, entry["file"]), entry["expect"])
+    assert all(result.values()), sorted(k for k, ok in result.items() if not ok)

@@ -30,7 +30,10 @@ _ABSORB_LINES = 12
 _OOPSY = re.compile(
     r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
     r"^\s*<|^\s*\[|^\s*$|---|Code:|Comm:|Stack:|Kernel|Oops|BUG|RIP|pc :|lr :|"
-    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}"
+    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}|"
+    # arm64 `Mem abort info:` fields (`  SET = 0, FnV = 0`), lockdep's fixed sentences and scenario table
+    r"^\s*\w{1,12} = \w|lock already depends|dependency chain|might help us debug|unsafe locking scenario|"
+    r"Chain exists of|DEADLOCK|^\s*(?:lock|unlock|rlock|wlock|<Interrupt>)\b|^\s*-> #\d|already holding|held by"
 )
 _PROSE_LINES = 4
 _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped report  # a second header this early in a report belongs to it (list_del -> kernel BUG)
