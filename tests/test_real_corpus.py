@@ -119,3 +119,18 @@ def test_same_answers_without_timestamps(entry: dict) -> None:
     text = _TS.sub("", (REAL_INDEX.parent / entry["file"]).read_text(encoding="utf-8"))
     result = check_real(parse_log_text(text, entry["file"]), entry["expect"])
     assert all(result.values()), sorted(k for k, ok in result.items() if not ok)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["[Вт апр  8 20:35:12 2025]", "[火 4月  8 20:35:12 2025]", "[mar. avril  8 20:35:12 2025]"]
+)
+def test_dmesg_T_dates_in_other_locales(stamp: str) -> None:
+    """`dmesg -T` in a Russian, Japanese or French locale, put mechanically in place of the timestamps."""
+    text = (REAL_INDEX.parent / "fault-ip" / "pf_ring-523-stack-protector.log").read_text(encoding="utf-8")
+    c = parse_log_text(re.sub(r"^\[\s*\d+\.\d+\]", stamp, text, flags=re.M))[0]
+    assert (c.kind, c.guilty_frame, c.task.comm, c.kernel.release) == (
+        "stack-protector",
+        "parse_pkt",
+        "swapper/18",
+        "3.10.0-1062.4.1.el7.x86_64",
+    )
