@@ -188,6 +188,15 @@ FORMATS: tuple[Format, ...] = (
     F(r"kernel BUG at ", "bug", "kernel BUG in {func}", stack="ip", skip=("^skb_",)),
     F(r"Kernel BUG (.*)", "bug", "kernel BUG {h1}", stack="none", no_stack=True),
     F(r"invalid opcode: ", "invalid-opcode", "invalid opcode in {func}", stack="ip_only", starts_report=False),
+    # 32-bit ARM traps: BUG() is an undefined instruction (`Oops - BUG`), other undefined instructions too
+    F(r"Internal error: Oops - BUG: ", "bug", "kernel BUG in {func}", stack="ip", starts_report=False),
+    F(
+        r"Internal error: Oops - undefined instruction: ",
+        "invalid-opcode",
+        "invalid opcode in {func}",
+        stack="ip",
+        starts_report=False,
+    ),
     F(r"Internal error: ", "paging-request", "Internal error in {func}", stack="ip", starts_report=False),
     F(r"BUG: soft lockup", "soft-lockup", "BUG: soft lockup in {func}", stack="stall"),
     F(

@@ -86,10 +86,26 @@ def clean(line: str) -> str:
     return _CTRL.sub("", line)
 
 
+# Where an oops flattened into one line without timestamps (a mail archive, a web page) had its line breaks:
+# the line forms every report has. Used only on long lines holding several of them.
+_OOPS_LINE_START = re.compile(
+    r" (?=Unable to handle kernel |Internal error: |Modules linked in:|CPU: \d|PC is at |LR is at |pc : \[<|"
+    r"Flags: [NnZzCcVv]{4} |Process \S{1,64} \(pid: |Stack: \(|Backtrace: |\[<[0-9a-f]{8,16}>\] \(|Code: |"
+    r"Kernel panic - not syncing|Call Trace:|RIP: |Hardware name: )"
+)
+_FLAT_MIN = 300
+
+
 def split_flattened(line: str) -> list[str]:
     """Split a line that holds several dmesg records (newlines lost on the way)."""
     parts = _INNER_TS.split(line)
-    return parts if len(parts) > 1 else [line]
+    if len(parts) > 1:
+        return parts
+    if len(line) > _FLAT_MIN and "[" in line:
+        parts = _OOPS_LINE_START.split(line)
+        if len(parts) >= 5:
+            return parts
+    return [line]
 
 
 def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
