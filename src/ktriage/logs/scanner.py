@@ -51,6 +51,10 @@ _QUOTES = '"“”‘’«»`'
 _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 
 
+# ... or a placeholder in what the header line says (a tutorial's `Kernel panic - not syncing: ... (e.g.,`).
+_PROSE_IN = re.compile(r": (?:\.\.\.|…)(?: |$)|\(e\.g\.|\bi\.e\.,")
+
+
 def _prose_before(prefix: str) -> bool:
     if _PROSE_WORDS.search(prefix):
         return True
@@ -64,7 +68,7 @@ def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
     for fmt in FORMATS:
         m = fmt.header.search(text)
         if m:
-            if m.start() and _prose_before(text[: m.start()]):
+            if (m.start() and _prose_before(text[: m.start()])) or _PROSE_IN.search(text, m.start()):
                 return None  # a sentence or a mail header that names a crash
             return fmt, m
     return None
