@@ -21,7 +21,7 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bRIP: [0-9a-f]{4}:|\bRAX: [0-9a-f]{16}|\bRSP: [0-9a-f]{4}:|\bR13: [0-9a-f]{16}|"
             r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_|\bsystem_call_fastpath\b|\bx86_64_start_kernel\b|"
-            r"-amd64 #|\bRIP: [0-9a-f]{4}:\[<[0-9a-f]{16}>\]"
+            r"-amd64 #|\bRIP: [0-9a-f]{4}:\[<[0-9a-f]{16}>\]|\bIP: \[<[0-9a-f]{16}>\]"
         ),
     ),
     (
@@ -50,7 +50,8 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "arm",
         re.compile(
-            r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7|"
+            r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7|\bISA (?:ARM|Thumb)\b|"
+            r"^Internal error: Oops.{0,60}\[#\d{1,3}\](?: [A-Z_]{2,8}){0,4} (?:ARM|THUMB2)\s*$|"
             r"^\[<[0-9a-f]{8}>\] \([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from \[<",
             re.M,
         ),

@@ -540,7 +540,7 @@ def build_crash(
             [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
         )
     lockup = fmt.kind in ("soft-lockup", "hard-lockup")  # the sampled IP is the looping code
-    if guilty is None and ip is not None and ip.symbol and (fmt.stack in _IP_STACKS or lockup) and not fmt.fallback:
+    if guilty is None and ip is not None and ip.symbol and (fmt.stack in _IP_STACKS or lockup or fmt.fallback):
         # the stack names nothing usable (none printed, cut off, all generic): the faulting IP does
         guilty = first_guilty([ip.symbol], fmt.skip)
         if guilty is not None:
