@@ -58,7 +58,7 @@ _COLLECTOR_PREFIXES: tuple[re.Pattern[str], ...] = (
     # Kubernetes CRI container log: "2023-01-02T03:04:05.123456789Z stdout F msg"
     re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) (?:stdout|stderr) [FP] "),
     # syslogd's wall message body: " kernel:[14802.137324] msg" (under "Message from syslogd@host at ...")
-    re.compile(r"^ ?kernel:(?=\[\s{0,12}\d{1,12}\.\d{1,9}\])"),
+    re.compile(r"^ ?kernel:(?=\S)"),
     # `journalctl -o cat`-like copies that keep the identifier: "kernel: msg"
     re.compile(r"^kernel: "),
     # an editor's or pager's line number before a dmesg line: "  11746 [46223316.652645] msg"
