@@ -52,7 +52,7 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7|\bISA (?:ARM|Thumb)\b|"
             r"^Internal error: Oops.{0,60}\[#\d{1,3}\](?: [A-Z_]{2,8}){0,4} (?:ARM|THUMB2)\s*$|"
-            r"^\[<[0-9a-f]{8}>\] \([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from \[<",
+            r"^\[<[0-9a-f]{8}>\] ?\([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from \[<",
             re.M,
         ),
     ),

@@ -115,9 +115,9 @@ def parse_frame(text: str, section: str = "task") -> Frame | None:
 
 
 # 32-bit ARM's unwinder: `[<c0014990>] (unwind_backtrace+0x0/0xf4) from [<c0011ca8>] (show_stack+0x10/0x14)`
-# (3.x), `[<c00252ec>] (warn_slowpath_null) from [<bf091ad0>] (mwl_tx_xmit+0x1628/0x167c [mwlwifi])` (4.x+):
+# (3.x, some without the space: `[<80014428>](unwind_backtrace+0x0/0xf8) from`), `[<c00252ec>] (warn_slowpath_null) from [<bf091ad0>] (mwl_tx_xmit+0x1628/0x167c [mwlwifi])` (4.x+):
 # each line names a function and its caller; the caller's offset is the return address in it.
-_ARM_PART = r"\[<([0-9a-f]{8})>\] \(([.A-Za-z_$][\w.$]{0,127}?)(?:\+0x([0-9a-f]{1,8})/0x([0-9a-f]{1,8}))?(?: \[([\w\-]{1,64})\])?\)"
+_ARM_PART = r"\[<([0-9a-f]{8})>\] ?\(([.A-Za-z_$][\w.$]{0,127}?)(?:\+0x([0-9a-f]{1,8})/0x([0-9a-f]{1,8}))?(?: \[([\w\-]{1,64})\])?\)"
 _ARM_UNWIND = re.compile(r"^\s*" + _ARM_PART + r" from " + _ARM_PART + r"\s*$")
 # the callee-saved registers 4.x+ prints under each frame (`r7:bd85a000 r6:60000013 ...`)
 ARM_REGS_LINE = re.compile(r"^\s*r\d{1,2}:[0-9a-f]{8}(?: |$)")

@@ -512,7 +512,9 @@ def build_crash(
     `cut`: the report was still open when the log ended or the machine rebooted; `eof`: the input
     itself ended inside the report."""
     lines = [r.text for r in region]
-    arch = archmod.detect_arch(lines)
+    # one machine, one architecture: the log's lines just before the report tell it when the report does not
+    # (a panic line whose oops scrolled away, a report cut to its header)
+    arch = archmod.detect_arch(lines) or archmod.detect_arch([r.text for r in before[-100:]])
     frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
 
     fmt, header, rmatch = select_format(fmt, lines)
