@@ -61,6 +61,8 @@ _COLLECTOR_PREFIXES: tuple[re.Pattern[str], ...] = (
     re.compile(r"^ ?kernel:(?=\S)"),
     # `journalctl -o cat`-like copies that keep the identifier: "kernel: msg"
     re.compile(r"^kernel: "),
+    # a dmesg timestamp cut after its dot by whoever pasted it: "[  240.] msg"
+    re.compile(r"^\[\s{0,12}\d{1,12}\.\] ?"),
     # an editor's or pager's line number before a dmesg line: "  11746 [46223316.652645] msg"
     re.compile(r"^\s{0,8}\d{1,9}\s{1,8}(?=(?:<\d{1,3}>)?\[\s{0,12}\d{1,12}\.\d{1,9}\])"),
 )
