@@ -105,11 +105,9 @@ def test_collector_forms_of_a_real_report(wrap) -> None:  # type: ignore[no-unty
 
 _TS = re.compile(r"\[\s*\d+\.\d+\] ?")
 # Texts whose other oddity is told apart by the timestamp: an editor's line numbers (recognized in front of a
-# dmesg timestamp), a first line alone indented (without timestamps it reads as an indented mail excerpt), a
-# host-only syslog prefix (without the timestamp `host PKRU: ...` reads as another program's syslog line).
+# dmesg timestamp), a host-only syslog prefix (without the timestamp `host PKRU: ...` reads as another program's syslog line).
 _TS_NEEDED = {
     "collectors/diagnose-tools-107-line-numbers.log",
-    "arm32/k-hypervisor-44-nospace-unwind.log",
     "collectors/tempesta-2653-ip-host-no-program.log",
 }
 

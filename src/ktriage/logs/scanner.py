@@ -81,7 +81,9 @@ def _dedent(rec: Record) -> tuple[str | None, Record]:
     body = rec.text.lstrip(" \t")
     if not body or match_header(body) is None:
         return None, rec
-    return rec.text[: len(rec.text) - len(body)], dataclasses.replace(rec, text=body)
+    indent = rec.text[: len(rec.text) - len(body)]
+    # one space before the first line only is a copy-paste artifact, not a quoting indentation
+    return (None if indent == " " else indent), dataclasses.replace(rec, text=body)
 
 
 class Scanner:
