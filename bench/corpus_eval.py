@@ -250,9 +250,9 @@ def evaluate_real(index: Path = REAL_INDEX) -> dict:
 
 def print_real(res: dict, misses: bool) -> None:
     cols = ("files", "all_right") + REAL_FIELDS
-    print(" ".join(f"{c:>9}" for c in ("class",) + cols))
+    print(f"{'class':<14}" + " ".join(f"{c:>9}" for c in cols))
     for cls, row in res["classes"].items():
-        print(" ".join(f"{str(row.get(c, '-')):>9}" for c in cols) + f"  {cls}")
+        print(f"{cls:<14}" + " ".join(f"{str(row.get(c, '-')):>9}" for c in cols))
     print("field %: " + ", ".join(f"{k} {v}" for k, v in res["field_pct"].items()))
     if misses:
         for m in res["misses"]:
