@@ -81,6 +81,8 @@ _RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
     re.compile(
         r"\bTRAP: [0-9a-f]{4}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{0,8}\((?P<release>\d{1,2}\.\d{1,3}[^)\s]{0,80})\)"
     ),
+    # i386 2.6: "EFLAGS: 00010202   (2.6.22-12-generic #1)"
+    re.compile(r"^EFLAGS: [0-9a-f]{8}\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"),
     # 32-bit ARM before 3.10: "CPU: 0    Not tainted  (3.4.90+ #1)"
     re.compile(
         r"^CPU: \d{1,5}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"
