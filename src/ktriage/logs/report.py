@@ -516,7 +516,8 @@ def build_crash(
     lines = [r.text for r in region]
     # one machine, one architecture: the log's lines just before the report tell it when the report does not
     # (a panic line whose oops scrolled away, a report cut to its header)
-    arch = archmod.detect_arch(lines) or archmod.detect_arch([r.text for r in before[-100:]])
+    arch = archmod.detect_arch(lines)
+    arch_from_context = arch is None and (arch := archmod.detect_arch([r.text for r in before[-100:]])) is not None
     frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
 
     fmt, header, rmatch = select_format(fmt, lines)
@@ -537,6 +538,8 @@ def build_crash(
 
     guilty, polluted = _guilty(fmt, groups, lines)
     notes: list[str] = []  # how a value was read when it did not come from its usual field
+    if arch_from_context:
+        notes.append(f"arch {arch}: from the log's lines before the report; the report itself does not show it")
     if guilty is None and fmt.stack in ("warning", "trace") and not any(CALL_TRACE.search(ln) for ln in lines):
         # A WARN quoted in a commit message: frame lines under the header, without the `RIP:` line
         # and the `Call Trace:` keyword. Only whole-line frames count (`func+0x12/0x40`).
