@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 FUNC = r"([a-zA-Z0-9_.$]+)"
-SRC = r"([a-zA-Z0-9_\-./]+\.(?:c|h|rs|S)):\d+"
+SRC = r"([a-zA-Z0-9_\-./+]+\.(?:c|h|rs|S)):\d+"  # build paths may hold "+" (target-mipsel_1004kc+dsp)
 
 
 @dataclass(frozen=True)
