@@ -92,8 +92,8 @@ def test_arm64_syscall_prefix_stripped() -> None:
 
 
 def test_ppc64_paging_request() -> None:
-    c = first(case("431")[1])
-    assert c.arch == "ppc64" and c.kind == "paging-request"
+    c = first(case("431")[1])  # little-endian: `LE PAGE_SIZE=64K ...` and `MSR: ... <SF,...,LE,TM[E]>`
+    assert c.arch == "ppc64le" and c.kind == "paging-request"
     assert c.title == "BUG: unable to handle kernel paging request in partition_sched_domains_locked"
     assert c.guilty_frame == "partition_sched_domains_locked"
 

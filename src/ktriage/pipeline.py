@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from ktriage.analyzers import AnalysisContext, run_analyzers
 from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
 from ktriage.logs import scan_binary
+from ktriage.logs.report import unread_fields
+from ktriage.logs.ureport import ureport_refusal
 from ktriage.model import Crash, CrashReport, InputRecord, Report
 
 MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse absurd sizes
@@ -56,6 +58,8 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
                 f"and analyze that"
             ) from None
         yield from read_vmcore(inp.path, opts, rec)
+    elif inp.kind == "ureport":
+        raise InputError(ureport_refusal(stream.read(1 << 20), inp.path))
     elif inp.kind == "elf":
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:
@@ -99,9 +103,10 @@ def _vmcore_for(crash: Crash):  # type: ignore[no-untyped-def]
 
 def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
     cr = CrashReport(crash)
+    cr.skipped = unread_fields(crash) if crash.source.format != "vmcore" else []
     if opts.analyze:
         ctx = AnalysisContext(crash, debuginfo=_debuginfo_for(crash, opts), vmcore=_vmcore_for(crash))
-        cr.skipped = run_analyzers(ctx)
+        cr.skipped += run_analyzers(ctx)
         cr.findings = ctx.findings
         try:
             from ktriage.kb import match_crash
