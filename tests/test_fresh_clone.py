@@ -55,7 +55,7 @@ def test_fresh_clone_installs_and_passes(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path, env)
     py = str(venv / "bin" / "python")
-    _run([py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(clone)], tmp_path, env)
+    _run([py, "-m", "pip", "install", "--quiet", "--no-deps", str(clone)], tmp_path, env)
     where = _run([py, "-c", "import ktriage; print(ktriage.__file__)"], tmp_path, env).stdout.strip()
     assert where.startswith(str(venv)), f"ktriage imported from {where}, not from the clone's install"
 

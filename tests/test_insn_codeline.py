@@ -9,14 +9,9 @@ The objdump line that was compared is quoted next to each assertion.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from ktriage.insn.codeline import parse_code_line
 from ktriage.insn.decode import decode, listing
 from realdata import corpus_path, needs_corpus
-
 
 
 def code_line(name: str, nth: int = 0) -> str:

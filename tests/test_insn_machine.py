@@ -17,7 +17,6 @@ from ktriage.analyzers import AnalysisContext, run_analyzers
 from ktriage.insn.codeline import parse_code_line
 from realdata import corpus_log, corpus_path, seed
 
-
 logs = pytest.importorskip("ktriage.logs", reason="log reader (ktriage.logs.parse_log_text) not importable")
 
 

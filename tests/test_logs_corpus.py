@@ -8,7 +8,6 @@ setup, CI) the floors fail rather than skip, so agreement cannot silently go unm
 from __future__ import annotations
 
 import io
-import os
 import re
 import sys
 from pathlib import Path
