@@ -87,6 +87,9 @@ def main() -> None:
 )
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Text report: every finding's evidence, every frame, every analyzer not run."
+)
 def analyze(
     paths: tuple[str, ...],
     fmt: str,
@@ -99,6 +102,7 @@ def analyze(
     no_btf: bool,
     color: bool | None,
     debug: bool,
+    verbose: bool,
 ) -> None:
     """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
     try:
@@ -127,7 +131,7 @@ def analyze(
         else:
             from ktriage.render.text import render as render_text
 
-            text = render_text(report, color=False if output else color)
+            text = render_text(report, color=False if output else color, verbose=verbose)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # last line of defence: one line, not a traceback
