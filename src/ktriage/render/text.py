@@ -72,7 +72,8 @@ def _finding(con: Console, f: Finding, verbose: bool) -> None:
     if verbose:
         ev, more = list(f.evidence[:MAX_EVIDENCE]), max(0, len(f.evidence) - MAX_EVIDENCE)
     else:
-        ev, more = notable_evidence(f, SHORT_EVIDENCE)
+        # a low-confidence finding is a lead, not a conclusion: its summary says so; -v shows its evidence
+        ev, more = notable_evidence(f, 0 if f.confidence == "low" else SHORT_EVIDENCE)
     for e in ev:
         con.print(f"             [dim]- {escape(e)}[/]")
     if more:  # the JSON and Markdown reports carry all of it
