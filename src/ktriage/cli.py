@@ -51,7 +51,7 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=click.Choice(["text", "json", "markdown", "postmortem", "html"]),
     default="text",
     show_default=True,
     help="Report format.",
@@ -128,6 +128,14 @@ def analyze(
             from ktriage.render.markdown import render
 
             text = render(report)
+        elif fmt == "postmortem":
+            from ktriage.render.postmortem import render as render_postmortem
+
+            text = render_postmortem(report)
+        elif fmt == "html":
+            from ktriage.render.html import render as render_html
+
+            text = render_html(report)
         else:
             from ktriage.render.text import render as render_text
 
