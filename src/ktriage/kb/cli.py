@@ -31,14 +31,24 @@ def _load(kb_dirs: tuple[str, ...]) -> RuleSet:
 
 @click.group("kb")
 def kb() -> None:
-    """Known-bug rules: list them, show one, lint them."""
+    """Known-bug rules: list them, show one, lint them.
+
+    \b
+    Example:
+      ktriage kb show nf-conntrack-clash-refetch
+    """
 
 
 @kb.command("list")
 @_KB_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_cmd(kb_dirs: tuple[str, ...], fmt: str) -> None:
-    """One line per rule: id, status, fix commit, mainline release, title."""
+    """One line per rule: id, status, fix commit, mainline release, title.
+
+    \b
+    Example:
+      ktriage kb list --kb ./my-rules
+    """
     rs = _load(kb_dirs)
     rows = []
     for r in rs:
@@ -74,7 +84,12 @@ def list_cmd(kb_dirs: tuple[str, ...], fmt: str) -> None:
 @_KB_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
 def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
-    """Everything about one rule, probe scripts included."""
+    """Everything about one rule, probe scripts included.
+
+    \b
+    Example:
+      ktriage kb show nf-queue-gso-segment-null
+    """
     rs = _load(kb_dirs)
     r = rs.get(rule_id)
     if r is None:
@@ -168,7 +183,12 @@ def _wrap(text: str, width: int = 100) -> list[str]:
 @_KB_OPTION
 @click.option("--no-examples", is_flag=True, help="Only validate the files; do not run the examples.")
 def lint_cmd(kb_dirs: tuple[str, ...], no_examples: bool) -> None:
-    """Validate every rule file and prove every rule with its examples (exit 1 on problems)."""
+    """Validate every rule file and prove every rule with its examples (exit 1 on problems).
+
+    \b
+    Example:
+      ktriage kb lint --kb ./my-rules
+    """
     from ktriage.kb.lint import lint
 
     res = lint(list(kb_dirs), check_examples_=not no_examples)
