@@ -11,7 +11,6 @@ Two kinds of check:
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -22,8 +21,12 @@ import pytest
 
 from ktriage.kb.match import Match
 from ktriage.model import Crash, CrashReport, Skipped, SourceSpan
+from ktriage.pipeline import Options, analyze_paths
+from ktriage.render.json_out import report_dict
+from ktriage.render.text import render
 from ktriage.verdict import best_match, compose, unlock_line
 from realdata import FIXTURES, REPO, seed, seed_paths
+from verdict_check import check_consistent
 
 EXAMPLE = REPO / "examples" / "centos7-nf_conntrack-dmesg.txt"
 LAB_LOGS = sorted((FIXTURES / "lab").glob("*.console.log")) + sorted((FIXTURES / "lab-arm64").glob("*.console.log"))
@@ -37,50 +40,9 @@ def run(*args: str) -> str:
 
 
 def both(path: Path) -> tuple[list[dict[str, Any]], str]:
-    """The JSON crashes and the default text report of one input."""
-    return json.loads(run("analyze", "--format", "json", str(path)))["crashes"], run("analyze", str(path))
-
-
-def text_verdicts(text: str) -> list[list[str]]:
-    """The verdict lines of each crash in the text report (between 'verdict' and the first fact)."""
-    out: list[list[str]] = []
-    cur: list[str] | None = None
-    for line in text.splitlines():
-        if line == "  verdict":
-            cur = []
-            out.append(cur)
-        elif cur is not None and line.startswith("    "):
-            cur.append(line[4:])
-        else:
-            cur = None
-    return out
-
-
-def check_consistent(crashes: list[dict[str, Any]], text: str) -> None:
-    assert [c["verdict"]["lines"] for c in crashes] == text_verdicts(text)
-    for c in crashes:
-        v = c["verdict"]
-        assert 2 <= len(v["lines"]) <= 8
-        assert v["kind"] == c["kind"]
-        assert v["function"] == (c["guilty_frame"] or (c["ip"] or {}).get("symbol"))
-        if v["function"]:
-            assert v["function"] in v["what"]
-        members = [f["data"]["expression"] for f in c["findings"] if f["code"] in ("vmcore.member", "src.fault-member")]
-        if members:
-            assert v["member"] == members[0] and members[0] in v["what"]
-        full = [m for m in c["known_bugs"] if m.get("kind") == "match" and not m["similar"]]
-        rules = [m for m in full if m.get("tier", "rules") != "cve"]
-        if rules:
-            top = max(rules, key=lambda m: m["score"])
-            assert v["bug"]["id"] == top["id"] and not v["bug"]["candidate"]
-            assert v["fixed_in_this_kernel"] == top["fixed_in_this_kernel"]
-            if top["fix"].get("mainline"):
-                assert f"v{top['fix']['mainline']}" in v["fixed_in"]
-            assert top["id"] in "\n".join(v["lines"])
-            if top["fixed_in_this_kernel"] == "no":
-                assert "does NOT have the fix" in "\n".join(v["lines"])
-        elif not full:
-            assert v["bug"] is None or v["bug"]["candidate"]
+    """The JSON crashes and the default text report of one input, from one analysis (as the CLI renders them)."""
+    rep = analyze_paths([str(path)], Options())
+    return report_dict(rep)["crashes"], render(rep, color=False)
 
 
 # --- consistency on every real input -----------------------------------------------------------
@@ -107,7 +69,10 @@ def test_centos7_nf_conntrack_verdict() -> None:
     # "BUG: unable to handle kernel NULL pointer dereference at 0000000000000a30",
     # "IP: [<ffffffffc086077d>] nf_ct_deliver_cached_events+0x2d/0x110 [nf_conntrack]", "RAX: 0000000000000000";
     # the fix 56b14ecec97f (v5.19) is not in any CentOS 7 kernel through 3.10.0-1160.66.1.el7 (KB rule, cited).
-    crashes, text = both(EXAMPLE)
+    # through the command line, as a user runs it: `ktriage analyze --format json FILE` and `ktriage analyze FILE`
+    crashes = json.loads(run("analyze", "--format", "json", str(EXAMPLE)))["crashes"]
+    text = run("analyze", str(EXAMPLE))
+    check_consistent(crashes, text)
     v = crashes[0]["verdict"]
     assert (v["kind"], v["function"], v["module"]) == ("null-deref", "nf_ct_deliver_cached_events", "nf_conntrack")
     assert v["member"] == "offset 0xa30"

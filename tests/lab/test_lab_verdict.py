@@ -1,0 +1,39 @@
+"""On the lab's real kdump vmcores (with the lab's debug info): the verdict states the same conclusion
+as the full report (kind, function, member, bug, fix status), and names what the vmcore proved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("drgn")
+
+from tests.verdict_check import check_consistent  # noqa: E402
+
+from ktriage.pipeline import Options, analyze_paths  # noqa: E402
+from ktriage.render.json_out import report_dict  # noqa: E402
+from ktriage.render.text import render  # noqa: E402
+from ktriage.verdict import compose  # noqa: E402
+
+SCENARIOS = ["null-member", "race-member", "uaf-poison", "oob-small-object", "netfilter-udp", "deadlock", "bug-on"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_vmcore_verdict_agrees_with_report(lab, lab_scenario, name: str) -> None:
+    opts = Options(vmlinux=lab["vmlinux"], debuginfo_dirs=[str(Path(lab["crashmod_ko"]).parent)])
+    rep = analyze_paths([lab_scenario(name)["vmcore"]], opts)
+    assert rep.crashes
+    check_consistent(report_dict(rep)["crashes"], render(rep, color=False))
+    cr = rep.crashes[-1]
+    v = compose(cr)
+    codes = {f.code: f for f in cr.findings}
+    if "vmcore.member" in codes:  # the vmcore named the member: the verdict says it, not an offset
+        assert v.member == codes["vmcore.member"].data["expression"] and v.member in v.what
+    race = codes.get("vmcore.race")
+    if race is not None and race.data.get("changed"):
+        assert "changed after the CPU read it" in v.what
+    if "vmcore.use-after-free" in codes:
+        assert "FREE in slab cache" in v.what
+    if "vmcore.deadlock" in codes:
+        assert "deadlock" in v.what
