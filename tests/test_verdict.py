@@ -11,6 +11,7 @@ Two kinds of check:
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
