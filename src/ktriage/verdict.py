@@ -38,7 +38,22 @@ _KIND_PHRASE = {
     "refcount": "refcount_t error",
     "divide-error": "Division by zero",
     "panic": "Kernel panic",
+    "double-fault": "Double fault",
+    "memory-leak": "Memory leak (kmemleak)",
+    "lockdep": "Lockdep report",
+    "stack-protector": "Stack canary corrupted",
+    "stack-guard": "Kernel stack overflow",
+    "usercopy": "Hardened usercopy violation",
+    "bad-page": "Bad page state",
+    "slab-corruption": "Slab corruption",
+    "mce": "Machine check (hardware error)",
+    "atomic-sleep": "Sleeping function called from atomic context",
+    "oom": "Out of memory",
+    "page-alloc-failure": "Page allocation failure",
 }
+# Kinds whose title already says the bug type in the words kernel developers search by
+# ("KASAN: use-after-free Read in consume_skb"): the verdict starts with the title itself.
+_TITLE_KINDS = ("kasan", "kfence", "kmsan", "kcsan", "ubsan", "lockdep")
 
 # The findings that explain the bad access, strongest evidence first: (code, where the evidence comes from).
 _ANCHORS: tuple[tuple[str, str], ...] = (
@@ -326,7 +341,15 @@ def compose(cr: CrashReport) -> Verdict:
         member_text = f"`{member}`" if member else ""
         member_fact = member
 
-    what = f"{_KIND_PHRASE.get(c.kind, KINDS.get(c.kind, c.kind).capitalize())} {where}"
+    if c.kind in _TITLE_KINDS and c.title:
+        what = (
+            c.title
+            + (f" [{mod}]" if mod else "")
+            + (where[where.index(" (faulting") :] if "(faulting" in where else "")
+        )
+    else:
+        phrase = _KIND_PHRASE.get(c.kind) or KINDS.get(c.kind, c.kind)
+        what = f"{phrase[:1].upper()}{phrase[1:]} {where}"
     details = []
     if member_text and c.kind in _MEMORY_KINDS:
         verb = "reading" if access and "read" in access and "write" not in access else "accessing"
