@@ -20,7 +20,7 @@ from typing import Any
 
 from ktriage.model import KINDS, Crash, CrashReport, Finding, Skipped
 
-__all__ = ["Verdict", "compose", "unlock_line", "best_match"]
+__all__ = ["Verdict", "anchor_finding", "best_match", "compose", "unlock_line"]
 
 # How each kind reads at the start of a sentence (the KINDS text is a definition, not a headline).
 _KIND_PHRASE = {
@@ -201,7 +201,8 @@ def _bad_pointer(c: Crash, findings: Sequence[Finding]) -> tuple[str | None, str
     return ptr, access
 
 
-def _anchor(findings: Sequence[Finding]) -> tuple[Finding | None, str]:
+def anchor_finding(findings: Sequence[Finding]) -> tuple[Finding | None, str]:
+    """The finding the explanation rests on (strongest evidence first) and where its evidence comes from."""
     for code, source in _ANCHORS:
         f = _find(findings, code)
         if f is not None:
@@ -373,7 +374,7 @@ def compose(cr: CrashReport) -> Verdict:
         details.append("deadlock: " + dl.summary.rstrip("."))
     what += (": " + ", ".join(details) if details else "") + "."
 
-    anchor, source = _anchor(f)
+    anchor, source = anchor_finding(f)
     confidence = anchor.confidence if anchor is not None else "low"
     why = f"Evidence: {source}; confidence {confidence}"
     if anchor is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ktriage.model import KINDS, Crash, CrashReport
 from ktriage.render.sections import grouped
-from ktriage.verdict import Verdict, best_match, compose, unlock_line
+from ktriage.verdict import Verdict, anchor_finding, best_match, compose, unlock_line
 
 __all__ = ["Block", "Section", "crash_document", "sys_facts"]
 
@@ -154,6 +154,9 @@ def _analysis(cr: CrashReport) -> list[Section]:
 def _root_cause(cr: CrashReport, v: Verdict) -> list[Block]:
     m, candidate = best_match(cr)
     blocks = [_p(v.what)]
+    anchor, source = anchor_finding(cr.findings)
+    if anchor is not None:
+        blocks.append(_p(f"The strongest evidence ({source}): {anchor.summary}"))
     if m is None:
         blocks.append(_p("No known bug in the knowledge base matches this crash."))
         return blocks
@@ -255,9 +258,10 @@ def _open_questions(cr: CrashReport, v: Verdict) -> list[str]:
     line = unlock_line(cr.skipped)
     if line:
         qs.append(line[0].upper() + line[1:] + ".")
-        qs += [
+        qs += [  # the inputs that would unlock more; "not applicable" skips are in the JSON and -v
             f"{s.analyzer}: {s.reason if len(s.reason) <= 240 else s.reason[:237] + '...'}"
             for s in cr.skipped
+            if s.analyzer == "debuginfo" or "Code:" in s.reason or s.reason.startswith("needs ")
             if not s.reason.startswith("needs vmcore")
         ][:6]
     return qs
