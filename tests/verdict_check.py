@@ -30,7 +30,9 @@ def check_consistent(crashes: list[dict[str, Any]], text: str) -> None:
         assert v["function"] == (c["guilty_frame"] or (c["ip"] or {}).get("symbol"))
         if v["function"]:
             assert v["function"] in v["what"]
-        members = [f["data"]["expression"] for f in c["findings"] if f["code"] in ("vmcore.member", "src.fault-member")]
+        # the member as the vmcore names it (the whole chain, sk->reuse_cb->count), else as the debug info does
+        members = [f["data"]["expression"] for f in c["findings"] if f["code"] == "vmcore.member"]
+        members += [f["data"]["expression"] for f in c["findings"] if f["code"] == "src.fault-member"]
         if members:
             assert v["member"] == members[0] and members[0] in v["what"]
         full = [m for m in c["known_bugs"] if m.get("kind") == "match" and not m["similar"]]

@@ -58,7 +58,8 @@ _TITLE_KINDS = ("kasan", "kfence", "kmsan", "kcsan", "ubsan", "lockdep")
 # The findings that explain the bad access, strongest evidence first: (code, where the evidence comes from).
 _ANCHORS: tuple[tuple[str, str], ...] = (
     ("vmcore.use-after-free", "memory read back from the vmcore"),
-    ("vmcore.race", "memory read back from the vmcore"),
+    ("vmcore.race", "memory read back from the vmcore"),  # only when the memory changed (see anchor_finding)
+    ("vmcore.object-bounds", "the slab object's size read from the vmcore"),
     ("vmcore.member", "the vmcore with types"),
     ("src.fault-member", "the trapping instruction and the debug info"),
     ("vmcore.deadlock", "the locks' own wait lists in the vmcore"),
@@ -205,7 +206,7 @@ def anchor_finding(findings: Sequence[Finding]) -> tuple[Finding | None, str]:
     """The finding the explanation rests on (strongest evidence first) and where its evidence comes from."""
     for code, source in _ANCHORS:
         f = _find(findings, code)
-        if f is not None:
+        if f is not None and not (code == "vmcore.race" and not f.data.get("changed")):
             return f, source
     return None, "the oops header and call trace only"
 
@@ -361,6 +362,11 @@ def compose(cr: CrashReport) -> Verdict:
         details.append(access)
     uaf = _find(f, "vmcore.use-after-free")
     race = _find(f, "vmcore.race")
+    bounds = _find(f, "vmcore.object-bounds")
+    if bounds is not None and bounds.data.get("object_size"):
+        details.append(
+            f"read beyond the {bounds.data['object_size']}-byte object in slab cache {bounds.data.get('cache', '?')}"
+        )
     if uaf is not None:
         details.append(f"the object is FREE in slab cache {(uaf.data.get('slab') or {}).get('cache', '?')}")
     elif race is not None and race.data.get("changed"):
@@ -370,8 +376,18 @@ def compose(cr: CrashReport) -> Verdict:
     elif _find(f, "value.list-poison") is not None:
         details.append("the list entry was already deleted")
     dl = _find(f, "vmcore.deadlock")
+    hung = _find(f, "vmcore.hung")
     if dl is not None:
-        details.append("deadlock: " + dl.summary.rstrip("."))
+        text = dl.summary.split(". ")[0].rstrip(".")
+        details.append(text[:1].lower() + text[1:])
+    elif hung is not None:
+        first = next(iter(hung.data.get("tasks") or ()), None)
+        lock, owner = (first or {}).get("lock") or {}, (first or {}).get("owner") or {}
+        if first and lock.get("name"):
+            waits = f"{first.get('comm')}[{first.get('pid')}] waits on {lock.get('kind', 'lock')} {lock['name']}"
+            if owner.get("comm"):
+                waits += f" held by {owner['comm']}[{owner.get('pid')}] (state {owner.get('state', '?')})"
+            details.append(waits)
     what += (": " + ", ".join(details) if details else "") + "."
 
     anchor, source = anchor_finding(f)
