@@ -181,3 +181,24 @@ def test_unlock_line_names_the_input_that_unlocks_most() -> None:
     assert line is not None
     assert re.match(r"not analyzed: 5 analyzers; a vmcore would unlock 3; ", line)
     assert "debug info (the vmlinux of 6.1.0 with DWARF) would unlock 1" in line
+
+
+def test_minimal_cve_candidate_renders_everywhere() -> None:
+    """A generated candidate may carry fewer fields than a hand-written match: nothing fails, nothing says verified."""
+    from types import SimpleNamespace
+
+    from ktriage.model import Report
+    from ktriage.render.html import render as render_html
+    from ktriage.render.postmortem import render as render_postmortem
+
+    cand = SimpleNamespace(
+        kind="match", rule_id="cve-2024-0001", title="t", score=0.42, similar=False, tier="cve",
+        cve=["CVE-2024-0001"], why="same guilty function", verified=False,
+    )  # fmt: skip
+    cr = _report()
+    cr.known_bugs = [cand]
+    v = compose(cr)
+    assert v.bug == "Known bug: possibly CVE-2024-0001 (candidate, score 0.42): t." and v.bug_candidate
+    doc = render_postmortem(Report(crashes=[cr]))
+    assert "Why it was proposed: same guilty function" in doc and "generated candidate, not a verified match" in doc
+    assert "verified rule" not in doc and "candidate" in render_html(Report(crashes=[cr]))

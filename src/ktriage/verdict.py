@@ -221,7 +221,7 @@ def best_match(cr: CrashReport) -> tuple[Any | None, bool]:
     rules = [m for m in full if getattr(m, "tier", "rules") != "cve"]
     if rules:
         return max(rules, key=lambda m: m.score), False
-    if full:
+    if full:  # only generated (CVE-tier) candidates: never presented as the answer
         return max(full, key=lambda m: m.score), True
     if matches:
         return max(matches, key=lambda m: m.score), True
@@ -414,9 +414,9 @@ def compose(cr: CrashReport) -> Verdict:
             status = "verified" if getattr(m, "status", "") == "verified" else f"{m.status}"
             bug = f"Known bug: {m.rule_id} ({status} rule, score {m.score:.2f}): {m.title}."
         if not getattr(m, "similar", False):
-            fixed_answer = m.fixed_in_this_kernel
+            fixed_answer = getattr(m, "fixed_in_this_kernel", "unknown")
             word = {"yes": "has the fix", "no": "does NOT have the fix", "unknown": "may or may not have the fix"}
-            commit = (m.fix.get("commit") or "")[:12]
+            commit = ((getattr(m, "fix", None) or {}).get("commit") or "")[:12]
             stable = [x[7:] for x in fixed_in if x.startswith("stable ")]
             rest = [x for x in fixed_in if not x.startswith("stable ")]
             shown = ", ".join(rest)
@@ -431,7 +431,7 @@ def compose(cr: CrashReport) -> Verdict:
                 else ""
             )
             fix_text = (fix_text + "; " if fix_text else "") + (
-                f"this kernel {word.get(fixed_answer, 'may or may not have the fix')} ({m.fixed_reason})."
+                f"this kernel {word.get(fixed_answer, 'may or may not have the fix')} ({getattr(m, 'fixed_reason', '') or 'no release information'})."
             )
             target = _upgrade_target(c, m)
             wa = _workaround(m)

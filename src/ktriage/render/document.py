@@ -151,6 +151,11 @@ def _analysis(cr: CrashReport) -> list[Section]:
     return out
 
 
+def _get(m: Any, name: str) -> list[Any]:
+    """A list field of a match; tolerant of match kinds that lack it (generated candidates)."""
+    return list(getattr(m, name, None) or ())
+
+
 def _root_cause(cr: CrashReport, v: Verdict) -> list[Block]:
     m, candidate = best_match(cr)
     blocks = [_p(v.what)]
@@ -162,13 +167,17 @@ def _root_cause(cr: CrashReport, v: Verdict) -> list[Block]:
         return blocks
     if getattr(m, "similar", False):
         blocks.append(_p(v.bug or ""))
-        blocks.append(_list([f"differs: {x}" for x in m.missed] + [f"matched: {x}" for x in m.matched]))
+        blocks.append(
+            _list([f"differs: {x}" for x in _get(m, "missed")] + [f"matched: {x}" for x in _get(m, "matched")])
+        )
         return blocks
     head = v.bug or ""
     blocks.append(_p(head))
-    if m.summary:
+    if getattr(m, "summary", ""):
         blocks.append(_p(" ".join(str(m.summary).split())))
-    blocks.append(_list([f"matched: {x}" for x in m.matched] + [f"missed: {x}" for x in m.missed]))
+    if getattr(m, "why", None):  # generated candidates say why they were proposed
+        blocks.append(_p(f"Why it was proposed: {m.why}"))
+    blocks.append(_list([f"matched: {x}" for x in _get(m, "matched")] + [f"missed: {x}" for x in _get(m, "missed")]))
     if candidate:
         blocks.append(
             _p("This is a generated candidate, not a verified match: check it against the fix before acting.")
@@ -180,7 +189,7 @@ def _fix(cr: CrashReport, v: Verdict) -> list[Block]:
     m, _ = best_match(cr)
     if m is None or getattr(m, "similar", False):
         return [_p("No fix is known for this crash.")]
-    fix: dict[str, Any] = m.fix or {}
+    fix: dict[str, Any] = getattr(m, "fix", None) or {}
     rows: list[tuple[str, str]] = []
     if fix.get("commit"):
         rows.append(
@@ -194,21 +203,21 @@ def _fix(cr: CrashReport, v: Verdict) -> list[Block]:
         rows.append(
             ("introduced by", f"{fix['fixes']}" + (f" (v{fix['fixes_release']})" if fix.get("fixes_release") else ""))
         )
-    for d in m.distros or ():
+    for d in _get(m, "distros") or ():
         if isinstance(d, dict):
             state = (
                 f"fixed in {d['fixed_in']}" if d.get("fixed_in") else f"not fixed through {d.get('not_fixed_through')}"
             )
             rows.append((f"{d.get('distro')}", state + (f" — {d['reference']}" if d.get("reference") else "")))
-    if m.cve:
-        rows.append(("CVE", ", ".join(m.cve)))
+    if _get(m, "cve"):
+        rows.append(("CVE", ", ".join(_get(m, "cve"))))
     word = {"yes": "has the fix", "no": "does NOT have the fix", "unknown": "unknown"}.get(
-        m.fixed_in_this_kernel, "unknown"
+        getattr(m, "fixed_in_this_kernel", "unknown"), "unknown"
     )
-    rows.append(("this kernel", f"{word}: {m.fixed_reason}"))
+    rows.append(("this kernel", f"{word}: {getattr(m, 'fixed_reason', '')}"))
     blocks = [Block("kv", rows=tuple(rows))]
-    if m.references:
-        blocks.append(_list([f"<{r}>" if str(r).startswith("http") else str(r) for r in m.references]))
+    if _get(m, "references"):
+        blocks.append(_list([f"<{r}>" if str(r).startswith("http") else str(r) for r in _get(m, "references")]))
     return blocks
 
 
