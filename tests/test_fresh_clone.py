@@ -7,8 +7,9 @@ environment, and runs the README's test command there: it must pass, the tests n
 material skipping with their reason.
 
 The venv sees the system's site-packages so that the heavy dependencies (drgn, capstone) are not
-downloaded again; ktriage itself is installed from the clone (checked below), never from this tree.
-Slow (about a minute): marked `slow`, and run by default and in CI.
+downloaded again; ktriage itself is installed from the clone (checked below), never from this tree,
+with pip's build isolation (it fetches the build backend pyproject.toml names, setuptools and wheel,
+from PyPI or pip's cache). Slow (one to two minutes): marked `slow`, and run by default and in CI.
 """
 
 from __future__ import annotations
