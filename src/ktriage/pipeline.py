@@ -204,7 +204,8 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
         try:
             inp, stream = open_input(path)
             if prog is not None:
-                prog.reading(path, _size(path))
+                # a dump is read by drgn at random offsets, not streamed: a spinner, not a byte bar
+                prog.reading(path, None if inp.kind == "vmcore" else _size(path))
                 if inp.kind == "vmcore":
                     prog.step(f"{os.path.basename(path)}: opening the dump, loading debug info")
             try:

@@ -3,6 +3,7 @@ as the full report (kind, function, member, bug, fix status), and names what the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,18 @@ from ktriage.render.json_out import report_dict  # noqa: E402
 from ktriage.render.text import render  # noqa: E402
 from ktriage.verdict import compose  # noqa: E402
 
-SCENARIOS = ["null-member", "race-member", "uaf-poison", "oob-small-object", "netfilter-udp", "deadlock", "bug-on"]
+
+def _scenarios() -> list[str]:
+    """Every x86_64 scenario the lab manifest lists (lab/lab.py all), else the README's core set."""
+    from tests.lab.conftest import lab_cache
+
+    try:
+        return sorted(json.loads((lab_cache() / "lab.json").read_text())["scenarios"])
+    except (OSError, ValueError, KeyError):
+        return ["null-member", "race-member", "uaf-poison", "oob-small-object", "netfilter-udp", "deadlock"]
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", _scenarios())
 def test_vmcore_verdict_agrees_with_report(lab, lab_scenario, name: str) -> None:
     opts = Options(vmlinux=lab["vmlinux"], debuginfo_dirs=[str(Path(lab["crashmod_ko"]).parent)])
     rep = analyze_paths([lab_scenario(name)["vmcore"]], opts)
