@@ -202,3 +202,14 @@ def test_minimal_cve_candidate_renders_everywhere() -> None:
     doc = render_postmortem(Report(crashes=[cr]))
     assert "Why it was proposed: same guilty function" in doc and "generated candidate, not a verified match" in doc
     assert "verified rule" not in doc and "candidate" in render_html(Report(crashes=[cr]))
+
+
+def test_verbose_lists_every_analyzer_not_run() -> None:
+    short, full = run("analyze", str(EXAMPLE)), run("analyze", "-v", str(EXAMPLE))
+    cr = analyze_paths([str(EXAMPLE)], Options()).crashes[0]
+    assert "  not analyzed\n" not in short and "  not analyzed: " in short
+    listed = full.split("  not analyzed\n")[1].splitlines()
+    assert [line.split(":")[0].strip() for line in listed if line.startswith("    ")] == [
+        s.analyzer for s in cr.skipped
+    ]
+    assert len(full.splitlines()) > len(short.splitlines())

@@ -95,7 +95,7 @@ def _crash(con: Console, cr: CrashReport, n: int, total: int, verbose: bool) -> 
         events = c.related_events if verbose else c.related_events[:MAX_EVENTS]
         for e in events:
             text = e.text if verbose else e.text.splitlines()[0] if e.text else ""
-            con.print(f"    line {e.line}: {escape(text)}")
+            con.print(f"    line {e.line} ({e.kind}): {escape(text)}")
         if len(c.related_events) > len(events):
             con.print(f"    [dim]... {len(c.related_events) - len(events)} more (-v)[/]")
     for title, fs in grouped(cr.findings):
