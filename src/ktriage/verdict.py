@@ -411,7 +411,7 @@ def compose(cr: CrashReport) -> Verdict:
             cve = next(iter(getattr(m, "cve", None) or ()), m.rule_id)
             bug = f"Known bug: possibly {cve} (candidate, score {m.score:.2f}): {m.title}."
         else:
-            status = "verified" if getattr(m, "status", "") == "verified" else f"{m.status}"
+            status = getattr(m, "status", "") or "hand-written"
             bug = f"Known bug: {m.rule_id} ({status} rule, score {m.score:.2f}): {m.title}."
         if not getattr(m, "similar", False):
             fixed_answer = getattr(m, "fixed_in_this_kernel", "unknown")
@@ -447,7 +447,12 @@ def compose(cr: CrashReport) -> Verdict:
                     action = "Do now: " + "; or ".join(bits) + "."
                 if fixed_answer == "no" and not target and c.kernel.distro:
                     action = (action + " " if action else "") + f"No {c.kernel.distro} build with the fix is recorded."
-    if action is None and m is None:
+    if candidate and m is not None and not getattr(m, "similar", False):
+        # a generated candidate: its fix and workaround hold only if it is that bug
+        name = next(iter(getattr(m, "cve", None) or ()), m.rule_id)
+        fix_text = f"If it is {name}: " + fix_text[0].lower() + fix_text[1:] if fix_text else None
+        action = action.replace("Do now: ", f"Do now, if it is {name}: ", 1) if action else None
+    if action is None and (m is None or getattr(m, "similar", False)):
         action = "Do now: no known bug matches; search the title and guilty function on lore.kernel.org."
 
     next_step = _next_step(c, cr, m, candidate, member)
