@@ -164,6 +164,9 @@ def test_cve_candidate_alone_is_possibly_and_never_verified() -> None:
     v = compose(_report(_match("cve-2023-1234", "cve", 0.71)))
     assert v.bug == "Known bug: possibly CVE-2023-1234 (candidate, score 0.71): title of cve-2023-1234."
     assert v.bug_candidate and "verified" not in "\n".join(v.lines)
+    # its fix and workaround hold only if it is that bug, and the verdict says so
+    assert v.fix.startswith("If it is CVE-2023-1234: fix: 0123456789ab in v6.2")
+    assert v.action == "Do now, if it is CVE-2023-1234: upgrade to >= 6.2."
 
 
 def test_similar_rule_is_not_a_match() -> None:
