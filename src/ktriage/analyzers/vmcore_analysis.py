@@ -1,4 +1,4 @@
-"""vmcore analyzers: the seeds' `crash` session work (sys, bt, dis, kmem, struct), done with drgn.
+"""vmcore analyzers: the work of a `crash` session in a post-mortem (sys, bt, dis, kmem, struct), done with drgn.
 
 Every analyzer needs `ctx.vmcore` (a ktriage.vmcore.VmcoreSession); those that read the crashed
 thread run only for the crash the dump was taken for (the last one in its log), and those that need
@@ -633,7 +633,7 @@ def _access_names(ctx: AnalysisContext, s) -> dict:
 
 @analyzer("vmcore.race", order=63, needs=("vmcore",))
 def analyze_race(ctx: AnalysisContext) -> list[Finding]:
-    """Seed 000: re-read NOW the memory the base register was loaded from; compare with what the CPU used."""
+    """As in the CentOS 7 nf_conntrack post-mortem (CVE-2022-49561): re-read NOW the memory the base register was loaded from; compare with what the CPU used."""
     from ktriage.vmcore.decoders import slab_info, slab_text
 
     s = _session(ctx, types=False)

@@ -2,7 +2,7 @@
 
 Found as DWARF frame variables (`struct nf_conn *ct`, `struct nf_conntrack *`), as registers pointing at the
 start of an allocated object of the `nf_conntrack` slab cache (no DWARF needed), and as the conntrack a packet in
-those frames carries (`skb->_nfct`). Seed 000's question, "was this conntrack confirmed, and is its memory still
+those frames carries (`skb->_nfct`). The CentOS 7 nf_conntrack post-mortem's question (CVE-2022-49561), "was this conntrack confirmed, and is its memory still
 the same connection?", is answered from the status bits, the tuples and the slab state.
 """
 

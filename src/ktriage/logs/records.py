@@ -41,7 +41,7 @@ _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
 _CALLER = re.compile(r"^\[\s*([TC]\d+)\]")
 # "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
 _HOST_KERNEL = re.compile(r"^\S+ kernel: ")
-# A dmesg timestamp in the middle of a line: the log was flattened (seed 000's blog paste).
+# A dmesg timestamp in the middle of a line: the log was flattened (a CentOS 7 oops pasted into a blog post).
 _INNER_TS = re.compile(r"(?<=\S)\s+(?=(?:<\d>)?\[\s*\d+\.\d{6}\])")
 
 
