@@ -192,7 +192,14 @@ class BTFObjects:
                     if sym is None:
                         return None
                     return drgn.Object(self.prog, b.type(r.ref), address=sym.address)
-        return None
+        # pahole before 1.21 encoded only ftrace-able functions (Debian 11's 5.10 has no FUNC for __meminit
+        # vmemmap_populate, which drgn looks up to know CONFIG_SPARSEMEM_VMEMMAP): a function symbol stands,
+        # with its prototype unknown (`void (...)`)
+        sym = self._symbol(name)
+        if sym is None or sym.kind != drgn.SymbolKind.FUNC:
+            return None
+        unknown = self.prog.function_type(self.prog.void_type(), (), is_variadic=True)
+        return drgn.Object(self.prog, unknown, address=sym.address)
 
     def constant(self, name: str) -> Any:
         import drgn
