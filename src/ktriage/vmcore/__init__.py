@@ -50,6 +50,7 @@ class VmcoreSession:
     system: dict[str, str] = field(default_factory=dict)
     tmpdir: str | None = None
     btf: Any = None  # ktriage.btf.BTFTier when the btf tier runs
+    symbol_source: str = "kallsyms"  # without DWARF: kallsyms (VMCOREINFO), a System.map, or tables found in memory
     primary: int | None = None  # id() of the crash the dump was taken for
     _trace: Any = None
     _trace_error: str | None = None
@@ -321,6 +322,7 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
             return
         prog.register_symbol_finder("vmlinux_kallsyms", found.index, enable_index=0)
         s.notes.append(found.source)
+        s.symbol_source = found.short
         s.tier = "symbols"
     else:
         try:
@@ -358,7 +360,7 @@ def _enable_btf(s: VmcoreSession, release: str) -> None:
     from ktriage.btf import enable
 
     try:
-        s.btf = enable(s.prog, release)
+        s.btf = enable(s.prog, release, s.symbol_source)
     except LookupError as e:
         s.notes.append(f"no BTF tier: {_one_line(e)}")
         return

@@ -34,7 +34,12 @@ PAGE = 4096
 
 
 class KallsymsNotFound(Exception):
-    """No consistent set of kallsyms tables in the scanned memory; the message says which step failed."""
+    """No consistent set of kallsyms tables in the scanned memory; the message says which step failed. `stage`
+    orders the steps (token table 1, markers 2, names 3, offsets 4): the deepest failure is the one reported."""
+
+    def __init__(self, message: str, stage: int = 1) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def find_tables(prog: drgn.Program, stext: int) -> KallsymsTables:
     """The kallsyms tables of the kernel whose text starts at `stext` (VMCOREINFO's SYMBOL(_stext))."""
     mem = _Memory(prog, stext)
     pos = 0
-    why = "no token table (the '0'..'9' one-character tokens) in the kernel image"
+    why = KallsymsNotFound("no token table (the '0'..'9' one-character tokens) in the kernel image", 0)
     while mem.extend():
         while True:
             hit = mem.data.find(DIGITS, pos)
@@ -109,7 +114,8 @@ def find_tables(prog: drgn.Program, stext: int) -> KallsymsTables:
             try:
                 return _tables_from_digits(mem, hit)
             except KallsymsNotFound as e:
-                why = str(e)
+                if e.stage >= why.stage:
+                    why = e
         pos = max(pos, len(mem.data) - 64 * 1024)
     raise KallsymsNotFound(f"{why} (scanned {len(mem.data) >> 20} MB from _stext)")
 
@@ -134,10 +140,10 @@ def _tables_from_digits(mem: _Memory, hit: int) -> KallsymsTables:
     relative_base = num_syms - 8
     offsets = relative_base - _align8(4 * count)
     if offsets < 0:
-        raise KallsymsNotFound("kallsyms_offsets would start before _stext")
+        raise KallsymsNotFound("kallsyms_offsets would start before _stext", 4)
     base = mem.u64(relative_base)
     if not mem.start - (64 << 20) <= base <= mem.start:
-        raise KallsymsNotFound(f"kallsyms_relative_base {base:#x} is not just below _stext")
+        raise KallsymsNotFound(f"kallsyms_relative_base {base:#x} is not just below _stext", 4)
     return KallsymsTables(
         names=mem.start + names,
         token_table=mem.start + table,
@@ -168,7 +174,7 @@ def _markers_before(mem: _Memory, table: int) -> tuple[int, list[int]]:
                 off -= width
             if len(vals) >= 2 and vals[-1] == 0 and off % 8 == 0:
                 return off, vals[::-1]
-    raise KallsymsNotFound("no kallsyms_markers (increasing offsets from 0) before the token table")
+    raise KallsymsNotFound("no kallsyms_markers (increasing offsets from 0) before the token table", 2)
 
 
 def _names_before(mem: _Memory, markers: int, marks: list[int]) -> tuple[int, int]:
@@ -183,7 +189,7 @@ def _names_before(mem: _Memory, markers: int, marks: list[int]) -> tuple[int, in
             continue
         if _walk_names(mem, names, count, marks, markers):
             return names, count
-    raise KallsymsNotFound("no kallsyms_names/kallsyms_num_syms consistent with the markers")
+    raise KallsymsNotFound("no kallsyms_names/kallsyms_num_syms consistent with the markers", 3)
 
 
 def _walk_names(mem: _Memory, names: int, count: int, marks: list[int], markers: int) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ _LINE = re.compile(rb"^([0-9a-fA-F]{8,16}) ([a-zA-Z]) (\S+)$")
 class KernelSymbols:
     index: drgn.SymbolIndex
     source: str  # one line for the report: which source gave the symbols and how it was checked
+    short: str = "kallsyms"  # the source in two words, for the BTF tier's summary
     notes: list[str] = field(default_factory=list)  # sources refused, and why
 
 
@@ -103,6 +105,9 @@ def verify(lookup: Callable[[str], int | None], prog: drgn.Program, vmcoreinfo: 
         compared.append(name)
     if len(compared) < 2:
         return f"only {len(compared)} of VMCOREINFO's symbols ({', '.join(sorted(want))}) could be compared"
+    why = exports_disagree(lookup, prog)
+    if why:
+        return why
     release = vmcoreinfo.get("OSRELEASE", "")
     banner = lookup("linux_banner")
     if banner is not None and release:
@@ -112,6 +117,52 @@ def verify(lookup: Callable[[str], int | None], prog: drgn.Program, vmcoreinfo: 
             return None  # the page is not in the dump: the VMCOREINFO symbols decided
         if not text.startswith(f"Linux version {release} ".encode()):
             return f"linux_banner there reads {text.split(b'(')[0].decode('utf-8', 'replace').strip()!r}"
+    return None
+
+
+# struct kernel_symbol in __ksymtab: (value_offset, name_offset, namespace_offset) relative to the entry with
+# CONFIG_HAVE_ARCH_PREL32_RELOCATIONS (x86_64, arm64 since 4.19), else (value, name[, namespace]) pointers
+KSYMTAB_FORMATS = ((12, "prel32"), (24, "pointers"), (16, "pointers"))
+KSYMTAB_SAMPLES = 256
+
+
+def exports_disagree(lookup: Callable[[str], int | None], prog: drgn.Program) -> str | None:
+    """The kernel's export table in memory names its functions and data with their runtime addresses, all over the
+    image: a sample of it must agree with the symbols (two builds of one release share VMCOREINFO's symbols but not
+    their text). None when they agree or when the table cannot be read (the other checks then decide)."""
+    start, stop = lookup("__start___ksymtab"), lookup("__stop___ksymtab")
+    if start is None or stop is None or not 0 < stop - start <= 4 << 20:
+        return None
+    try:
+        data = prog.read(start, stop - start)
+    except drgn.FaultError:
+        return None
+    for size, form in KSYMTAB_FORMATS:
+        if len(data) % size:
+            continue
+        n = len(data) // size
+        checked = 0
+        for k in range(0, n, max(1, n // KSYMTAB_SAMPLES)):
+            entry = start + k * size
+            if form == "prel32":
+                voff, noff = struct.unpack_from("<ii", data, k * size)
+                value, name_at = entry + voff, entry + 4 + noff
+            else:
+                value, name_at = struct.unpack_from("<QQ", data, k * size)
+            try:
+                name = prog.read(name_at, 128).split(b"\0")[0].decode("ascii")
+            except (drgn.FaultError, UnicodeDecodeError, ValueError):
+                break
+            if not name.isidentifier():
+                break  # not this entry format
+            got = lookup(name)
+            if got != value:
+                where = f"{got:#x}" if got is not None else "nowhere"
+                return f"exported {name} is at {where} by it, at {value:#x} in the dump's export table"
+            checked += 1
+        else:
+            if checked:
+                return None
     return None
 
 
@@ -167,6 +218,7 @@ def from_system_map(path: str, prog: drgn.Program, vmcoreinfo: dict[str, str]) -
             _index(moved),
             f"symbols from System.map {path} ({len(moved)} symbols, KASLR offset {slide:#x} from VMCOREINFO; "
             f"checked against VMCOREINFO's {compared} and linux_banner)",
+            f"System.map {os.path.basename(path)}",
         ),
         "",
     )
@@ -197,7 +249,7 @@ def from_memory(prog: drgn.Program, vmcoreinfo: dict[str, str]) -> tuple[KernelS
     why = verify(lookup, prog, vmcoreinfo)
     if why:
         return None, f"kallsyms tables found in the dump's memory do not agree with VMCOREINFO ({why})"
-    return KernelSymbols(index, "symbols from the " + t.describe()), ""
+    return KernelSymbols(index, "symbols from the " + t.describe(), "kallsyms tables found in memory"), ""
 
 
 def kernel_symbols(
