@@ -113,7 +113,7 @@ def verify(lookup: Callable[[str], int | None], prog: drgn.Program, vmcoreinfo: 
     if banner is not None and release:
         try:
             text = prog.read(banner, 64 + len(release))
-        except drgn.FaultError:
+        except (drgn.FaultError, ValueError):
             return None  # the page is not in the dump: the VMCOREINFO symbols decided
         if not text.startswith(f"Linux version {release} ".encode()):
             return f"linux_banner there reads {text.split(b'(')[0].decode('utf-8', 'replace').strip()!r}"
@@ -135,7 +135,7 @@ def exports_disagree(lookup: Callable[[str], int | None], prog: drgn.Program) ->
         return None
     try:
         data = prog.read(start, stop - start)
-    except drgn.FaultError:
+    except (drgn.FaultError, ValueError):
         return None
     for size, form in KSYMTAB_FORMATS:
         if len(data) % size:
