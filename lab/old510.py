@@ -209,9 +209,14 @@ def fetch_kernel(ver: str, abi: str, other: str | None, dbg: bool) -> dict:
         nbytes = download([f"linux-image-{release}-dbg={ver}"], ddir)
         deb = glob.glob(os.path.join(ddir, "*.deb"))[0]
         t1 = time.time()
-        cmd = f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {ddir} --wildcards './usr/lib/debug/boot/*'"
-        sh(["bash", "-c", cmd], quiet=True)
+        # both files come first in the package's tar stream: --occurrence stops tar (and xz) after them instead of
+        # decompressing the 5 GB of module debug files behind (the broken pipe upstream is expected)
+        want = " ".join(f"./usr/lib/debug/boot/{f}-{release}" for f in ("System.map", "vmlinux"))
+        cmd = f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {ddir} --occurrence=1 {want}"
+        subprocess.run(["bash", "-c", cmd], stderr=subprocess.DEVNULL)
         full = os.path.join(ddir, "usr/lib/debug/boot", f"vmlinux-{release}")
+        if not os.path.exists(full):
+            raise SystemExit(f"no vmlinux-{release} in {deb}")
         os.replace(os.path.join(ddir, "usr/lib/debug/boot", f"System.map-{release}"), info["system_map"])
         # .rela.* is half the file and nobody reads it (drgn and crash read the rest identically)
         sh(["objcopy", "--remove-section=.rela.*", full, info["vmlinux_dbg"]], quiet=True)

@@ -196,7 +196,7 @@ def _session_with_damage(vmcore: str, smap: dict[str, int], symbol: str, data_le
     "symbol,why",
     [
         ("kallsyms_names", "kallsyms tables not found in the dump's memory: no kallsyms_names/kallsyms_num_syms"),
-        ("kallsyms_offsets", "kallsyms tables found in the dump's memory do not agree with VMCOREINFO ("),
+        ("kallsyms_offsets", "kallsyms tables found in the dump's memory do not agree with the dump ("),
     ],
 )
 def test_damaged_kallsyms_tables_fall_back_with_a_reason(old, symbol, why):

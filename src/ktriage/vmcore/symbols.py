@@ -92,8 +92,14 @@ def image_symbols(vmcoreinfo: dict[str, str]) -> dict[str, int]:
     return {n: a for n, a in syms.items() if abs(a - stext) < IMAGE_SPAN}
 
 
-def verify(lookup: Callable[[str], int | None], prog: drgn.Program, vmcoreinfo: dict[str, str]) -> str | None:
-    """None when the symbols agree with the dump, else the one-line reason they do not."""
+def verify(
+    lookup: Callable[[str], int | None],
+    prog: drgn.Program,
+    vmcoreinfo: dict[str, str],
+    lookup_all: Callable[[str], set[int]] | None = None,
+) -> str | None:
+    """None when the symbols agree with the dump, else the one-line reason they do not. `lookup_all` gives every
+    address of a name (a static function may share an exported one's name)."""
     want = image_symbols(vmcoreinfo)
     compared = []
     for name, addr in sorted(want.items()):
@@ -105,7 +111,7 @@ def verify(lookup: Callable[[str], int | None], prog: drgn.Program, vmcoreinfo: 
         compared.append(name)
     if len(compared) < 2:
         return f"only {len(compared)} of VMCOREINFO's symbols ({', '.join(sorted(want))}) could be compared"
-    why = exports_disagree(lookup, prog)
+    why = exports_disagree(lookup_all or (lambda n: {a for a in (lookup(n),) if a is not None}), prog)
     if why:
         return why
     release = vmcoreinfo.get("OSRELEASE", "")
@@ -126,12 +132,15 @@ KSYMTAB_FORMATS = ((12, "prel32"), (24, "pointers"), (16, "pointers"))
 KSYMTAB_SAMPLES = 256
 
 
-def exports_disagree(lookup: Callable[[str], int | None], prog: drgn.Program) -> str | None:
+def exports_disagree(lookup_all: Callable[[str], set[int]], prog: drgn.Program) -> str | None:
     """The kernel's export table in memory names its functions and data with their runtime addresses, all over the
     image: a sample of it must agree with the symbols (two builds of one release share VMCOREINFO's symbols but not
     their text). None when they agree or when the table cannot be read (the other checks then decide)."""
-    start, stop = lookup("__start___ksymtab"), lookup("__stop___ksymtab")
-    if start is None or stop is None or not 0 < stop - start <= 4 << 20:
+    starts, stops = lookup_all("__start___ksymtab"), lookup_all("__stop___ksymtab")
+    if len(starts) != 1 or len(stops) != 1:
+        return None
+    start, stop = min(starts), min(stops)
+    if not 0 < stop - start <= 4 << 20:
         return None
     try:
         data = prog.read(start, stop - start)
@@ -155,9 +164,9 @@ def exports_disagree(lookup: Callable[[str], int | None], prog: drgn.Program) ->
                 break
             if not name.isidentifier():
                 break  # not this entry format
-            got = lookup(name)
-            if got != value:
-                where = f"{got:#x}" if got is not None else "nowhere"
+            got = lookup_all(name)
+            if value not in got:
+                where = ", ".join(f"{a:#x}" for a in sorted(got)) or "nowhere"
                 return f"exported {name} is at {where} by it, at {value:#x} in the dump's export table"
             checked += 1
         else:
@@ -209,7 +218,10 @@ def from_system_map(path: str, prog: drgn.Program, vmcoreinfo: dict[str, str]) -
     # per-CPU symbols (x86_64: offsets from 0) are not relocated; everything from _text on moves with KASLR
     moved = [(a + slide if a >= text else a, t, n) for a, t, n in raw if t not in "aAUNw"]
     table = {n: a for a, _, n in moved}
-    why = verify(table.get, prog, vmcoreinfo)
+    every: dict[str, set[int]] = {}
+    for a, _, n in moved:
+        every.setdefault(n, set()).add(a)
+    why = verify(table.get, prog, vmcoreinfo, lambda n: every.get(n, set()))
     if why:
         return None, f"System.map {path} refused: another build ({why})"
     compared = ", ".join(sorted(n for n in image_symbols(vmcoreinfo) if n in table))
@@ -246,9 +258,12 @@ def from_memory(prog: drgn.Program, vmcoreinfo: dict[str, str]) -> tuple[KernelS
         found = index(prog, name, None, True)
         return found[0].address if found else None
 
-    why = verify(lookup, prog, vmcoreinfo)
+    def lookup_all(name: str) -> set[int]:
+        return {sym.address for sym in index(prog, name, None, False)}
+
+    why = verify(lookup, prog, vmcoreinfo, lookup_all)
     if why:
-        return None, f"kallsyms tables found in the dump's memory do not agree with VMCOREINFO ({why})"
+        return None, f"kallsyms tables found in the dump's memory do not agree with the dump ({why})"
     return KernelSymbols(index, "symbols from the " + t.describe(), "kallsyms tables found in memory"), ""
 
 
