@@ -9,6 +9,7 @@ carries its symbol table in .rodata, laid out by scripts/kallsyms.c (write_src) 
     kallsyms_num_syms      u32
     kallsyms_names         per symbol: a length byte, then that many token indices
     kallsyms_markers       offset into names of every 256th symbol (u32 since 4.20; unsigned long before)
+    kallsyms_seqs_of_names 6.1+: 3 bytes per symbol, the symbols' order by name
     kallsyms_token_table   256 NUL-terminated strings
     kallsyms_token_index   u16[256], each token's offset in the table
 
@@ -174,7 +175,34 @@ def _markers_before(mem: _Memory, table: int) -> tuple[int, list[int]]:
                 off -= width
             if len(vals) >= 2 and vals[-1] == 0 and off % 8 == 0:
                 return off, vals[::-1]
+    found = _markers_before_seqs(mem, table)
+    if found:
+        return found
     raise KallsymsNotFound("no kallsyms_markers (increasing offsets from 0) before the token table", 2)
+
+
+def _markers_before_seqs(mem: _Memory, table: int) -> tuple[int, list[int]] | None:
+    """6.1+: kallsyms_seqs_of_names (3 bytes per symbol, sorted by name) sits between the markers and the token
+    table. A marker run [0, ...] of M values fits when the space left up to the token table is that table for some
+    symbol count N with M markers: align8(3 N)."""
+    lo = max(0, table - 3 * (1 << 21))
+    for x in range(table - 8 - table % 8, lo, -8):
+        if mem.u32(x) != 0:
+            continue
+        vals = [0]
+        off = x + 4
+        while off + 4 <= table and len(vals) < 16384:
+            v = mem.u32(off)
+            if v <= vals[-1] or v - vals[-1] > 256 * 256:
+                break
+            vals.append(v)
+            off += 4
+        for m in range(len(vals), 1, -1):
+            span = table - _align8(x + 4 * m)
+            n_lo, n_hi = 256 * (m - 1) + 1, 256 * m
+            if any(_align8(3 * n) == span for n in range(max(n_lo, (span - 8) // 3), min(n_hi, span // 3) + 1)):
+                return x, vals[:m]
+    return None
 
 
 def _names_before(mem: _Memory, markers: int, marks: list[int]) -> tuple[int, int]:

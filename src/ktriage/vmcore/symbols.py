@@ -130,6 +130,7 @@ def verify(
 # CONFIG_HAVE_ARCH_PREL32_RELOCATIONS (x86_64, arm64 since 4.19), else (value, name[, namespace]) pointers
 KSYMTAB_FORMATS = ((12, "prel32"), (24, "pointers"), (16, "pointers"))
 KSYMTAB_SAMPLES = 256
+MASK64 = (1 << 64) - 1
 
 
 def exports_disagree(lookup_all: Callable[[str], set[int]], prog: drgn.Program) -> str | None:
@@ -155,7 +156,8 @@ def exports_disagree(lookup_all: Callable[[str], set[int]], prog: drgn.Program) 
             entry = start + k * size
             if form == "prel32":
                 voff, noff = struct.unpack_from("<ii", data, k * size)
-                value, name_at = entry + voff, entry + 4 + noff
+                # 64-bit wrap-around: an exported per-CPU variable's entry points back to its offset (cpu_tss_rw 0x6000)
+                value, name_at = (entry + voff) & MASK64, (entry + 4 + noff) & MASK64
             else:
                 value, name_at = struct.unpack_from("<QQ", data, k * size)
             try:
