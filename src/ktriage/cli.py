@@ -84,6 +84,11 @@ def main() -> None:
     help="Directory with debug files (vmlinux, *.ko.debug, .build-id/); repeatable.",
 )
 @click.option(
+    "--system-map",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The crashed kernel's System.map (kernels before 6.0 without debug info: symbols, then BTF types).",
+)
+@click.option(
     "--src",
     "src_dirs",
     multiple=True,
@@ -113,6 +118,7 @@ def analyze(
     kb_dirs: tuple[str, ...],
     vmlinux: str | None,
     debuginfo_dirs: tuple[str, ...],
+    system_map: str | None,
     src_dirs: tuple[str, ...],
     no_analysis: bool,
     no_btf: bool,
@@ -133,6 +139,8 @@ def analyze(
       ktriage analyze /var/crash/*/vmcore --vmlinux /usr/lib/debug/lib/modules/$(uname -r)/vmlinux
       ktriage analyze dmesg.txt --format html -o crash.html
     """
+    if system_map:  # looked at first among the debug files; checked against the dump before use
+        debuginfo_dirs = (system_map, *debuginfo_dirs)
     try:
         early = _start_vmcore_open(paths, vmlinux, debuginfo_dirs, no_btf)
         from ktriage.pipeline import Options, analyze_paths, warm
