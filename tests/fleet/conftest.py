@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fleetdb import db_url, postgres_server  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ LAB_ARM64 = REPO / "tests" / "fixtures" / "lab-arm64"
 __all__ = ["LAB", "LAB_ARM64", "analyzed", "db_url", "postgres_server", "store"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _analyzed(paths: tuple[str, ...]) -> str:
     from ktriage.pipeline import Options, analyze_paths
     from ktriage.render.json_out import render

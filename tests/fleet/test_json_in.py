@@ -4,13 +4,13 @@ the corpora's syzkaller logs, and the real crash texts with their known-bug matc
 from __future__ import annotations
 
 import pytest
-from conftest import LAB, LAB_ARM64, analyzed
-from realdata import CORPUS, SEEDS
 
+from conftest import LAB, LAB_ARM64, analyzed
 from ktriage.render.json_in import ReportFormatError, report_from_dict
 from ktriage.render.json_out import report_dict
 from ktriage.render.markdown import render as markdown
 from ktriage.render.text import render as text
+from realdata import CORPUS, SEEDS
 
 
 def _roundtrip(d: dict) -> None:

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import LAB, LAB_ARM64, analyzed
-from realdata import SEEDS, seed
 
+from conftest import LAB, LAB_ARM64, analyzed
 from ktriage.fleet import BucketFilter, FleetError, FleetStore
 from ktriage.fleet.queries import probably_fixed_since
+from realdata import SEEDS, seed
 
 
 def _action(path: Path) -> str:
