@@ -98,7 +98,9 @@ def test_seed_known_bug_state_and_regression(store: FleetStore) -> None:
     r000 = store.ingest_bytes(seed("000").read_bytes(), "vmcore-dmesg.txt", host="centos7-a")
     assert [(r.known_bug, r.fixed, r.state) for r in r000] == [("nf-conntrack-clash-refetch", False, "fixed")]
     d = store.get_bucket(r000[0].bucket_id)
-    assert d is not None and d.summary.known_bug == "nf-conntrack-clash-refetch" and "5.19" in (d.summary.fixed_in or "")
+    assert (
+        d is not None and d.summary.known_bug == "nf-conntrack-clash-refetch" and "5.19" in (d.summary.fixed_in or "")
+    )
     assert [(k.release, k.has_fix) for k in d.per_kernel] == [("3.10.0-1160.el7.x86_64", False)]
 
     # the RHEL 6 NFQUEUE GSO crash (seed 003): known bug fixed upstream in 3.18
@@ -108,7 +110,9 @@ def test_seed_known_bug_state_and_regression(store: FleetStore) -> None:
     # The same crash printed by a vanilla 4.4 kernel - which carries the 3.18 fix - from another machine:
     # the bucket regresses, a new generation, in the history; never folded in silently.
     again = store.ingest_bytes(text.replace("2.6.32-358.el6.x86_64", "4.4.0").encode(), "messages", host="v44")
-    assert [(r.bucket_id, r.fixed, r.state, r.duplicate) for r in again] == [(r003[0].bucket_id, True, "regressed", False)]
+    assert [(r.bucket_id, r.fixed, r.state, r.duplicate) for r in again] == [
+        (r003[0].bucket_id, True, "regressed", False)
+    ]
     d = store.get_bucket(r003[0].bucket_id)
     assert d is not None and d.summary.state == "regressed" and d.generation == 2
     states = [h for h in d.history if h["action"] == "state"]
@@ -195,7 +199,10 @@ def test_reports_are_bounded_counts_are_not(db_url: str) -> None:
         kept = [i for i in ids if st.get_crash(i).report is not None]  # type: ignore[union-attr]
         assert kept == [ids[0], ids[4], ids[5]]  # the first and the most recent
         assert st.get_crash(ids[1]).summary.report_kept is False  # type: ignore[union-attr]
-        assert b.representative is not None and b.representative["title"] == "kernel panic: crashmod: explicit panic requested"
+        assert (
+            b.representative is not None
+            and b.representative["title"] == "kernel panic: crashmod: explicit panic requested"
+        )
     finally:
         st.close()
 
