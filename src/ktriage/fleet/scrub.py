@@ -28,7 +28,8 @@ class Scrubber:
 
     def __init__(self, key: bytes, hosts: Iterable[str] = ()) -> None:
         self.key = key
-        self.hosts = sorted({h for h in hosts if h and len(h) >= 2}, key=len, reverse=True)
+        names = {h for h in hosts if h} | {h.split(".")[0] for h in hosts if h and "." in h}
+        self.hosts = sorted((h for h in names if len(h) >= 3), key=len, reverse=True)  # db01.example.com, db01
 
     def token(self, what: str, value: str) -> str:
         digest = hmac.new(self.key, f"{what}\x00{value}".encode(), hashlib.sha256).hexdigest()[:12]
@@ -62,7 +63,7 @@ class Scrubber:
         s = _HOME.sub(lambda m: "/home/" + self.token("user", m.group(1)), s)
         for h in self.hosts:
             if h in s:
-                s = re.sub(rf"(?<![\w.-]){re.escape(h)}(?![\w-])", self.token("host", h.lower()), s)
+                s = re.sub(rf"(?<![\w.]){re.escape(h)}(?!\w|\.\w)", self.token("host", h.lower()), s)
         return s
 
     def value(self, v: Any) -> Any:
