@@ -7,10 +7,10 @@ import itertools
 import re
 
 import pytest
-from conftest import analyzed
-from realdata import CORPUS
 
+from conftest import analyzed
 from ktriage.fleet import BucketFilter, FleetStore
+from realdata import CORPUS
 
 
 def _headers() -> dict[str, tuple[str | None, set[str], bool]]:

@@ -65,15 +65,29 @@ def test_same_crash_twice_is_stored_once(store: FleetStore, tmp_path: Path) -> N
     both.write_bytes((LAB / "bug-on.console.log").read_bytes() + (LAB / "panic.console.log").read_bytes())
     over = store.ingest_paths([str(both)], host="h1")
     assert sorted(r.duplicate for r in over.results) == [False, True]
-    # the same report as JSON (what `ktriage analyze --format json` wrote) is the same crash
+    # a report JSON (what `ktriage analyze --format json` wrote) sent twice is stored once; it does not
+    # carry the log's timestamps, so it is not recognized as the raw log's crash
     js = tmp_path / "warn.json"
     js.write_text(json.dumps(analyzed(LAB / "warn.console.log")))
-    as_json = store.ingest_paths([str(js)], host="h1")
-    assert [r.duplicate for r in as_json.results] == [True]
+    as_json = store.ingest_paths([str(js), str(js)], host="h1")
+    assert [r.duplicate for r in as_json.results] == [False, True]
     # another machine crashing the same way is another crash of the same bucket
     other = store.ingest_paths([str(LAB / "warn.console.log")], host="h2")
     assert [(r.duplicate, r.bucket_id) for r in other.results] == [(False, first.results[0].bucket_id)]
-    assert store.get_bucket(first.results[0].bucket_id).summary.count == 2  # type: ignore[union-attr]
+    assert store.get_bucket(first.results[0].bucket_id).summary.count == 3  # type: ignore[union-attr]
+
+
+def test_two_boots_printing_the_same_oops_are_two_crashes(store: FleetStore, tmp_path: Path) -> None:
+    """A machine without KASLR can print one oops word for word on two boots; the log's timestamps tell the
+    boots apart. The second boot is simulated: the lab's warn boot with every timestamp 0.5 s later."""
+    text = (LAB / "warn.console.log").read_text()
+    later = re.sub(r"\[\s*(\d+)\.(\d{6})\]", lambda m: f"[{float(m.group(0)[1:-1]) + 0.5:12.6f}]", text)
+    assert later != text
+    (tmp_path / "boot2.log").write_text(later)
+    a = store.ingest_paths([str(LAB / "warn.console.log")], host="same")
+    b = store.ingest_paths([str(tmp_path / "boot2.log")], host="same")
+    assert [r.duplicate for r in b.results] == [False] and b.results[0].bucket_id == a.results[0].bucket_id
+    assert store.get_bucket(a.results[0].bucket_id).summary.count == 2  # type: ignore[union-attr]
 
 
 def test_unreadable_inputs_are_listed(store: FleetStore, tmp_path: Path) -> None:

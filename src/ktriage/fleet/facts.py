@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KBFacts", "content_hash", "crash_identity", "crash_signature", "kb_facts"]
+__all__ = ["KBFacts", "content_hash", "crash_identity", "crash_signature", "kb_facts", "log_times"]
 
 # Parts of a crash dict that say where and how it was read, not what happened: the same crash read
 # from another file, at another line, with other debug info at hand, has the same content hash.
@@ -36,12 +37,48 @@ def crash_signature(crash: dict[str, Any]) -> str:
     return "kt0-" + hashlib.sha1(raw).hexdigest()[:16]
 
 
-def crash_identity(crash: dict[str, Any], host: str | None) -> str:
+def crash_identity(crash: dict[str, Any], host: str | None, log_time: str | None = None) -> str:
     """One crash, however often and from whichever overlapping log it is submitted: host, kernel release,
-    signature and the normalized content hash (which carries the boot: registers, PIDs, KASLR addresses)."""
+    when in its boot it was printed (the log's own timestamp, when the input is a log), signature and the
+    normalized content hash (registers, PIDs, KASLR addresses). The timestamp tells apart two boots of a
+    deterministic machine (no KASLR, same PIDs) that printed the same oops word for word; overlapping logs
+    carry the same timestamp for the same crash."""
     release = (crash.get("kernel") or {}).get("release") or ""
-    parts = [host or "", release, crash_signature(crash), content_hash(crash)]
+    parts = [host or "", release, log_time or "", crash_signature(crash), content_hash(crash)]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+_STAMP = re.compile(
+    r"\[\s*\d+\.\d+\]"  # dmesg / console: [  292.763163]
+    r"|^\w{3} [ \d]\d \d\d:\d\d:\d\d"  # syslog: Dec  5 12:34:56
+    r"|^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?"  # ISO 8601 (journalctl -o short-iso, rsyslog)
+)
+
+
+def log_times(path: str, lines: set[int]) -> dict[int, str]:
+    """The timestamp printed on each wanted line (1-based) of a text log, read the way ktriage reads it
+    (decompressed; lines split on newlines). Lines without one are left out."""
+    from ktriage.inputs import open_input
+
+    out: dict[int, str] = {}
+    if not lines:
+        return out
+    last = max(lines)
+    inp, stream = open_input(path)
+    try:
+        if inp.kind != "log":
+            return out
+        for n, raw in enumerate(stream, 1):
+            if n in lines:
+                m = _STAMP.search(raw[:200].decode("utf-8", "replace"))
+                if m:
+                    out[n] = m.group(0)
+            if n >= last:
+                break
+    finally:
+        if path != "-":
+            stream.close()
+    return out
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,10 @@ def ingest_crash(
     seen: datetime,
     keep_reports: int,
     pending: Pending,
+    log_time: str | None = None,
 ) -> IngestResult:
     """Store one crash (inside the caller's transaction)."""
-    identity = crash_identity(crash, host)
+    identity = crash_identity(crash, host, log_time)
     facts = kb_facts(crash)
     title = str(crash.get("title") or "?")[:TITLE_MAX]
     kind = str(crash.get("kind") or "unknown")

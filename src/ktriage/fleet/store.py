@@ -71,6 +71,28 @@ def _load_report(data: bytes, name: str) -> dict[str, Any]:
     return d
 
 
+def _stamps(report: dict[str, Any]) -> list[str | None]:
+    """Each crash's log timestamp, read from the input it came from (text logs only; else None)."""
+    from ktriage.fleet.facts import log_times
+
+    want: dict[str, set[int]] = {}
+    for c in report["crashes"]:
+        src = c.get("source") or {}
+        if src.get("format") == "log" and src.get("path") not in (None, "-"):
+            want.setdefault(src["path"], set()).add(int(src.get("first_line") or 0))
+    got: dict[str, dict[int, str]] = {}
+    for path, lines in want.items():
+        try:
+            got[path] = log_times(path, lines)
+        except (OSError, ValueError, EOFError, InputError):
+            got[path] = {}
+    out: list[str | None] = []
+    for c in report["crashes"]:
+        src = c.get("source") or {}
+        out.append(got.get(src.get("path") or "", {}).get(int(src.get("first_line") or 0)))
+    return out
+
+
 def _host_of(crash: dict[str, Any], host: str | None) -> str | None:
     if host:
         return host
@@ -165,6 +187,19 @@ class FleetStore:
         seen: datetime | None = None,
     ) -> list[IngestResult]:
         """Store every crash of a `ktriage.report/1` dict, in one transaction; returns one result per crash."""
+        return self._ingest(report, host=host, origin=origin, scrub=scrub, seen=seen, stamps=None)
+
+    def _ingest(
+        self,
+        report: dict[str, Any],
+        *,
+        host: str | None,
+        origin: str,
+        scrub: bool,
+        seen: datetime | None,
+        stamps: list[str | None] | None,
+    ) -> list[IngestResult]:
+        """ingest_report, with the log timestamp of each crash when ktriage read it from a log here."""
         if not isinstance(report, dict) or report.get("schema") != SCHEMA:
             raise InputError(f"not a {SCHEMA} report")
         when = naive(seen) if seen else utcnow()
@@ -179,7 +214,7 @@ class FleetStore:
             if scrub:
                 sc = Scrubber(self.scrub_key(), [x for x in (h, (c.get("system") or {}).get("NODENAME")) if x])
                 one, h = sc.value(one), sc.host(h)
-            items.append((one["crashes"][0], one, h))
+            items.append((one["crashes"][0], one, h, stamps[len(items)] if stamps else None))
         if not items:
             return []
 
@@ -187,9 +222,17 @@ class FleetStore:
             pending = Pending()
             res = [
                 ingest_crash(
-                    s, c, one, host=h, origin=origin, seen=when, keep_reports=self.max_reports, pending=pending
+                    s,
+                    c,
+                    one,
+                    host=h,
+                    origin=origin,
+                    seen=when,
+                    keep_reports=self.max_reports,
+                    pending=pending,
+                    log_time=t,
                 )
-                for c, one, h in items
+                for c, one, h, t in items
             ]
             return res, pending
 
@@ -221,12 +264,13 @@ class FleetStore:
             with open(path, "wb") as f:
                 f.write(data)
             report = report_dict(analyze_paths([path], Options()))
+            stamps = _stamps(report)
         text = json.dumps(report, ensure_ascii=False).replace(json.dumps(path)[1:-1], name)
         report = json.loads(text)
         bad = [i for i in report["inputs"] if i["status"] == "error"]
         if bad:
             raise InputError(bad[0]["error"] or f"{name}: could not be read")
-        return self.ingest_report(report, host=host, origin=origin, scrub=scrub, seen=seen)
+        return self._ingest(report, host=host, origin=origin, scrub=scrub, seen=seen, stamps=stamps)
 
     def ingest_paths(self, paths: list[str], *, host: str | None = None, scrub: bool = False) -> IngestSummary:
         """Files and directories as `ktriage analyze` takes them; report JSON files read as reports."""
@@ -261,7 +305,9 @@ class FleetStore:
                 if i["status"] != "ok":
                     out.errors.append(i["error"] or f"{i['path']}: could not be read")
             if report["crashes"]:
-                out.results += self.ingest_report(report, host=host, origin="cli", scrub=scrub)
+                out.results += self._ingest(
+                    report, host=host, origin="cli", scrub=scrub, seen=None, stamps=_stamps(report)
+                )
         return out
 
     # ------------------------------------------------------------------------------ reads
