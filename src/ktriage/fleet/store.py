@@ -203,7 +203,7 @@ class FleetStore:
         if not isinstance(report, dict) or report.get("schema") != SCHEMA:
             raise InputError(f"not a {SCHEMA} report")
         when = naive(seen) if seen else utcnow()
-        items = []
+        items: list[tuple[dict[str, Any], dict[str, Any], str | None, str | None]] = []
         for c in report.get("crashes") or []:
             path = (c.get("source") or {}).get("path")
             inputs = [i for i in report.get("inputs") or [] if i.get("path") == path] or list(
