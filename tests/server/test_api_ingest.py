@@ -152,3 +152,16 @@ def test_all_shared_crash_texts_are_taken(client, auth) -> None:  # noqa: ANN001
         assert r.status_code in (202, 400), (path.name, r.text)
         if r.status_code == 202:
             assert all(c["bucket_id"] for c in r.json()["crashes"])
+
+
+def test_seen_time_from_the_machine(client, auth) -> None:  # noqa: ANN001
+    """A machine sending an old crash (kdump directory of last week) says when it happened."""
+    for day, host in (("2026-11-20T10:00:00", "a"), ("2026-11-20T23:59:00+00:00", "b"), ("2026-11-23", "c")):
+        r = client.post("/api/v1/reports", content=lab_log("warn"), headers=auth, params={"host": host, "seen": day})
+        assert r.status_code == 202, r.text
+    bid = r.json()["crashes"][0]["bucket_id"]
+    b = client.get(f"/api/v1/buckets/{bid}").json()
+    assert [(d["day"], d["count"]) for d in b["per_day"]] == [("2026-11-20", 2), ("2026-11-23", 1)]
+    assert b["first_seen"].startswith("2026-11-20T10:00") and b["last_seen"].startswith("2026-11-23T00:00")
+    r = client.post("/api/v1/reports", content=lab_log("warn"), headers=auth, params={"seen": "yesterday"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("seen:")
