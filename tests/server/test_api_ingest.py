@@ -165,3 +165,25 @@ def test_seen_time_from_the_machine(client, auth) -> None:  # noqa: ANN001
     assert b["first_seen"].startswith("2026-11-20T10:00") and b["last_seen"].startswith("2026-11-23T00:00")
     r = client.post("/api/v1/reports", content=lab_log("warn"), headers=auth, params={"seen": "yesterday"})
     assert r.status_code == 400 and r.json()["detail"].startswith("seen:")
+
+
+def test_scrubbing_server_hides_the_host_but_still_groups(db_url: str, tmp_path) -> None:  # noqa: ANN001
+    """`serve --scrub`: the host a machine names is stored as a keyed hash, the same one each time."""
+    from fastapi.testclient import TestClient
+
+    from ktriage.server.app import create_app
+
+    app = create_app(db_url, scrub=True)
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_token('m')}"}
+        for log in ("warn", "bug-on"):
+            r = client.post("/api/v1/reports", content=lab_log(log), headers=auth, params={"host": "db01.corp.example"})
+            assert r.status_code == 202, r.text
+        page = client.get("/api/v1/buckets").json()
+        assert page["total"] == 2 and all(b["hosts"] == 1 for b in page["items"])
+        hosts = set()
+        for b in page["items"]:
+            for c in client.get(f"/api/v1/buckets/{b['id']}/crashes").json()["items"]:
+                hosts.add(c["host"])
+        assert len(hosts) == 1 and "db01" not in next(iter(hosts))
+        assert "db01" not in client.get("/").text

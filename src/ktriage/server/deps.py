@@ -102,7 +102,7 @@ def bucket_query(
     kernel: Annotated[str | None, Query(description="kernel release seen in the bucket")] = None,
     host: Annotated[str | None, Query(description="host name (scrubbed form when the store scrubs)")] = None,
     distro: Annotated[str | None, Query()] = None,
-    known_bug: Annotated[str | None, Query(description="known bug id; `none` for buckets with none")] = None,
+    known_bug: Annotated[str | None, Query(description="known bug id, e.g. nf-conntrack-clash-refetch")] = None,
     state: Annotated[str | None, Query(description="new, known, fixed or regressed")] = None,
     q: Annotated[str | None, Query(description="text in the title or signatures")] = None,
     since: Annotated[str | None, Query(description="seen since: YYYY-MM-DD, ISO time, or 7d/12h/2w")] = None,
