@@ -137,10 +137,10 @@ def ingest_crash(
             Action(kind="created", bucket_id=sig, who=origin, why="first crash with this signature", at=now, data="{}")
         )
         s.flush()
-        bucket_id = sig
     else:
-        bucket_id = _resolve(s, bucket_id)
-    b = s.scalars(select(Bucket).where(Bucket.id == bucket_id).with_for_update()).one()
+        b = s.scalars(select(Bucket).where(Bucket.id == bucket_id).with_for_update()).one()
+        if b.merged_into:  # a signature left behind by a merge (merges re-point them; kept for safety)
+            b = s.scalars(select(Bucket).where(Bucket.id == _resolve(s, b.id)).with_for_update()).one()
 
     b.count = (b.count or 0) + 1
     b.first_seen = min(b.first_seen, seen)
@@ -196,7 +196,7 @@ def ingest_crash(
             b.notified = t
             pending.events.append(_event("bucket.threshold", b, threshold=t))
     s.flush()
-    if keep_reports > 0:
+    if 0 < keep_reports < b.count:
         prune_reports(s, b.id, keep_reports)
     return _result(row.id, b, new_bucket, False, title, kind, facts)
 
