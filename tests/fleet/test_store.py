@@ -101,8 +101,19 @@ def test_unreadable_inputs_are_listed(store: FleetStore, tmp_path: Path) -> None
         store.ingest_bytes(bytes(range(256)) * 64, "x.bin")
     with pytest.raises(InputError, match="malformed JSON"):
         store.ingest_bytes(b'{"schema": "ktriage.report/1", "crashes": [', "r.json")
-    with pytest.raises(InputError, match="without a kind"):
+    with pytest.raises(InputError, match="malformed ktriage.report/1 report at the document: 'inputs'"):
         store.ingest_bytes(b'{"schema": "ktriage.report/1", "crashes": [{"title": "t"}]}', "r.json")
+    # a real report with a field of the wrong type or an oversized bucket id: refused, nothing stored
+    good = analyzed(LAB / "warn.console.log")
+    for path, value in (("release", 5), ("bucket", "kt1-" + "f" * 1000), ("frames", ["x"])):
+        bad = json.loads(json.dumps(good))
+        c = bad["crashes"][0]
+        (c["kernel"] if path == "release" else c)[path] = value
+        with pytest.raises(InputError, match="malformed ktriage.report/1 report at crashes/0/"):
+            store.ingest_bytes(json.dumps(bad).encode(), "r.json")
+        with pytest.raises(InputError, match="malformed"):
+            store.ingest_report(bad)
+    assert store.list_buckets(BucketFilter())[1] == 1  # only the warn crash read from the log above
 
 
 def test_seed_known_bug_state_and_regression(store: FleetStore) -> None:
@@ -268,3 +279,14 @@ def test_probably_fixed_since() -> None:
     assert probably_fixed_since(["5.10.120", "6.1.192"], ["5.10.120", "6.1.192", "5.10.130", "5.15.1"]) == {
         "5.10.120": "5.10.130"
     }
+
+
+def test_long_names_fit_every_database(store: FleetStore) -> None:
+    """PostgreSQL refuses a value longer than its column where SQLite keeps it: a long token name (the
+    origin), host or user name must be cut, not turn an ingest into a database error."""
+    r = store.ingest_report(analyzed(LAB / "warn.console.log"), host="h" * 300, origin="api:" + "n" * 300)
+    r2 = store.ingest_report(analyzed(LAB_ARM64 / "warn.console.log"), host="h" * 300, origin="api:" + "n" * 300)
+    act = store.merge(r[0].bucket_id, r2[0].bucket_id, who="w" * 300, why="y" * 5000)
+    d = store.get_bucket(r[0].bucket_id)
+    assert d is not None and d.summary.count == 2 and d.hosts == [("h" * 255, 2)]
+    assert next(h for h in d.history if h["id"] == act)["who"] == "w" * 200

@@ -28,10 +28,13 @@ def content_hash(crash: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+_SIGNATURE = re.compile(r"kt\d+-[0-9a-f]{16}")
+
+
 def crash_signature(crash: dict[str, Any]) -> str:
     """ktriage's stable bucket id; a crash without one (a hand-made report) gets one from kind and title."""
     b = crash.get("bucket")
-    if isinstance(b, str) and b:
+    if isinstance(b, str) and _SIGNATURE.fullmatch(b):
         return b
     raw = f"{crash.get('kind')}\x00{crash.get('title')}".encode()
     return "kt0-" + hashlib.sha1(raw).hexdigest()[:16]

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ktriage.fleet.facts import KBFacts, crash_identity, crash_signature, kb_facts
-from ktriage.fleet.models import TITLE_MAX, Action, Bucket, BucketAlias, CrashReportRow, CrashRow, Signature
+from ktriage.fleet.models import TITLE_MAX, Action, Bucket, BucketAlias, CrashReportRow, CrashRow, Signature, cut
 from ktriage.fleet.notify import THRESHOLDS
 from ktriage.fleet.types import IngestResult
 
@@ -108,7 +108,7 @@ def ingest_crash(
     identity = crash_identity(crash, host, log_time)
     facts = kb_facts(crash)
     title = str(crash.get("title") or "?")[:TITLE_MAX]
-    kind = str(crash.get("kind") or "unknown")
+    kind = str(crash.get("kind") or "unknown")[:32]
     old = s.scalars(select(CrashRow).where(CrashRow.identity == identity)).first()
     if old is not None:
         b = s.get(Bucket, _resolve(s, old.bucket_id))
@@ -134,7 +134,14 @@ def ingest_crash(
         s.add(b)
         s.add(Signature(hash=sig, bucket_id=sig, added_at=now, origin="ingest"))
         s.add(
-            Action(kind="created", bucket_id=sig, who=origin, why="first crash with this signature", at=now, data="{}")
+            Action(
+                kind="created",
+                bucket_id=sig,
+                who=cut(origin, 200) or "",
+                why="first crash with this signature",
+                at=now,
+                data="{}",
+            )
         )
         s.flush()
     else:
@@ -146,9 +153,9 @@ def ingest_crash(
     b.first_seen = min(b.first_seen, seen)
     b.last_seen = max(b.last_seen, seen)
     if facts.known_bug and b.known_bug != facts.known_bug:
-        b.known_bug = facts.known_bug
+        b.known_bug = cut(facts.known_bug, 200)
     if facts.known_bug:
-        b.fixed_in = facts.fixed_in or b.fixed_in
+        b.fixed_in = cut(facts.fixed_in, 500) or b.fixed_in
         b.workaround = facts.workaround or b.workaround
     before = b.state
     b.state, b.generation = next_state(b.state, b.generation, facts.known_bug, facts.fix_recorded, facts.fixed)
@@ -161,16 +168,16 @@ def ingest_crash(
         signature=sig,
         title=title,
         kind=kind,
-        host=host,
-        kernel=(crash.get("kernel") or {}).get("release"),
-        distro=(crash.get("kernel") or {}).get("distro"),
-        arch=crash.get("arch"),
+        host=cut(host, 255),
+        kernel=cut((crash.get("kernel") or {}).get("release"), 200),
+        distro=cut((crash.get("kernel") or {}).get("distro"), 64),
+        arch=cut(crash.get("arch"), 16),
         seen=seen,
         ingested_at=now,
-        origin=origin,
-        known_bug=facts.known_bug,
+        origin=cut(origin, 200) or "",
+        known_bug=cut(facts.known_bug, 200),
         fixed=facts.fixed,
-        fixed_in=facts.fixed_in,
+        fixed_in=cut(facts.fixed_in, 500),
         workaround=facts.workaround,
         generation=b.generation,
         pinned=False,
@@ -186,7 +193,7 @@ def ingest_crash(
             "known": f"matched to known bug {b.known_bug}",
         }.get(b.state, "")
         data = json.dumps({"from": before, "to": b.state, "crash": row.id, "generation": b.generation})
-        s.add(Action(kind="state", bucket_id=b.id, who=origin, why=why, at=now, data=data))
+        s.add(Action(kind="state", bucket_id=b.id, who=cut(origin, 200) or "", why=why, at=now, data=data))
         if b.state == "regressed":
             pending.events.append(_event("bucket.regressed", b, crash=row.id, kernel=row.kernel))
     if new_bucket:

@@ -14,9 +14,26 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Action", "Base", "Bucket", "BucketAlias", "CrashReportRow", "CrashRow", "Setting", "Signature", "Token"]
+__all__ = [
+    "TITLE_MAX",
+    "cut",
+    "Action",
+    "Base",
+    "Bucket",
+    "BucketAlias",
+    "CrashReportRow",
+    "CrashRow",
+    "Setting",
+    "Signature",
+    "Token",
+]
 
 TITLE_MAX = 500
+
+
+def cut(value: str | None, n: int) -> str | None:
+    """A value for a String(n) column: PostgreSQL refuses longer ones (SQLite would keep them)."""
+    return value if value is None or len(value) <= n else value[:n]
 
 
 class Base(DeclarativeBase):
@@ -80,7 +97,7 @@ class CrashRow(Base):
     arch: Mapped[str | None] = mapped_column(String(16))
     seen: Mapped[datetime] = mapped_column(DateTime, index=True)
     ingested_at: Mapped[datetime] = mapped_column(DateTime)
-    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    origin: Mapped[str] = mapped_column(String(200), default="cli")  # cli, api:<token name>
     known_bug: Mapped[str | None] = mapped_column(String(200))
     fixed: Mapped[bool | None] = mapped_column(Boolean)
     fixed_in: Mapped[str | None] = mapped_column(String(500))
