@@ -290,3 +290,61 @@ def test_long_names_fit_every_database(store: FleetStore) -> None:
     d = store.get_bucket(r[0].bucket_id)
     assert d is not None and d.summary.count == 2 and d.hosts == [("h" * 255, 2)]
     assert next(h for h in d.history if h["id"] == act)["who"] == "w" * 200
+
+
+RULE = """\
+id: site-crashmod-warn
+title: "crashmod: the lab module's deliberate WARN_ON in crashmod_warn"
+status: reported
+subsystem: lab
+summary: A site's own rule for its out-of-tree test module (crashmod, ktriage's QEMU lab).
+signature:
+  kinds: [warning]
+  guilty: [crashmod_warn]
+  frames: []
+  any_frames: []
+  related_events: []
+  title_regex: null
+  kernel: {introduced: null, fixed: "6.2"}
+fix:
+  mainline: "6.2"
+  stable: STABLE
+distros: []
+cve: []
+references: [lab/README.md]
+workarounds:
+  - {title: "Do not load crashmod", how: "modprobe -r crashmod", cost: "no lab crashes", reboot: false}
+probe: {bpftrace: null, systemtap: null}
+examples: []
+negative_examples: []
+"""
+
+
+def test_rebucket_after_a_knowledge_base_change(store: FleetStore, tmp_path: Path) -> None:
+    """A bucket stored before its rule existed becomes `fixed` when a rule recording the fix appears (its
+    6.1.192 kernel lacks the 6.2 fix); when the rule learns that 6.1.150 got a stable backport, 6.1.192
+    carries the fix and the bucket regresses - each change recorded in its history."""
+    r = store.ingest_report(analyzed(LAB / "warn.console.log"), host="k")
+    assert r[0].state == "new" and r[0].known_bug is None
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "site-crashmod-warn.yaml").write_text(RULE.replace("STABLE", "[]"))
+    out = store.rebucket(kb_dirs=[str(kb)])
+    assert out.notes == [] and out.state_changes == [(r[0].bucket_id, "new", "fixed")]
+    d = store.get_bucket(r[0].bucket_id)
+    assert d is not None and d.summary.known_bug == "site-crashmod-warn" and d.summary.fixed_in == "6.2"
+    assert d.workaround == "modprobe -r crashmod" and [k.has_fix for k in d.per_kernel] == [False]
+    crash = store.get_crash(r[0].crash_id)
+    assert crash is not None and crash.report is not None
+    assert [m["id"] for m in crash.report["crashes"][0]["known_bugs"]] == ["site-crashmod-warn"]
+
+    (kb / "site-crashmod-warn.yaml").write_text(RULE.replace("STABLE", '["6.1.150"]'))
+    out = store.rebucket(kb_dirs=[str(kb)])
+    assert out.state_changes == [(r[0].bucket_id, "fixed", "regressed")]
+    d = store.get_bucket(r[0].bucket_id)
+    assert d is not None and d.summary.state == "regressed" and d.generation == 2
+    assert [k.has_fix for k in d.per_kernel] == [True]
+    assert [(h["data"]["from"], h["data"]["to"]) for h in d.history if h["action"] == "state"] == [
+        ("new", "fixed"),
+        ("fixed", "regressed"),
+    ]

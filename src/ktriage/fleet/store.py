@@ -354,8 +354,9 @@ class FleetStore:
     def undo(self, action_id: int, *, who: str) -> None:
         self._write(lambda s: bucketing.undo(s, action_id, who=_who(who)))
 
-    def rebucket(self) -> RebucketSummary:
-        return self._write(lambda s: bucketing.rebucket(s))
+    def rebucket(self, *, kb_dirs: list[str] | None = None) -> RebucketSummary:
+        """Re-read every stored report with today's rules (plus the users' own rule directories)."""
+        return self._write(lambda s: bucketing.rebucket(s, kb_dirs=tuple(kb_dirs or ())))
 
     # ------------------------------------------------------------------------------ tokens
 
