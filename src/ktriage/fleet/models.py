@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -84,6 +84,7 @@ class CrashRow(Base):
     """One crash occurrence; kept forever (it is the count), its full report only while bounded."""
 
     __tablename__ = "crash"
+    __table_args__ = (Index("ix_crash_bucket_seen", "bucket_id", "seen"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identity: Mapped[str] = mapped_column(String(64), unique=True)
