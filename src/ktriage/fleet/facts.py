@@ -16,15 +16,19 @@ from typing import Any
 __all__ = ["KBFacts", "content_hash", "crash_identity", "crash_signature", "kb_facts", "log_times"]
 
 # Parts of a crash dict that say where and how it was read, not what happened: the same crash read
-# from another file, at another line, with other debug info at hand, has the same content hash.
-_NOT_CONTENT = ("source", "findings", "skipped", "known_bugs")
-_SYSTEM_NOT_CONTENT = ("DUMPFILE",)
+# from another file, at another line, from the vmcore instead of the console log (whose `system` holds the
+# dump's facts), with other debug info at hand, has the same content hash.
+_NOT_CONTENT = ("source", "findings", "skipped", "known_bugs", "system")
 
 
 def content_hash(crash: dict[str, Any]) -> str:
-    """The crash text's normalized hash: registers, frames, task, taint, code bytes, title..."""
+    """The crash text's normalized hash: registers, frames, task, taint, code bytes, title, related log
+    lines (their text, not their line numbers)."""
     d = {k: v for k, v in crash.items() if k not in _NOT_CONTENT}
-    d["system"] = {k: v for k, v in (crash.get("system") or {}).items() if k not in _SYSTEM_NOT_CONTENT}
+    d["related_events"] = [
+        {k: v for k, v in e.items() if k != "line"} if isinstance(e, dict) else e
+        for e in crash.get("related_events") or []
+    ]
     return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -40,20 +44,19 @@ def crash_signature(crash: dict[str, Any]) -> str:
     return "kt0-" + hashlib.sha1(raw).hexdigest()[:16]
 
 
-def crash_identity(crash: dict[str, Any], host: str | None, log_time: str | None = None) -> str:
-    """One crash, however often and from whichever overlapping log it is submitted: host, kernel release,
-    when in its boot it was printed (the log's own timestamp, when the input is a log), signature and the
-    normalized content hash (registers, PIDs, KASLR addresses). The timestamp tells apart two boots of a
-    deterministic machine (no KASLR, same PIDs) that printed the same oops word for word; overlapping logs
-    carry the same timestamp for the same crash."""
+def crash_identity(crash: dict[str, Any], host: str | None) -> str:
+    """One crash, however often, from whichever overlapping log or source (console log, vmcore, JSON report)
+    it is submitted: host, kernel release, signature and the normalized content hash (registers, PIDs,
+    KASLR addresses). Two boots that print one oops word for word (no KASLR) share it; the log timestamp
+    kept beside it (`log_time`) tells them apart when both were read from logs."""
     release = (crash.get("kernel") or {}).get("release") or ""
-    parts = [host or "", release, log_time or "", crash_signature(crash), content_hash(crash)]
+    parts = [host or "", release, crash_signature(crash), content_hash(crash)]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
-_STAMP = re.compile(
-    r"\[\s*\d+\.\d+\]"  # dmesg / console: [  292.763163]
-    r"|^\w{3} [ \d]\d \d\d:\d\d:\d\d"  # syslog: Dec  5 12:34:56
+_DMESG_STAMP = re.compile(r"\[\s*\d+\.\d+\]")  # [  292.763163]: seconds since boot, in every copy of the log
+_WALL_STAMP = re.compile(
+    r"^\w{3} [ \d]\d \d\d:\d\d:\d\d"  # syslog: Dec  5 12:34:56
     r"|^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?"  # ISO 8601 (journalctl -o short-iso, rsyslog)
 )
 
@@ -73,7 +76,8 @@ def log_times(path: str, lines: set[int]) -> dict[int, str]:
             return out
         for n, raw in enumerate(stream, 1):
             if n in lines:
-                m = _STAMP.search(raw[:200].decode("utf-8", "replace"))
+                text = raw[:200].decode("utf-8", "replace")
+                m = _DMESG_STAMP.search(text) or _WALL_STAMP.search(text)
                 if m:
                     out[n] = m.group(0)
             if n >= last:

@@ -9,6 +9,7 @@ second attempt finds what the other writer committed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -105,15 +106,20 @@ def ingest_crash(
     log_time: str | None = None,
 ) -> IngestResult:
     """Store one crash (inside the caller's transaction)."""
-    identity = crash_identity(crash, host, log_time)
+    key = crash_identity(crash, host)
+    log_time = cut(log_time, 40)
+    identity = hashlib.sha256(f"{key}\x00{log_time or ''}".encode()).hexdigest()
     facts = kb_facts(crash)
     title = str(crash.get("title") or "?")[:TITLE_MAX]
     kind = str(crash.get("kind") or "unknown")[:32]
-    old = s.scalars(select(CrashRow).where(CrashRow.identity == identity)).first()
-    if old is not None:
-        b = s.get(Bucket, _resolve(s, old.bucket_id))
-        assert b is not None
-        return _result(old.id, b, False, True, title, kind, facts)
+    for old_id, old_bucket, old_time in s.execute(
+        select(CrashRow.id, CrashRow.bucket_id, CrashRow.log_time).where(CrashRow.content_key == key)
+    ):
+        # the same crash unless both were read from logs that put it at different times (two boots)
+        if old_time is None or log_time is None or old_time == log_time:
+            b = s.get(Bucket, _resolve(s, old_bucket))
+            assert b is not None
+            return _result(old_id, b, False, True, title, kind, facts)
 
     sig = crash_signature(crash)
     bucket_id = s.scalar(select(Signature.bucket_id).where(Signature.hash == sig))
@@ -164,6 +170,8 @@ def ingest_crash(
 
     row = CrashRow(
         identity=identity,
+        content_key=key,
+        log_time=log_time,
         bucket_id=b.id,
         signature=sig,
         title=title,

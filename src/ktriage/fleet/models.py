@@ -87,7 +87,9 @@ class CrashRow(Base):
     __table_args__ = (Index("ix_crash_bucket_seen", "bucket_id", "seen"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    identity: Mapped[str] = mapped_column(String(64), unique=True)  # content_key + log_time
+    content_key: Mapped[str] = mapped_column(String(64), index=True)  # facts.crash_identity: source-independent
+    log_time: Mapped[str | None] = mapped_column(String(40))  # the log's timestamp of the crash, if read from one
     bucket_id: Mapped[str] = mapped_column(String(64), ForeignKey("bucket.id"), index=True)
     signature: Mapped[str] = mapped_column(String(64), index=True)
     title: Mapped[str] = mapped_column(String(TITLE_MAX))
