@@ -127,7 +127,8 @@ class Server:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                sys.exit(f"fleet_load: the server exited {self.proc.returncode}; see {self.log}")
+                tail = self.log.read_text(errors="replace").splitlines()[-15:]
+                sys.exit(f"fleet_load: the server exited {self.proc.returncode}:\n" + "\n".join(tail))
             try:
                 status, _ = _request(self.port, "GET", "/api/v1/buckets?limit=1")
                 if status == 200:
