@@ -282,7 +282,7 @@ class FleetStore:
                 f.write(data)
             report = report_dict(analyze_paths([path], Options()))
             stamps = _stamps(report)
-        text = json.dumps(report, ensure_ascii=False).replace(json.dumps(path)[1:-1], name)
+        text = json.dumps(report, ensure_ascii=False).replace(json.dumps(path)[1:-1], json.dumps(name)[1:-1])
         report = json.loads(text)
         bad = [i for i in report["inputs"] if i["status"] == "error"]
         if bad:

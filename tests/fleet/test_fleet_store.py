@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from fleet_inputs import LAB, LAB_ARM64, analyzed
 
-from conftest import LAB, LAB_ARM64, analyzed
 from ktriage.fleet import BucketFilter, FleetError, FleetStore
 from ktriage.fleet.queries import probably_fixed_since
 from realdata import SEEDS, seed
@@ -347,3 +347,12 @@ def test_rebucket_after_a_knowledge_base_change(store: FleetStore, tmp_path: Pat
         ("new", "fixed"),
         ("fixed", "regressed"),
     ]
+
+
+def test_submission_name_with_quotes(store: FleetStore) -> None:
+    """The file name a machine sends becomes the stored source path, quotes and backslashes included."""
+    name = 'con"sole\\1.log'
+    r = store.ingest_bytes((LAB / "warn.console.log").read_bytes(), name)
+    crash = store.get_crash(r[0].crash_id)
+    assert crash is not None and crash.report is not None
+    assert crash.report["crashes"][0]["source"]["path"] == name and crash.report["inputs"][0]["path"] == name

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
+from fleet_inputs import LAB, LAB_ARM64
 
-from conftest import LAB, LAB_ARM64
 from ktriage.cli import main
 
 

@@ -7,8 +7,8 @@ import itertools
 import re
 
 import pytest
+from fleet_inputs import analyzed
 
-from conftest import analyzed
 from ktriage.fleet import BucketFilter, FleetStore
 from realdata import CORPUS
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from fleet_inputs import LAB
 
-from conftest import LAB
 from ktriage.fleet import BucketFilter, FleetStore
 
 pytestmark = pytest.mark.skipif(
