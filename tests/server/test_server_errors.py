@@ -52,7 +52,7 @@ def test_body_above_the_limit_is_413(client, auth) -> None:  # noqa: ANN001
 
 def test_limit_holds_without_content_length(client, auth) -> None:  # noqa: ANN001
     """A chunked upload declares no size: the limit is counted on the stream (that the server stops reading
-    early is checked against the real server in test_serve.py; the test client buffers the body)."""
+    early is checked against the real server in test_server_live.py; the test client buffers the body)."""
 
     def chunks():  # noqa: ANN202
         for _ in range(64):  # 4 MiB offered in 64 KiB chunks, the limit is 1 MiB
