@@ -4,16 +4,21 @@ double nothing, and a kill -9 keeps every acknowledged report. On SQLite and Pos
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from live_server import LiveServer, ktriage
+from live_server import LiveServer, free_port, ktriage
 from server_inputs import lab_log
+
+from realdata import REPO
 
 SCENARIOS = ["bug-on", "warn", "soft-lockup", "uaf-poison", "panic", "list-corruption", "null-member", "hung-task"]
 
@@ -109,3 +114,24 @@ def test_acknowledged_reports_survive_kill_9(server: LiveServer, live_token: str
         assert _get(server.base, f"/api/v1/crashes/{crash_id}")["report"] is not None
     assert sum(b["count"] for b in _get(server.base, "/api/v1/buckets?limit=100")["items"]) == len(SCENARIOS)
     assert re.search(rb"Traceback", server.log.read_bytes()) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["bogus://x", "postgresql+psycopg://nobody@127.0.0.1:1/none", "sqlite:///{tmp}/a-file/fleet.db"],
+    ids=["no-such-dialect", "refused", "under-a-file"],
+)
+def test_serve_with_an_unusable_database_says_so_in_one_line(url: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    url = url.format(tmp=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "fleet", "serve", "--db", url, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        timeout=120,
+    )
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("ktriage: cannot open the fleet database: ")

@@ -6,6 +6,7 @@ with a one-line message; a traceback never goes into a reply (uvicorn's log keep
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from ktriage.server.deps import Settings
 __all__ = ["create_app", "run"]
 
 DEFAULT_MAX_BODY = 32 << 20
+EXIT_CANNOT_START = 3  # the CLI's "could not be read" status; uvicorn exits 3 too when it cannot bind
 
 
 def create_app(
@@ -98,8 +100,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 def run(db_url: str | None, host: str = "127.0.0.1", port: int = 8000, **settings: Any) -> None:
     """Serve the fleet on host:port until interrupted (uvicorn, one process; the store's calls use its threadpool).
 
-    `settings` are `create_app`'s keywords (scrub, webhook, max_body)."""
+    `settings` are `create_app`'s keywords (scrub, webhook, max_body). A database that cannot be opened is one
+    line on stderr and exit status 3, as uvicorn itself exits 3 when the port is taken: never a traceback."""
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
-    app = create_app(db_url, **settings)
+    try:
+        app = create_app(db_url, **settings)
+    except (SQLAlchemyError, OSError, ValueError, ImportError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"ktriage: cannot open the fleet database: {first}", file=sys.stderr)
+        sys.exit(EXIT_CANNOT_START)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, server_header=False)
