@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,7 +24,8 @@ class Fleet(ThreadingHTTPServer):
 
     def __init__(self, port: int) -> None:
         self.received: list[dict] = []
-        self.hosts: list[str | None] = []
+        self.hosts: list[str] = []
+        self.seen: list[str] = []
         self.reject_kind: str | None = None
         super().__init__(("127.0.0.1", port), Handler)
 
@@ -44,7 +46,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path != "/api/v1/reports":
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != "/api/v1/reports":
             return self._reply(404, {"detail": "not found"})
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self._reply(401, {"detail": "invalid token"})
@@ -52,7 +55,9 @@ class Handler(BaseHTTPRequestHandler):
         if report["crashes"][0]["kind"] == self.server.reject_kind:
             return self._reply(400, {"detail": "cannot read this report"})
         self.server.received.append(report)
-        self.server.hosts.append(self.headers.get("X-Ktriage-Host"))
+        query = urllib.parse.parse_qs(url.query)
+        self.server.hosts.append(query["host"][0])
+        self.server.seen.append(query["seen"][0])
         self._reply(202, {"crashes": [{"bucket": c["bucket"], "new": True} for c in report["crashes"]]})
 
 
@@ -120,6 +125,8 @@ def test_unreachable_then_up_within_one_run_backs_off_and_sends_in_order(machine
             "crashmod_read_rx_count",
         ]
         assert fleet.hosts == ["web-17", "web-17"]
+        dmesg = machine / "crash" / "202612051432" / "dmesg.202612051432"
+        assert fleet.seen[1] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(dmesg.stat().st_mtime))
         assert len(said(out, "sent")) == 2 and "(new)" in said(out, "sent")[0]
         assert took >= 0.8 and outbox(machine) == [] and not (machine / "spool" / "backoff.json").exists()
     finally:

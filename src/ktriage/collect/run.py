@@ -81,7 +81,7 @@ def _envelope(f: Found, cfg: CollectConfig, report: dict[str, Any]) -> dict[str,
         "collector": f"ktriage collect {__version__}",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return {"key": f.key, "what": f.what, "source": f.source, "host": cfg.host, "report": report}
+    return {"key": f.key, "what": f.what, "source": f.source, "host": cfg.host, "seen": f.seen, "report": report}
 
 
 def _reply_line(r: SendResult) -> str:

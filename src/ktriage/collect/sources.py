@@ -32,6 +32,13 @@ class Found:
     compression: str | None = None
     text: bytes | None = None  # pstore and journal: the log itself
     skip: str | None = None  # why it is not analyzed this time (still being written)
+    seen: str | None = None  # when the crash happened, ISO UTC: the dump's (or pstore record's) mtime
+
+
+def _mtime_iso(path: str) -> str:
+    """kdump writes the dump right after the crash, and pstore gives each record the crash's time as mtime
+    (fs/pstore/inode.c, pstore_mkfile): a better date for the fleet than the collector's run."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(path).st_mtime))
 
 
 def _kdump(crash_dir: str, settle: float, now: float) -> list[Found]:
@@ -56,7 +63,7 @@ def _kdump(crash_dir: str, settle: float, now: float) -> list[Found]:
                 continue
         main = c.dump or c.dmesg
         assert main is not None
-        out.append(Found(file_key(main), c.directory, src, c.dump, c.dmesg, c.compression))
+        out.append(Found(file_key(main), c.directory, src, c.dump, c.dmesg, c.compression, seen=_mtime_iso(main)))
     return out
 
 
@@ -85,7 +92,7 @@ def discover(crash_dirs: list[str], pstore_dirs: list[str], journal: bool, settl
     for d in crash_dirs:
         found += _kdump(d, settle, now)
     for p in find_pstore_dumps(pstore_dirs):
-        found.append(Found(p.key, p.paths[-1], "pstore", text=p.text))
+        found.append(Found(p.key, p.paths[-1], "pstore", text=p.text, seen=_mtime_iso(p.paths[-1])))
     if journal:
         j = previous_boot_journal()
         if j:

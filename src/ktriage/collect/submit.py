@@ -57,9 +57,10 @@ class HttpTarget:
             "Authorization": f"Bearer {self.token}",
             "User-Agent": f"ktriage-collect/{__version__}",
         }
-        if env.get("host"):
-            headers["X-Ktriage-Host"] = env["host"]
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        # the fleet server takes the machine and the time of the crash as query parameters
+        query = urllib.parse.urlencode({k: env[k] for k in ("host", "seen") if env.get(k)})
+        url = self.url + ("&" if "?" in self.url else "?") + query if query else self.url
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only, checked
                 data = resp.read()
