@@ -24,7 +24,7 @@ class _Main(click.Group):
     """Subsystems bring their own command groups (`ktriage kb ...`), imported only when one is asked for:
     importing them on every `ktriage analyze` cost ~20 ms (YAML, difflib) for nothing."""
 
-    LAZY = {"kb": "ktriage.kb.cli"}
+    LAZY = {"kb": "ktriage.kb.cli", "fleet": "ktriage.fleet.cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})

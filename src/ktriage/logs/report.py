@@ -382,6 +382,12 @@ def _bucket(kind: str, title: str, guilty: str | None, frames: Sequence[Frame]) 
     return "kt1-" + hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
+def crash_bucket(crash: Crash) -> str:
+    """The bucket id of a crash as this version's rules compute it (the fleet recomputes the ids of stored
+    reports with it after the rules change: `ktriage fleet rebucket`)."""
+    return _bucket(crash.kind, crash.title, crash.guilty_frame, crash.frames)
+
+
 def build_crash(
     region: Sequence[Record],
     fmt: Format,
