@@ -129,8 +129,6 @@ def collect(**kw: Any) -> None:
         raise click.UsageError("--submit needs --token (or token = ... in the config file)")
     spool_default, state_default = _defaults()
     journal = kw["journal"] if kw["journal"] is not None else conf.get("journal", "no").lower() in ("yes", "true", "1")
-    if kw["tmp_dir"]:
-        tempfile.tempdir = kw["tmp_dir"]  # the pipeline's own temporary files (flattened dumps) go there too
 
     from ktriage.collect.run import CollectConfig
     from ktriage.collect.run import collect as run_collect
@@ -166,4 +164,11 @@ def collect(**kw: Any) -> None:
         settle=kw["settle"],
         options=Options(debuginfo_dirs=debuginfo),
     )
-    sys.exit(run_collect(cfg))
+    saved = tempfile.tempdir
+    if kw["tmp_dir"]:
+        tempfile.tempdir = kw["tmp_dir"]  # the pipeline's own temporary files (flattened dumps) go there too
+    try:
+        code = run_collect(cfg)
+    finally:
+        tempfile.tempdir = saved
+    sys.exit(code)
