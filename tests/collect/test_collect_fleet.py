@@ -139,3 +139,11 @@ def test_collect_into_a_fleet_database(machine: Path, tmp_path: Path) -> None:
         assert total == 2
     finally:
         store.close()
+
+
+def test_database_down_keeps_reports_spooled(machine: Path) -> None:
+    pytest.importorskip("psycopg", reason="PostgreSQL driver not installed")
+    db = f"postgresql+psycopg://ktriage@127.0.0.1:{free_port()}/fleet"  # nothing listens there
+    code, out, err = run(machine, "--crash-dir", str(machine / "crash"), "--pstore", str(machine / "none"), "--db", db)
+    assert code == 4 and "spooled  2 report(s)" in err and "database:" in err
+    assert len(list((machine / "spool" / "outbox").glob("*.json"))) == 2

@@ -14,6 +14,7 @@ from typing import Any
 
 from ktriage import __version__
 from ktriage.collect.spool import SendResult
+from ktriage.inputs import InputError
 
 __all__ = ["DbTarget", "HttpTarget", "reports_url"]
 
@@ -91,11 +92,16 @@ class DbTarget:
             store_cls: Any = importlib.import_module("ktriage.fleet").FleetStore
         except (ImportError, AttributeError) as e:
             raise ValueError(f"--db needs ktriage's fleet store, which is not installed here ({e})") from None
-        self.store = store_cls.open(url)
+        self.store_cls, self.url = store_cls, url
+        self.store: Any = None
 
     def __call__(self, env: dict[str, Any]) -> SendResult:
         try:
+            if self.store is None:  # opened on first use: a database that is down keeps reports spooled
+                self.store = self.store_cls.open(self.url)
             results = self.store.ingest_report(env["report"], host=env.get("host"), origin="collect")
+        except (InputError, ValueError, KeyError, TypeError) as e:  # the report itself: resending cannot help
+            return SendResult("rejected", f"database: the report was refused: {' '.join(str(e).split())[:200]}")
         except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors: the database is down or locked; retry later
             return SendResult("retry", f"database: {' '.join(str(e).split())[:200]}")
         reply = {
@@ -107,4 +113,5 @@ class DbTarget:
         return SendResult("sent", "stored", reply)
 
     def close(self) -> None:
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
