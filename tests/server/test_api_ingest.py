@@ -152,3 +152,38 @@ def test_all_shared_crash_texts_are_taken(client, auth) -> None:  # noqa: ANN001
         assert r.status_code in (202, 400), (path.name, r.text)
         if r.status_code == 202:
             assert all(c["bucket_id"] for c in r.json()["crashes"])
+
+
+def test_seen_time_from_the_machine(client, auth) -> None:  # noqa: ANN001
+    """A machine sending an old crash (kdump directory of last week) says when it happened."""
+    for day, host in (("2026-11-20T10:00:00", "a"), ("2026-11-20T23:59:00+00:00", "b"), ("2026-11-23", "c")):
+        r = client.post("/api/v1/reports", content=lab_log("warn"), headers=auth, params={"host": host, "seen": day})
+        assert r.status_code == 202, r.text
+    bid = r.json()["crashes"][0]["bucket_id"]
+    b = client.get(f"/api/v1/buckets/{bid}").json()
+    assert [(d["day"], d["count"]) for d in b["per_day"]] == [("2026-11-20", 2), ("2026-11-23", 1)]
+    assert b["first_seen"].startswith("2026-11-20T10:00") and b["last_seen"].startswith("2026-11-23T00:00")
+    r = client.post("/api/v1/reports", content=lab_log("warn"), headers=auth, params={"seen": "yesterday"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("seen:")
+
+
+def test_scrubbing_server_hides_the_host_but_still_groups(db_url: str, tmp_path) -> None:  # noqa: ANN001
+    """`serve --scrub`: the host a machine names is stored as a keyed hash, the same one each time."""
+    from fastapi.testclient import TestClient
+
+    from ktriage.server.app import create_app
+
+    app = create_app(db_url, scrub=True)
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.store.create_token('m')}"}
+        for log in ("warn", "bug-on"):
+            r = client.post("/api/v1/reports", content=lab_log(log), headers=auth, params={"host": "db01.corp.example"})
+            assert r.status_code == 202, r.text
+        page = client.get("/api/v1/buckets").json()
+        assert page["total"] == 2 and all(b["hosts"] == 1 for b in page["items"])
+        hosts = set()
+        for b in page["items"]:
+            for c in client.get(f"/api/v1/buckets/{b['id']}/crashes").json()["items"]:
+                hosts.add(c["host"])
+        assert len(hosts) == 1 and "db01" not in next(iter(hosts))
+        assert "db01" not in client.get("/").text

@@ -75,3 +75,15 @@ def test_static_files_are_served_locally(client) -> None:  # noqa: ANN001
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
     for ref in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):
         assert client.get(ref).status_code == 200, ref
+
+
+def test_the_filter_form_as_a_browser_sends_it(client, auth) -> None:  # noqa: ANN001
+    """A GET form sends every field, empty ones as ``name=``: they mean "any", not an error."""
+    _post(client, auth, lab_log("uaf-poison"), "h1")
+    _post(client, auth, lab_log("warn"), "h1")
+    r = client.get("/?sort=count&order=desc&q=&kind=gpf&state=&kernel=&host=&distro=&known_bug=&since=")
+    assert r.status_code == 200
+    assert re.findall(r'class="bucket-link"[^>]*>([^<]+)<', r.text) == [
+        "general protection fault in crashmod_obj_dispatch"
+    ]
+    assert client.get("/api/v1/buckets?state=bogus").status_code == 422

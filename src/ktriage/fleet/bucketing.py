@@ -238,7 +238,7 @@ def _reread(body: str, rules: Any) -> tuple[str, dict[str, Any], dict[str, Any]]
     return sig, cd, report
 
 
-def rebucket(s: Session, *, who: str = "rebucket", batch: int = 500) -> RebucketSummary:
+def rebucket(s: Session, *, who: str = "rebucket", kb_dirs: tuple[str, ...] = (), batch: int = 500) -> RebucketSummary:
     """Recompute every crash's signature and known bug from its stored report (after the grouping rules or
     the knowledge base changed). A new signature joins the bucket the crash is in - both keys now lead
     there; a signature that already leads to another bucket means the new rules see one bug where the old
@@ -247,8 +247,8 @@ def rebucket(s: Session, *, who: str = "rebucket", batch: int = 500) -> Rebucket
     from ktriage.fleet.facts import kb_facts
     from ktriage.kb.rules import cached_rules
 
-    rules = cached_rules(())
-    out = RebucketSummary()
+    rules = cached_rules(kb_dirs)
+    out = RebucketSummary(notes=[f"known-bug rule not loaded: {e}" for e in rules.errors])
     out.without_report = int(s.scalar(select(func.count()).where(CrashRow.report_kept.is_(False))) or 0)
     last = 0
     touched: set[str] = set()

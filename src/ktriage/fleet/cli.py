@@ -294,11 +294,18 @@ def undo(db: str | None, action: int, who: str | None) -> None:
 
 @fleet.command()
 @db_option
-def rebucket(db: str | None) -> None:
+@click.option(
+    "--kb",
+    "kb_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Extra directory of known-bug rules (repeatable).",
+)
+def rebucket(db: str | None, kb_dirs: tuple[str, ...]) -> None:
     """Re-read every stored report with today's grouping rules and knowledge base (counts, history and hand
     merges are kept)."""
     with _store(db) as store:
-        r = store.rebucket()
+        r = store.rebucket(kb_dirs=list(kb_dirs))
     click.echo(
         f"{r.crashes} reports re-read, {r.signatures_added} signatures added, {len(r.merged)} buckets merged, "
         f"{len(r.state_changes)} state changes; {r.without_report} crashes without a kept report stay put"
@@ -307,6 +314,8 @@ def rebucket(db: str | None) -> None:
         click.echo(f"  merged {a} into {b}")
     for bid, old, new in r.state_changes:
         click.echo(f"  {bid}: {old} -> {new}")
+    for note in r.notes:
+        click.echo(f"ktriage: {note}", err=True)
 
 
 @fleet.group()

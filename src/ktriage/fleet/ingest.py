@@ -9,6 +9,7 @@ second attempt finds what the other writer committed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ktriage.fleet.facts import KBFacts, crash_identity, crash_signature, kb_facts
-from ktriage.fleet.models import TITLE_MAX, Action, Bucket, BucketAlias, CrashReportRow, CrashRow, Signature
+from ktriage.fleet.models import TITLE_MAX, Action, Bucket, BucketAlias, CrashReportRow, CrashRow, Signature, cut
 from ktriage.fleet.notify import THRESHOLDS
 from ktriage.fleet.types import IngestResult
 
@@ -102,17 +103,23 @@ def ingest_crash(
     seen: datetime,
     keep_reports: int,
     pending: Pending,
+    log_time: str | None = None,
 ) -> IngestResult:
     """Store one crash (inside the caller's transaction)."""
-    identity = crash_identity(crash, host)
+    key = crash_identity(crash, host)
+    log_time = cut(log_time, 40)
+    identity = hashlib.sha256(f"{key}\x00{log_time or ''}".encode()).hexdigest()
     facts = kb_facts(crash)
     title = str(crash.get("title") or "?")[:TITLE_MAX]
-    kind = str(crash.get("kind") or "unknown")
-    old = s.scalars(select(CrashRow).where(CrashRow.identity == identity)).first()
-    if old is not None:
-        b = s.get(Bucket, _resolve(s, old.bucket_id))
-        assert b is not None
-        return _result(old.id, b, False, True, title, kind, facts)
+    kind = str(crash.get("kind") or "unknown")[:32]
+    for old_id, old_bucket, old_time in s.execute(
+        select(CrashRow.id, CrashRow.bucket_id, CrashRow.log_time).where(CrashRow.content_key == key)
+    ):
+        # the same crash unless both were read from logs that put it at different times (two boots)
+        if old_time is None or log_time is None or old_time == log_time:
+            b = s.get(Bucket, _resolve(s, old_bucket))
+            assert b is not None
+            return _result(old_id, b, False, True, title, kind, facts)
 
     sig = crash_signature(crash)
     bucket_id = s.scalar(select(Signature.bucket_id).where(Signature.hash == sig))
@@ -133,21 +140,28 @@ def ingest_crash(
         s.add(b)
         s.add(Signature(hash=sig, bucket_id=sig, added_at=now, origin="ingest"))
         s.add(
-            Action(kind="created", bucket_id=sig, who=origin, why="first crash with this signature", at=now, data="{}")
+            Action(
+                kind="created",
+                bucket_id=sig,
+                who=cut(origin, 200) or "",
+                why="first crash with this signature",
+                at=now,
+                data="{}",
+            )
         )
         s.flush()
-        bucket_id = sig
     else:
-        bucket_id = _resolve(s, bucket_id)
-    b = s.scalars(select(Bucket).where(Bucket.id == bucket_id).with_for_update()).one()
+        b = s.scalars(select(Bucket).where(Bucket.id == bucket_id).with_for_update()).one()
+        if b.merged_into:  # a signature left behind by a merge (merges re-point them; kept for safety)
+            b = s.scalars(select(Bucket).where(Bucket.id == _resolve(s, b.id)).with_for_update()).one()
 
     b.count = (b.count or 0) + 1
     b.first_seen = min(b.first_seen, seen)
     b.last_seen = max(b.last_seen, seen)
     if facts.known_bug and b.known_bug != facts.known_bug:
-        b.known_bug = facts.known_bug
+        b.known_bug = cut(facts.known_bug, 200)
     if facts.known_bug:
-        b.fixed_in = facts.fixed_in or b.fixed_in
+        b.fixed_in = cut(facts.fixed_in, 500) or b.fixed_in
         b.workaround = facts.workaround or b.workaround
     before = b.state
     b.state, b.generation = next_state(b.state, b.generation, facts.known_bug, facts.fix_recorded, facts.fixed)
@@ -156,20 +170,22 @@ def ingest_crash(
 
     row = CrashRow(
         identity=identity,
+        content_key=key,
+        log_time=log_time,
         bucket_id=b.id,
         signature=sig,
         title=title,
         kind=kind,
-        host=host,
-        kernel=(crash.get("kernel") or {}).get("release"),
-        distro=(crash.get("kernel") or {}).get("distro"),
-        arch=crash.get("arch"),
+        host=cut(host, 255),
+        kernel=cut((crash.get("kernel") or {}).get("release"), 200),
+        distro=cut((crash.get("kernel") or {}).get("distro"), 64),
+        arch=cut(crash.get("arch"), 16),
         seen=seen,
         ingested_at=now,
-        origin=origin,
-        known_bug=facts.known_bug,
+        origin=cut(origin, 200) or "",
+        known_bug=cut(facts.known_bug, 200),
         fixed=facts.fixed,
-        fixed_in=facts.fixed_in,
+        fixed_in=cut(facts.fixed_in, 500),
         workaround=facts.workaround,
         generation=b.generation,
         pinned=False,
@@ -185,7 +201,7 @@ def ingest_crash(
             "known": f"matched to known bug {b.known_bug}",
         }.get(b.state, "")
         data = json.dumps({"from": before, "to": b.state, "crash": row.id, "generation": b.generation})
-        s.add(Action(kind="state", bucket_id=b.id, who=origin, why=why, at=now, data=data))
+        s.add(Action(kind="state", bucket_id=b.id, who=cut(origin, 200) or "", why=why, at=now, data=data))
         if b.state == "regressed":
             pending.events.append(_event("bucket.regressed", b, crash=row.id, kernel=row.kernel))
     if new_bucket:
@@ -195,7 +211,7 @@ def ingest_crash(
             b.notified = t
             pending.events.append(_event("bucket.threshold", b, threshold=t))
     s.flush()
-    if keep_reports > 0:
+    if 0 < keep_reports < b.count:
         prune_reports(s, b.id, keep_reports)
     return _result(row.id, b, new_bucket, False, title, kind, facts)
 

@@ -11,12 +11,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Action", "Base", "Bucket", "BucketAlias", "CrashReportRow", "CrashRow", "Setting", "Signature", "Token"]
+__all__ = [
+    "TITLE_MAX",
+    "cut",
+    "Action",
+    "Base",
+    "Bucket",
+    "BucketAlias",
+    "CrashReportRow",
+    "CrashRow",
+    "Setting",
+    "Signature",
+    "Token",
+]
 
 TITLE_MAX = 500
+
+
+def cut(value: str | None, n: int) -> str | None:
+    """A value for a String(n) column: PostgreSQL refuses longer ones (SQLite would keep them)."""
+    return value if value is None or len(value) <= n else value[:n]
 
 
 class Base(DeclarativeBase):
@@ -67,9 +84,12 @@ class CrashRow(Base):
     """One crash occurrence; kept forever (it is the count), its full report only while bounded."""
 
     __tablename__ = "crash"
+    __table_args__ = (Index("ix_crash_bucket_seen", "bucket_id", "seen"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    identity: Mapped[str] = mapped_column(String(64), unique=True)  # content_key + log_time
+    content_key: Mapped[str] = mapped_column(String(64), index=True)  # facts.crash_identity: source-independent
+    log_time: Mapped[str | None] = mapped_column(String(40))  # the log's timestamp of the crash, if read from one
     bucket_id: Mapped[str] = mapped_column(String(64), ForeignKey("bucket.id"), index=True)
     signature: Mapped[str] = mapped_column(String(64), index=True)
     title: Mapped[str] = mapped_column(String(TITLE_MAX))
@@ -80,7 +100,7 @@ class CrashRow(Base):
     arch: Mapped[str | None] = mapped_column(String(16))
     seen: Mapped[datetime] = mapped_column(DateTime, index=True)
     ingested_at: Mapped[datetime] = mapped_column(DateTime)
-    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    origin: Mapped[str] = mapped_column(String(200), default="cli")  # cli, api:<token name>
     known_bug: Mapped[str | None] = mapped_column(String(200))
     fixed: Mapped[bool | None] = mapped_column(Boolean)
     fixed_in: Mapped[str | None] = mapped_column(String(500))

@@ -55,7 +55,8 @@ def _growth_expr(now: datetime) -> Any:
 
 
 def _crash_exists(*cond: ColumnElement[bool]) -> ColumnElement[bool]:
-    return exists(select(CrashRow.id).where(CrashRow.bucket_id == Bucket.id, *cond))
+    """Buckets with a crash that matches: one index lookup (crash.kernel, .host...), not a scan per bucket."""
+    return Bucket.id.in_(select(CrashRow.bucket_id).where(*cond))
 
 
 def _conditions(flt: BucketFilter, growth: Any) -> list[ColumnElement[bool]]:

@@ -7,6 +7,7 @@ crash itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ktriage.fleet import bucketing, notify, queries, tokens
 from ktriage.fleet.db import default_url, make_engine, migrate, session_factory
 from ktriage.fleet.ingest import Pending, ingest_crash, utcnow
-from ktriage.fleet.models import Setting
+from ktriage.fleet.models import Setting, cut
 from ktriage.fleet.queries import naive
 from ktriage.fleet.scrub import Scrubber
 from ktriage.fleet.types import (
@@ -39,7 +41,7 @@ from ktriage.fleet.types import (
 )
 from ktriage.inputs import InputError
 
-__all__ = ["FleetStore", "is_report_json"]
+__all__ = ["FleetStore", "is_report_json", "validate_report"]
 
 T = TypeVar("T")
 RETRIES = 8
@@ -52,23 +54,60 @@ def is_report_json(head: bytes) -> bool:
     return h.startswith(b"{") and b'"schema"' in h and SCHEMA.encode() in h
 
 
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    path = Path(__file__).resolve().parent.parent / "schema" / "report-1.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_report(d: Any, name: str) -> dict[str, Any]:
+    """A report from a machine is checked against the `ktriage.report/1` schema before anything is stored:
+    the store then relies on the types (a release is a string, frames are objects). InputError, one line."""
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        raise InputError(f"{name}: JSON but not a {SCHEMA} report")
+    err = next(iter(_validator().iter_errors(d)), None)
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "the document"
+        msg = " ".join(str(err.message).split())[:200]
+        raise InputError(f"{name}: malformed {SCHEMA} report at {where}: {msg}")
+    return d
+
+
 def _load_report(data: bytes, name: str) -> dict[str, Any]:
     try:
         d = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise InputError(f"{name}: malformed JSON report: {e}") from None
-    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-        raise InputError(f"{name}: JSON but not a {SCHEMA} report")
-    if not isinstance(d.get("crashes"), list) or not all(isinstance(c, dict) for c in d["crashes"]):
-        raise InputError(f"{name}: malformed {SCHEMA} report: 'crashes' is not a list of objects")
-    for c in d["crashes"]:
-        for key, typ in (("kind", str), ("title", str)):
-            if not isinstance(c.get(key), typ) or not c.get(key):
-                raise InputError(f"{name}: malformed {SCHEMA} report: a crash without a {key}")
-        for key in ("kernel", "task", "source"):
-            if c.get(key) is not None and not isinstance(c.get(key), dict):
-                raise InputError(f"{name}: malformed {SCHEMA} report: a crash's {key} is not an object")
-    return d
+    return validate_report(d, name)
+
+
+def _stamps(report: dict[str, Any]) -> list[str | None]:
+    """Each crash's log timestamp, read from the input it came from (text logs only; else None)."""
+    from ktriage.fleet.facts import log_times
+
+    want: dict[str, set[int]] = {}
+    for c in report["crashes"]:
+        src = c.get("source") or {}
+        if src.get("format") == "log" and src.get("path") not in (None, "-"):
+            want.setdefault(src["path"], set()).add(int(src.get("first_line") or 0))
+    got: dict[str, dict[int, str]] = {}
+    for path, lines in want.items():
+        try:
+            got[path] = log_times(path, lines)
+        except (OSError, ValueError, EOFError, InputError):
+            got[path] = {}
+    out: list[str | None] = []
+    for c in report["crashes"]:
+        src = c.get("source") or {}
+        out.append(got.get(src.get("path") or "", {}).get(int(src.get("first_line") or 0)))
+    return out
+
+
+def _who(who: str) -> str:
+    return cut(who, 200) or "unknown"
 
 
 def _host_of(crash: dict[str, Any], host: str | None) -> str | None:
@@ -165,10 +204,23 @@ class FleetStore:
         seen: datetime | None = None,
     ) -> list[IngestResult]:
         """Store every crash of a `ktriage.report/1` dict, in one transaction; returns one result per crash."""
-        if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-            raise InputError(f"not a {SCHEMA} report")
+        return self._ingest(report, host=host, origin=origin, scrub=scrub, seen=seen, stamps=None)
+
+    def _ingest(
+        self,
+        report: dict[str, Any],
+        *,
+        host: str | None,
+        origin: str,
+        scrub: bool,
+        seen: datetime | None,
+        stamps: list[str | None] | None,
+    ) -> list[IngestResult]:
+        """ingest_report, with the log timestamp of each crash when ktriage read it from a log here."""
+        if stamps is None:  # not written by this process's pipeline: check it
+            validate_report(report, "report")
         when = naive(seen) if seen else utcnow()
-        items = []
+        items: list[tuple[dict[str, Any], dict[str, Any], str | None, str | None]] = []
         for c in report.get("crashes") or []:
             path = (c.get("source") or {}).get("path")
             inputs = [i for i in report.get("inputs") or [] if i.get("path") == path] or list(
@@ -179,7 +231,7 @@ class FleetStore:
             if scrub:
                 sc = Scrubber(self.scrub_key(), [x for x in (h, (c.get("system") or {}).get("NODENAME")) if x])
                 one, h = sc.value(one), sc.host(h)
-            items.append((one["crashes"][0], one, h))
+            items.append((one["crashes"][0], one, h, stamps[len(items)] if stamps else None))
         if not items:
             return []
 
@@ -187,9 +239,17 @@ class FleetStore:
             pending = Pending()
             res = [
                 ingest_crash(
-                    s, c, one, host=h, origin=origin, seen=when, keep_reports=self.max_reports, pending=pending
+                    s,
+                    c,
+                    one,
+                    host=h,
+                    origin=origin,
+                    seen=when,
+                    keep_reports=self.max_reports,
+                    pending=pending,
+                    log_time=t,
                 )
-                for c, one, h in items
+                for c, one, h, t in items
             ]
             return res, pending
 
@@ -221,12 +281,13 @@ class FleetStore:
             with open(path, "wb") as f:
                 f.write(data)
             report = report_dict(analyze_paths([path], Options()))
-        text = json.dumps(report, ensure_ascii=False).replace(json.dumps(path)[1:-1], name)
+            stamps = _stamps(report)
+        text = json.dumps(report, ensure_ascii=False).replace(json.dumps(path)[1:-1], json.dumps(name)[1:-1])
         report = json.loads(text)
         bad = [i for i in report["inputs"] if i["status"] == "error"]
         if bad:
             raise InputError(bad[0]["error"] or f"{name}: could not be read")
-        return self.ingest_report(report, host=host, origin=origin, scrub=scrub, seen=seen)
+        return self._ingest(report, host=host, origin=origin, scrub=scrub, seen=seen, stamps=stamps)
 
     def ingest_paths(self, paths: list[str], *, host: str | None = None, scrub: bool = False) -> IngestSummary:
         """Files and directories as `ktriage analyze` takes them; report JSON files read as reports."""
@@ -261,7 +322,9 @@ class FleetStore:
                 if i["status"] != "ok":
                     out.errors.append(i["error"] or f"{i['path']}: could not be read")
             if report["crashes"]:
-                out.results += self.ingest_report(report, host=host, origin="cli", scrub=scrub)
+                out.results += self._ingest(
+                    report, host=host, origin="cli", scrub=scrub, seen=None, stamps=_stamps(report)
+                )
         return out
 
     # ------------------------------------------------------------------------------ reads
@@ -283,16 +346,17 @@ class FleetStore:
     # ------------------------------------------------------------------------------ by hand
 
     def merge(self, a: str, b: str, *, who: str, why: str) -> int:
-        return self._write(lambda s: bucketing.merge(s, a, b, who=who, why=why))
+        return self._write(lambda s: bucketing.merge(s, a, b, who=_who(who), why=why))
 
     def split(self, bucket_id: str, crash_ids: list[int], *, who: str, why: str) -> str:
-        return self._write(lambda s: bucketing.split(s, bucket_id, crash_ids, who=who, why=why))
+        return self._write(lambda s: bucketing.split(s, bucket_id, crash_ids, who=_who(who), why=why))
 
     def undo(self, action_id: int, *, who: str) -> None:
-        self._write(lambda s: bucketing.undo(s, action_id, who=who))
+        self._write(lambda s: bucketing.undo(s, action_id, who=_who(who)))
 
-    def rebucket(self) -> RebucketSummary:
-        return self._write(lambda s: bucketing.rebucket(s))
+    def rebucket(self, *, kb_dirs: list[str] | None = None) -> RebucketSummary:
+        """Re-read every stored report with today's rules (plus the users' own rule directories)."""
+        return self._write(lambda s: bucketing.rebucket(s, kb_dirs=tuple(kb_dirs or ())))
 
     # ------------------------------------------------------------------------------ tokens
 

@@ -142,3 +142,4 @@ class RebucketSummary:
     merged: list[tuple[str, str]] = field(default_factory=list)  # (from, into) buckets the new rules unified
     state_changes: list[tuple[str, str, str]] = field(default_factory=list)  # (bucket, old, new)
     without_report: int = 0  # crashes whose report was not kept: they stay where they are
+    notes: list[str] = field(default_factory=list)  # knowledge-base rules that did not load

@@ -16,7 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from ktriage.fleet import BucketDetail, BucketSummary, CrashSummary, FleetStore
 from ktriage.inputs import InputError
 from ktriage.server.body import BadBody, TooLarge, read_submission
-from ktriage.server.deps import BucketQuery, Settings, bucket_query, get_settings, get_store, require_token
+from ktriage.server.deps import (
+    BucketQuery,
+    Settings,
+    bucket_query,
+    get_settings,
+    get_store,
+    parse_time,
+    require_token,
+)
 from ktriage.server.schemas import (
     BucketDetailOut,
     BucketOut,
@@ -51,6 +59,9 @@ async def post_report(
     settings: Annotated[Settings, Depends(get_settings)],
     token: Annotated[str, Depends(require_token)],
     host: Annotated[str | None, Query(max_length=255, description="the machine that crashed")] = None,
+    seen: Annotated[
+        str | None, Query(description="when the crash happened (ISO time; default: now), e.g. from the kdump directory")
+    ] = None,
 ) -> IngestReply:
     """Store a crash report: a raw console log, dmesg, journal export or `crash` output (as the body, or as the
     file of a multipart form with an optional `host` field), or a `ktriage.report/1` JSON. The 202 carries, per
@@ -61,11 +72,18 @@ async def post_report(
         raise HTTPException(413, str(e)) from None
     except BadBody as e:
         raise HTTPException(400, str(e)) from None
+    when = parse_time(seen, "seen") if seen else None
     if not sub.data.strip():
         raise HTTPException(400, "empty body: send a kernel log or a ktriage.report/1 JSON")
     try:
         results = await run_in_threadpool(
-            store.ingest_bytes, sub.data, sub.name, host=host or sub.host, origin=f"api:{token}", scrub=settings.scrub
+            store.ingest_bytes,
+            sub.data,
+            sub.name,
+            host=host or sub.host,
+            origin=f"api:{token}",
+            scrub=settings.scrub,
+            seen=when,
         )
     except InputError as e:
         raise HTTPException(400, _one_line(str(e))) from None

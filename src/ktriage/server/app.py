@@ -45,6 +45,9 @@ def create_app(
         version=__version__,
         description="Kernel crash reports from many machines, grouped into buckets with their known bugs and fixes.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: off; the description is /openapi.json
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = store
     app.state.settings = Settings(scrub=scrub, max_body=max_body)

@@ -10,9 +10,18 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ktriage.fleet import BucketFilter, FleetStore
+from ktriage.fleet import STATES, BucketFilter, FleetStore
 
-__all__ = ["BucketQuery", "Settings", "bucket_query", "get_settings", "get_store", "parse_since", "require_token"]
+__all__ = [
+    "BucketQuery",
+    "Settings",
+    "bucket_query",
+    "get_settings",
+    "get_store",
+    "parse_since",
+    "parse_time",
+    "require_token",
+]
 
 SORTS = ("count", "last_seen", "first_seen", "growth", "title")
 Sort = Literal["count", "last_seen", "first_seen", "growth", "title"]
@@ -64,10 +73,15 @@ def parse_since(text: str | None) -> datetime | None:
         n, unit = int(m.group(1)), m.group(2)
         delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
         return datetime.now(timezone.utc) - delta
+    return parse_time(text, "since", "YYYY-MM-DD, ISO time, or 7d/12h/2w")
+
+
+def parse_time(text: str, what: str, forms: str = "YYYY-MM-DD or ISO time") -> datetime:
+    """An ISO date or time (naive = UTC), or a 400 naming the parameter."""
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise HTTPException(400, f"since: {text!r} is not a date (YYYY-MM-DD, ISO time, or 7d/12h/2w)") from None
+        raise HTTPException(400, f"{what}: {text!r} is not a date ({forms})") from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -88,8 +102,8 @@ def bucket_query(
     kernel: Annotated[str | None, Query(description="kernel release seen in the bucket")] = None,
     host: Annotated[str | None, Query(description="host name (scrubbed form when the store scrubs)")] = None,
     distro: Annotated[str | None, Query()] = None,
-    known_bug: Annotated[str | None, Query(description="known bug id; `none` for buckets with none")] = None,
-    state: Annotated[Literal["new", "known", "fixed", "regressed"] | None, Query()] = None,
+    known_bug: Annotated[str | None, Query(description="known bug id, e.g. nf-conntrack-clash-refetch")] = None,
+    state: Annotated[str | None, Query(description="new, known, fixed or regressed")] = None,
     q: Annotated[str | None, Query(description="text in the title or signatures")] = None,
     since: Annotated[str | None, Query(description="seen since: YYYY-MM-DD, ISO time, or 7d/12h/2w")] = None,
     view: Annotated[View, Query(description="new: first seen this week; growing: more crashes than last week")] = "all",
@@ -98,6 +112,8 @@ def bucket_query(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> BucketQuery:
+    if state and state not in STATES:
+        raise HTTPException(422, f"state: {state!r} is not one of {', '.join(STATES)}")
     flt = BucketFilter(
         kind=kind or None,
         kernel=kernel or None,

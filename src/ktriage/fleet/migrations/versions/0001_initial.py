@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("arch", sa.String(16)),
         sa.Column("seen", sa.DateTime, nullable=False),
         sa.Column("ingested_at", sa.DateTime, nullable=False),
-        sa.Column("origin", sa.String(16), nullable=False),
+        sa.Column("origin", sa.String(200), nullable=False),
         sa.Column("known_bug", sa.String(200)),
         sa.Column("fixed", sa.Boolean),
         sa.Column("fixed_in", sa.String(500)),

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
+from fleet_inputs import LAB, LAB_ARM64
 
-from conftest import LAB, LAB_ARM64
 from ktriage.cli import main
 
 
@@ -91,3 +91,17 @@ def test_database_from_environment(tmp_path: Path) -> None:
     assert code == 0 and (tmp_path / "xdg" / "ktriage" / "fleet.db").exists()
     code, _, err = run("fleet", "buckets", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert code == 3 and err.startswith("ktriage: cannot open the fleet database") and len(err.splitlines()) == 1
+
+
+def test_fleet_help_needs_no_database_driver() -> None:
+    """`ktriage fleet --help` lists the commands without importing SQLAlchemy (the extra may be missing)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from ktriage.cli import main; "
+        "r = CliRunner().invoke(main, ['fleet', '--help']); "
+        "print(r.exit_code, 'sqlalchemy' in sys.modules, 'rebucket' in r.output)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "False", "True"]

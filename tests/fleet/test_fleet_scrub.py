@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fleet_inputs import LAB, LAB_ARM64
 
-from conftest import LAB, LAB_ARM64
 from ktriage.fleet import BucketFilter, FleetStore
 from ktriage.fleet.scrub import Scrubber
 from realdata import CORPUS, SEEDS

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fleet_inputs import LAB
 
-from conftest import LAB
 from ktriage.fleet import FleetStore
 
 

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import LAB, analyzed
+from fleet_inputs import LAB, analyzed
+
 from ktriage.fleet import FleetStore
 
 WRITER = r"""

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from fleet_inputs import LAB, LAB_ARM64, analyzed
 
-from conftest import LAB, LAB_ARM64, analyzed
 from ktriage.fleet import BucketFilter, FleetError, FleetStore
 from ktriage.fleet.queries import probably_fixed_since
 from realdata import SEEDS, seed
@@ -65,15 +65,28 @@ def test_same_crash_twice_is_stored_once(store: FleetStore, tmp_path: Path) -> N
     both.write_bytes((LAB / "bug-on.console.log").read_bytes() + (LAB / "panic.console.log").read_bytes())
     over = store.ingest_paths([str(both)], host="h1")
     assert sorted(r.duplicate for r in over.results) == [False, True]
-    # the same report as JSON (what `ktriage analyze --format json` wrote) is the same crash
+    # the same crash as a report JSON (what `ktriage analyze --format json` wrote) is the same crash
     js = tmp_path / "warn.json"
     js.write_text(json.dumps(analyzed(LAB / "warn.console.log")))
     as_json = store.ingest_paths([str(js)], host="h1")
-    assert [r.duplicate for r in as_json.results] == [True]
+    assert [(r.duplicate, r.crash_id) for r in as_json.results] == [(True, first.results[0].crash_id)]
     # another machine crashing the same way is another crash of the same bucket
     other = store.ingest_paths([str(LAB / "warn.console.log")], host="h2")
     assert [(r.duplicate, r.bucket_id) for r in other.results] == [(False, first.results[0].bucket_id)]
     assert store.get_bucket(first.results[0].bucket_id).summary.count == 2  # type: ignore[union-attr]
+
+
+def test_two_boots_printing_the_same_oops_are_two_crashes(store: FleetStore, tmp_path: Path) -> None:
+    """A machine without KASLR can print one oops word for word on two boots; the log's timestamps tell the
+    boots apart. The second boot is simulated: the lab's warn boot with every timestamp 0.5 s later."""
+    text = (LAB / "warn.console.log").read_text()
+    later = re.sub(r"\[\s*(\d+)\.(\d{6})\]", lambda m: f"[{float(m.group(0)[1:-1]) + 0.5:12.6f}]", text)
+    assert later != text
+    (tmp_path / "boot2.log").write_text(later)
+    a = store.ingest_paths([str(LAB / "warn.console.log")], host="same")
+    b = store.ingest_paths([str(tmp_path / "boot2.log")], host="same")
+    assert [r.duplicate for r in b.results] == [False] and b.results[0].bucket_id == a.results[0].bucket_id
+    assert store.get_bucket(a.results[0].bucket_id).summary.count == 2  # type: ignore[union-attr]
 
 
 def test_unreadable_inputs_are_listed(store: FleetStore, tmp_path: Path) -> None:
@@ -87,8 +100,19 @@ def test_unreadable_inputs_are_listed(store: FleetStore, tmp_path: Path) -> None
         store.ingest_bytes(bytes(range(256)) * 64, "x.bin")
     with pytest.raises(InputError, match="malformed JSON"):
         store.ingest_bytes(b'{"schema": "ktriage.report/1", "crashes": [', "r.json")
-    with pytest.raises(InputError, match="without a kind"):
+    with pytest.raises(InputError, match="malformed ktriage.report/1 report at the document: 'inputs'"):
         store.ingest_bytes(b'{"schema": "ktriage.report/1", "crashes": [{"title": "t"}]}', "r.json")
+    # a real report with a field of the wrong type or an oversized bucket id: refused, nothing stored
+    good = analyzed(LAB / "warn.console.log")
+    for path, value in (("release", 5), ("bucket", "kt1-" + "f" * 1000), ("frames", ["x"])):
+        bad = json.loads(json.dumps(good))
+        c = bad["crashes"][0]
+        (c["kernel"] if path == "release" else c)[path] = value
+        with pytest.raises(InputError, match="malformed ktriage.report/1 report at crashes/0/"):
+            store.ingest_bytes(json.dumps(bad).encode(), "r.json")
+        with pytest.raises(InputError, match="malformed"):
+            store.ingest_report(bad)
+    assert store.list_buckets(BucketFilter())[1] == 1  # only the warn crash read from the log above
 
 
 def test_seed_known_bug_state_and_regression(store: FleetStore) -> None:
@@ -254,3 +278,81 @@ def test_probably_fixed_since() -> None:
     assert probably_fixed_since(["5.10.120", "6.1.192"], ["5.10.120", "6.1.192", "5.10.130", "5.15.1"]) == {
         "5.10.120": "5.10.130"
     }
+
+
+def test_long_names_fit_every_database(store: FleetStore) -> None:
+    """PostgreSQL refuses a value longer than its column where SQLite keeps it: a long token name (the
+    origin), host or user name must be cut, not turn an ingest into a database error."""
+    r = store.ingest_report(analyzed(LAB / "warn.console.log"), host="h" * 300, origin="api:" + "n" * 300)
+    r2 = store.ingest_report(analyzed(LAB_ARM64 / "warn.console.log"), host="h" * 300, origin="api:" + "n" * 300)
+    act = store.merge(r[0].bucket_id, r2[0].bucket_id, who="w" * 300, why="y" * 5000)
+    d = store.get_bucket(r[0].bucket_id)
+    assert d is not None and d.summary.count == 2 and d.hosts == [("h" * 255, 2)]
+    assert next(h for h in d.history if h["id"] == act)["who"] == "w" * 200
+
+
+RULE = """\
+id: site-crashmod-warn
+title: "crashmod: the lab module's deliberate WARN_ON in crashmod_warn"
+status: reported
+subsystem: lab
+summary: A site's own rule for its out-of-tree test module (crashmod, ktriage's QEMU lab).
+signature:
+  kinds: [warning]
+  guilty: [crashmod_warn]
+  frames: []
+  any_frames: []
+  related_events: []
+  title_regex: null
+  kernel: {introduced: null, fixed: "6.2"}
+fix:
+  mainline: "6.2"
+  stable: STABLE
+distros: []
+cve: []
+references: [lab/README.md]
+workarounds:
+  - {title: "Do not load crashmod", how: "modprobe -r crashmod", cost: "no lab crashes", reboot: false}
+probe: {bpftrace: null, systemtap: null}
+examples: []
+negative_examples: []
+"""
+
+
+def test_rebucket_after_a_knowledge_base_change(store: FleetStore, tmp_path: Path) -> None:
+    """A bucket stored before its rule existed becomes `fixed` when a rule recording the fix appears (its
+    6.1.192 kernel lacks the 6.2 fix); when the rule learns that 6.1.150 got a stable backport, 6.1.192
+    carries the fix and the bucket regresses - each change recorded in its history."""
+    r = store.ingest_report(analyzed(LAB / "warn.console.log"), host="k")
+    assert r[0].state == "new" and r[0].known_bug is None
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "site-crashmod-warn.yaml").write_text(RULE.replace("STABLE", "[]"))
+    out = store.rebucket(kb_dirs=[str(kb)])
+    assert out.notes == [] and out.state_changes == [(r[0].bucket_id, "new", "fixed")]
+    d = store.get_bucket(r[0].bucket_id)
+    assert d is not None and d.summary.known_bug == "site-crashmod-warn" and d.summary.fixed_in == "6.2"
+    assert d.workaround == "modprobe -r crashmod" and [k.has_fix for k in d.per_kernel] == [False]
+    crash = store.get_crash(r[0].crash_id)
+    assert crash is not None and crash.report is not None
+    assert [m["id"] for m in crash.report["crashes"][0]["known_bugs"]] == ["site-crashmod-warn"]
+
+    (kb / "site-crashmod-warn.yaml").write_text(RULE.replace("STABLE", '["6.1.150"]'))
+    out = store.rebucket(kb_dirs=[str(kb)])
+    assert out.state_changes == [(r[0].bucket_id, "fixed", "regressed")]
+    d = store.get_bucket(r[0].bucket_id)
+    assert d is not None and d.summary.state == "regressed" and d.generation == 2
+    assert [k.has_fix for k in d.per_kernel] == [True]
+    assert [(h["data"]["from"], h["data"]["to"]) for h in d.history if h["action"] == "state"] == [
+        ("new", "fixed"),
+        ("fixed", "regressed"),
+    ]
+
+
+def test_submission_name_with_quotes(store: FleetStore) -> None:
+    """The file name a machine sends becomes the stored source path, quotes and backslashes included."""
+    name = 'con"sole\\1.log'
+    r = store.ingest_bytes((LAB / "warn.console.log").read_bytes(), name)
+    crash = store.get_crash(r[0].crash_id)
+    assert crash is not None and crash.report is not None
+    assert crash.report["crashes"][0]["source"]["path"] == name and crash.report["inputs"][0]["path"] == name

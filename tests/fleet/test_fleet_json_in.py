@@ -4,8 +4,8 @@ the corpora's syzkaller logs, and the real crash texts with their known-bug matc
 from __future__ import annotations
 
 import pytest
+from fleet_inputs import LAB, LAB_ARM64, analyzed
 
-from conftest import LAB, LAB_ARM64, analyzed
 from ktriage.render.json_in import ReportFormatError, report_from_dict
 from ktriage.render.json_out import report_dict
 from ktriage.render.markdown import render as markdown
