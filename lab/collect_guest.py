@@ -68,7 +68,8 @@ WantedBy=multi-user.target
 """,
 }
 COLLECT_DROPIN = """[Service]
-ExecStartPre=/bin/sh -c 'sha256sum /var/crash/2*/dump.* > /var/lib/lab-dump-before.sha256 2>/dev/null || true'
+# "+": outside the unit's sandbox (ProtectSystem=strict leaves only /var/lib/ktriage writable to the collector)
+ExecStartPre=+/bin/sh -c 'sha256sum /var/crash/2*/dump.* > /var/lib/lab-dump-before.sha256 2>/dev/null || true'
 StandardOutput=journal+console
 StandardError=journal+console
 """
