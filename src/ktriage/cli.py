@@ -24,7 +24,12 @@ class _Main(click.Group):
     """Subsystems bring their own command groups (`ktriage kb ...`), imported only when one is asked for:
     importing them on every `ktriage analyze` cost ~20 ms (YAML, difflib) for nothing."""
 
-    LAZY = {"kb": "ktriage.kb.cli", "fleet": "ktriage.fleet.cli"}
+    LAZY = {
+        "kb": "ktriage.kb.cli",
+        "fleet": "ktriage.fleet.cli",
+        "collect": "ktriage.collect.cli",
+        "batch": "ktriage.batch.cli",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
