@@ -86,6 +86,13 @@ def main() -> None:
     help="vmcores without debug info: do not read types from the dump's own BTF (symbols and log only).",
 )
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
+@click.option(
+    "--max-crashes",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Crashes reported per input; the others are counted and listed by title.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def analyze(
     paths: tuple[str, ...],
@@ -98,9 +105,11 @@ def analyze(
     no_analysis: bool,
     no_btf: bool,
     color: bool | None,
+    max_crashes: int,
     debug: bool,
 ) -> None:
     """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
+    _tolerant_streams()
     try:
         early = _start_vmcore_open(paths, vmlinux, debuginfo_dirs, no_btf)
         from ktriage.pipeline import Options, analyze_paths, warm
@@ -112,6 +121,8 @@ def analyze(
             src_dirs=list(src_dirs),
             analyze=not no_analysis,
             btf=not no_btf,
+            max_crashes=max_crashes,
+            debug=debug,
         )
         if early:
             warm(opts, fmt)
@@ -137,7 +148,7 @@ def analyze(
         sys.exit(EXIT_INTERNAL)
     try:
         if output:
-            with open(output, "w", encoding="utf-8") as f:
+            with open(output, "w", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(text)
         else:
             sys.stdout.write(text)
@@ -145,12 +156,22 @@ def analyze(
     except BrokenPipeError:
         sys.exit(EXIT_OK)
     except OSError as e:
-        click.echo(f"ktriage: cannot write report: {e}", err=True)
+        click.echo(f"ktriage: cannot write report: {e.strerror or e}", err=True)
         sys.exit(EXIT_INPUT)
     failed = [i for i in report.inputs if i.status != "ok"]
     for i in failed:
         click.echo(f"ktriage: {i.error}", err=True)
     sys.exit(EXIT_INPUT if failed else EXIT_OK)
+
+
+def _tolerant_streams() -> None:
+    """A report may quote file names that are not UTF-8 (kept as surrogate escapes) and kernel text: a strict
+    stdout/stderr encoding (PYTHONIOENCODING=utf-8:strict, a C locale) must not turn that into a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
 
 
 def _start_vmcore_open(

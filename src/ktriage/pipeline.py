@@ -9,11 +9,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktriage.analyzers import AnalysisContext, run_analyzers
-from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
+from ktriage.inputs import (
+    Input,
+    InputError,
+    JournalJson,
+    expand,
+    input_notes,
+    journal_export_filter,
+    open_input,
+    printable_path,
+)
 from ktriage.logs import scan_binary
 from ktriage.model import Crash, CrashReport, InputRecord, Report
 
-MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse absurd sizes
+MAX_CRASH_OUTPUT = 32 << 20  # crash utility transcripts are parsed whole: the rest of a larger one is not read
 
 
 @dataclass
@@ -25,6 +34,7 @@ class Options:
     analyze: bool = True
     btf: bool = True  # vmcores without DWARF: types from the dump's own BTF (ktriage.btf)
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
+    debug: bool = False  # print the traceback of an internal error on an input
 
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
@@ -37,13 +47,19 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
     if inp.kind in ("log",):
         yield from scan_binary(stream, inp.path, "log")
     elif inp.kind == "journal-json":
-        yield from scan_binary(stream, inp.path, "journal", line_filter=journal_json_line)
+        lines = JournalJson()
+        yield from scan_binary(stream, inp.path, "journal", line_filter=lines)
+        rec.notes += lines.notes()
     elif inp.kind == "journal-export":
         yield from scan_binary(stream, inp.path, "journal", line_filter=journal_export_filter())
     elif inp.kind == "crash-output":
-        data = stream.read(MAX_CRASH_OUTPUT + 1)
+        data = _read_upto(stream, MAX_CRASH_OUTPUT + 1)
         if len(data) > MAX_CRASH_OUTPUT:
-            raise InputError(f"{inp.path}: crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB")
+            data = data[: data.rfind(b"\n", 0, MAX_CRASH_OUTPUT) + 1]
+            rec.notes.append(
+                f"crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB: only its first "
+                f"{len(data)} bytes were read"
+            )
         yield from _crash_output_and_log(data.decode("utf-8", "replace"), inp.path)
     elif inp.kind == "vmcore":
         try:
@@ -59,6 +75,18 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:
         raise InputError(f"{inp.path}: binary data, not a kernel log, crash output or vmcore")
+
+
+def _read_upto(stream, size: int) -> bytes:  # type: ignore[no-untyped-def]
+    """Up to `size` bytes (a stream's read may return less than asked before its end)."""
+    parts, got = [], 0
+    while got < size:
+        data = stream.read(min(size - got, 4 << 20))
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
 
 
 def _crash_output_and_log(text: str, path: str) -> Iterator[Crash]:
@@ -191,25 +219,54 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     for path in expand(paths):
         rec = InputRecord(path)
         report.inputs.append(rec)
-        try:
-            inp, stream = open_input(path)
-            try:
-                for crash in read_crashes(inp, stream, rec, opts):
-                    rec.crashes += 1
-                    if rec.crashes > opts.max_crashes:
-                        continue
-                    cr = analyze_crash(crash, opts)
-                    _lift_notes(cr, report)
-                    report.crashes.append(cr)
-            finally:
-                if path != "-":
-                    stream.close()
-            if rec.crashes > opts.max_crashes:
-                rec.notes.append(f"{rec.crashes} crashes found; only the first {opts.max_crashes} are reported")
-        except InputError as e:
-            rec.status, rec.error = "error", str(e)
-        except (OSError, EOFError, ValueError) as e:  # decompression errors surface while reading
-            rec.status = "partial" if rec.crashes else "error"
-            rec.error = f"{path}: could not be read to the end: {e}"
+        _read_input(path, rec, report, opts)
     _drop_dmesg_duplicates(report)
     return report
+
+
+def _read_input(path: str, rec: InputRecord, report: Report, opts: Options) -> None:
+    """One input to crashes in `report`. Whatever happens, the input ends as read, partial (with the reason)
+    or an error: a failure here never costs another input its report."""
+    shown = printable_path(path)
+    over: dict[str, int] = {}  # titles of the crashes past opts.max_crashes
+    stream = None
+    try:
+        inp, stream = open_input(path)
+        for crash in read_crashes(inp, stream, rec, opts):
+            rec.crashes += 1
+            if rec.crashes > opts.max_crashes:
+                over[crash.title] = over.get(crash.title, 0) + 1
+                continue
+            cr = analyze_crash(crash, opts)
+            _lift_notes(cr, report)
+            report.crashes.append(cr)
+        notes, broken = input_notes(stream)
+        rec.notes += notes
+        if broken:
+            rec.status, rec.error = "partial", f"{shown}: read up to where it broke: {broken}"
+    except InputError as e:
+        rec.status, rec.error = "error", str(e)
+    except (OSError, EOFError, ValueError) as e:  # reading failed part way
+        rec.status = "partial" if rec.crashes else "error"
+        rec.error = f"{shown}: could not be read to the end: {e}"
+    except RecursionError:
+        rec.status = "partial" if rec.crashes else "error"
+        rec.error = f"{shown}: input nested too deeply to be read (stopped after {rec.crashes} crashes)"
+    except Exception as e:  # noqa: BLE001 - a ktriage bug on this input must not cost the other inputs
+        rec.status = "partial" if rec.crashes else "error"
+        rec.error = f"{shown}: internal error while reading ({type(e).__name__}: {e}); rerun with --debug"
+        if opts.debug:
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        if stream is not None and path != "-":
+            stream.close()
+    if over:
+        top = sorted(over.items(), key=lambda kv: -kv[1])
+        shown_titles = "; ".join(f"{n} x {t}" for t, n in top[:10])
+        more = f"; and {len(top) - 10} other titles" if len(top) > 10 else ""
+        rec.notes.append(
+            f"{rec.crashes} crashes found; the first {opts.max_crashes} are reported, the other "
+            f"{rec.crashes - opts.max_crashes} by title: {shown_titles}{more}"
+        )
