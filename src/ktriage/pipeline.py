@@ -5,7 +5,9 @@ input --(logs/, crashout/, vmcore/)--> Crash --(analyzers/)--> Findings --(kb/)-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ktriage.analyzers import AnalysisContext, run_analyzers
@@ -35,6 +37,7 @@ class Options:
     btf: bool = True  # vmcores without DWARF: types from the dump's own BTF (ktriage.btf)
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
     debug: bool = False  # print the traceback of an internal error on an input
+    isolate_dumps: bool = True  # read each vmcore in a child process (see _read_dump_in_child)
 
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
@@ -219,12 +222,99 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     for path in expand(paths):
         rec = InputRecord(path)
         report.inputs.append(rec)
-        _read_input(path, rec, report, opts)
+        if opts.isolate_dumps and _is_dump(path):
+            _read_dump_in_child(path, rec, report, opts)
+        else:
+            _read_input(path, rec, report, opts)
     _drop_dmesg_duplicates(report)
     return report
 
 
-def _read_input(path: str, rec: InputRecord, report: Report, opts: Options) -> None:
+def _is_dump(path: str) -> bool:
+    if path == "-" or not hasattr(os, "fork"):
+        return False
+    try:
+        from ktriage.vmcore import looks_like_vmcore
+    except ImportError:
+        return False
+    return looks_like_vmcore(path)
+
+
+def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Options) -> None:
+    """Read and analyze a vmcore in a forked child: the dump reader (libkdumpfile under drgn) trusts the dump,
+    and a damaged one can end the process with SIGBUS/SIGSEGV. The child sends each crash report as it is
+    done; if it dies, the reports it sent stay and the input says "damaged dump" with what was read. A fork
+    shares the parent's imports and knowledge base, so the cost is a few milliseconds."""
+    import pickle
+    import signal
+
+    from ktriage.vmcore import drop_prefetched, settle_prefetch
+    from ktriage.vmcore.guard import validate
+
+    verdict = validate(path)
+    settle_prefetch()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read the dump, send results, never return into the parent's code
+        os.close(r)
+        code = 0
+        try:
+            with os.fdopen(w, "wb") as out:
+
+                def emit(cr: CrashReport) -> None:
+                    pickle.dump(("crash", cr, rec), out)
+                    out.flush()
+
+                sub = Report()
+                _read_input(path, rec, sub, opts, emit=emit)
+                pickle.dump(("done", rec, sub.notes), out)
+        except BaseException:  # noqa: BLE001 - the parent reports a child that ends without "done"
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(w)
+    got, done, last = 0, False, None
+    with os.fdopen(r, "rb") as inp:
+        while True:
+            try:
+                msg = pickle.load(inp)
+            except Exception:  # noqa: BLE001 - EOF, or a message cut by the child's death
+                break
+            if msg[0] == "crash":
+                report.crashes.append(msg[1])
+                last, got = msg[2], got + 1
+            else:
+                done, last = True, msg[1]
+                for n in msg[2]:
+                    if n not in report.notes:
+                        report.notes.append(n)
+    _, status = os.waitpid(pid, 0)
+    drop_prefetched(path)
+    if last is not None:
+        rec.format, rec.status, rec.error, rec.crashes = last.format, last.status, last.error, last.crashes
+        rec.notes = list(last.notes)
+    rec.notes += [n for n in verdict.notes + verdict.problems if n not in rec.notes]
+    if not done:
+        if os.WIFSIGNALED(status):
+            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            how = f"ended with status {os.WEXITSTATUS(status)}"
+        read = f"after {got} crash report(s) were read" if got else "before any crash was read"
+        why = f"; header check: {'; '.join(verdict.problems)}" if verdict.problems else ""
+        rec.format = "vmcore"
+        rec.status = "partial" if got else "error"
+        rec.error = f"{printable_path(path)}: damaged dump: the dump reader {how} {read}{why}"
+
+
+def _read_input(
+    path: str,
+    rec: InputRecord,
+    report: Report,
+    opts: Options,
+    emit: Callable[[CrashReport], None] | None = None,
+) -> None:
     """One input to crashes in `report`. Whatever happens, the input ends as read, partial (with the reason)
     or an error: a failure here never costs another input its report."""
     shown = printable_path(path)
@@ -239,7 +329,7 @@ def _read_input(path: str, rec: InputRecord, report: Report, opts: Options) -> N
                 continue
             cr = analyze_crash(crash, opts)
             _lift_notes(cr, report)
-            report.crashes.append(cr)
+            (emit or report.crashes.append)(cr)
         notes, broken = input_notes(stream)
         rec.notes += notes
         if broken:
