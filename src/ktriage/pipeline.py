@@ -259,6 +259,9 @@ def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Optio
     pid = os.fork()
     if pid == 0:  # the child: read the dump, send results, never return into the parent's code
         os.close(r)
+        import faulthandler
+
+        faulthandler.disable()  # its death is reported by the parent in one line, not as a stack dump
         code = 0
         try:
             with os.fdopen(w, "wb") as out:
