@@ -75,10 +75,15 @@ def make_code_line(path: Path, n: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run(cmd: list[str]) -> tuple[float, int, int]:
-    """(seconds, peak RSS in MB, exit status)."""
+def run(cmd: list[str], timeout: float = 0) -> tuple[float, int, int]:
+    """(seconds, peak RSS in MB, exit status); a run past `timeout` seconds is killed (exit -9)."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
+    if timeout:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
     _, status, ru = os.wait4(p.pid, 0)
     return time.perf_counter() - t0, ru.ru_maxrss // 1024, os.waitstatus_to_exitcode(status)
 
@@ -97,6 +102,7 @@ def main() -> None:
     ap.add_argument("--case", action="append", choices=sorted(CASES), help="case(s) to run; default all")
     ap.add_argument("--no-analysis", action="store_true", help="pass --no-analysis to ktriage")
     ap.add_argument("--no-double", action="store_true", help="skip the 2 x size run (linearity check)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds before a ktriage run is killed (exit -9)")
     args = ap.parse_args()
     extra = ["--no-analysis"] if args.no_analysis else []
     print(f"{'case':11} {'size':>9} {'ktriage':>9} {'RSS':>7} {'exit':>4} {'grep -c':>8} {'ratio':>6} {'x2':>5}")
