@@ -121,3 +121,35 @@ def re2_error(pattern: str) -> str | None:
 
 def compile(pattern: str, flags: int = 0) -> Pattern:  # noqa: A001 - mirrors re.compile
     return Pattern(pattern, flags)
+
+
+class RE2Pattern:
+    """A user-supplied pattern (knowledge-base rules) matched with RE2 only, whatever the text's length: no
+    pattern a user writes can backtrack. Equal by its text, and picklable (the rules cache stores rules)."""
+
+    __slots__ = ("pattern", "_rx")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._rx = compile_re2(pattern)
+        if self._rx is None:
+            raise ValueError(f"not an RE2 pattern: {pattern!r}")
+
+    def search(self, text: str) -> Any:
+        return self._rx.search(text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RE2Pattern) and other.pattern == self.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __getstate__(self) -> str:
+        return self.pattern
+
+    def __setstate__(self, state: str) -> None:
+        self.pattern = state
+        self._rx = compile_re2(state)
+
+    def __repr__(self) -> str:
+        return f"RE2Pattern({self.pattern!r})"

@@ -368,12 +368,9 @@ def _pattern_error(rx: str) -> str | None:
 
 def _rule_pattern(rx: str) -> Any:
     """A rule's pattern as an RE2 program (validate_data refused those RE2 cannot compile)."""
-    from ktriage.linear import compile_re2
+    from ktriage.linear import RE2Pattern
 
-    compiled = compile_re2(rx)
-    if compiled is None:  # pragma: no cover - validate_data refuses these first
-        raise RuleError("-", f"not an RE2 pattern: {rx!r}")
-    return compiled
+    return RE2Pattern(rx)
 
 
 def _compile(data: dict[str, Any], path: str, origin: str) -> Rule:
