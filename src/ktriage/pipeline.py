@@ -24,7 +24,8 @@ from ktriage.inputs import (
 from ktriage.logs import scan_binary
 from ktriage.model import Crash, CrashReport, InputRecord, Report
 
-MAX_CRASH_OUTPUT = 32 << 20  # crash utility transcripts are parsed whole: the rest of a larger one is not read
+# crash utility transcripts are parsed whole (~25x their size in memory): the rest of a larger one is not read
+MAX_CRASH_OUTPUT = 8 << 20
 
 
 @dataclass
