@@ -231,8 +231,18 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     return report
 
 
+def _fork_safe() -> bool:
+    """A fork copies one thread: a process that already runs others (drgn's OpenMP pool after it indexed DWARF
+    in this process, a caller's threads) could leave the child waiting forever on a lock or a thread pool the
+    child does not have. Such a process reads dumps itself, as before the child existed."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 def _is_dump(path: str) -> bool:
-    if path == "-" or not hasattr(os, "fork"):
+    if path == "-" or not hasattr(os, "fork") or not _fork_safe():
         return False
     try:
         from ktriage.vmcore import looks_like_vmcore

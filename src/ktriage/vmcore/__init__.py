@@ -568,7 +568,9 @@ def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     debuginfod client; none of them imports the modules the main thread is importing meanwhile, so the two
     threads can only wait for each other's imports, never deadlock on them.
     """
-    if not looks_like_vmcore(path):
+    if not looks_like_vmcore(path) or os.environ.get("KTRIAGE_PREFETCH") != "1":
+        # off by default: the pipeline reads each dump in a forked child (a damaged dump cannot kill the run),
+        # and a parent that opened a dump here runs drgn's OpenMP threads, which a fork must not copy
         return False
     from ktriage.vmcore.guard import validate
 
