@@ -112,6 +112,13 @@ def main() -> None:
     help="The distro kernel package's changelog (rpm -q --changelog, changelog.Debian.gz): fixed-in by backports.",
 )
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
+@click.option(
+    "--max-crashes",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Crashes reported per input; the others are counted and listed by title.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Text report: every finding's evidence, every frame, every analyzer not run."
@@ -129,6 +136,7 @@ def analyze(
     no_btf: bool,
     changelog: str | None,
     color: bool | None,
+    max_crashes: int,
     debug: bool,
     verbose: bool,
 ) -> None:
@@ -146,6 +154,7 @@ def analyze(
     """
     if system_map:  # looked at first among the debug files; checked against the dump before use
         debuginfo_dirs = (system_map, *debuginfo_dirs)
+    _tolerant_streams()
     try:
         early = _start_vmcore_open(paths, vmlinux, debuginfo_dirs, no_btf)
         from ktriage.pipeline import Options, analyze_paths, warm
@@ -159,6 +168,8 @@ def analyze(
             analyze=not no_analysis,
             btf=not no_btf,
             changelog=changelog,
+            max_crashes=max_crashes,
+            debug=debug,
         )
         if changelog:
             from ktriage.kb.changelog import ChangelogError, cached_changelog
@@ -205,7 +216,7 @@ def analyze(
         sys.exit(EXIT_INTERNAL)
     try:
         if output:
-            with open(output, "w", encoding="utf-8") as f:
+            with open(output, "w", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(text)
         else:
             sys.stdout.write(text)
@@ -213,12 +224,22 @@ def analyze(
     except BrokenPipeError:
         sys.exit(EXIT_OK)
     except OSError as e:
-        click.echo(f"ktriage: cannot write report: {e}", err=True)
+        click.echo(f"ktriage: cannot write report: {e.strerror or e}", err=True)
         sys.exit(EXIT_INPUT)
     failed = [i for i in report.inputs if i.status != "ok"]
     for i in failed:
         click.echo(f"ktriage: {i.error}", err=True)
     sys.exit(EXIT_INPUT if failed else EXIT_OK)
+
+
+def _tolerant_streams() -> None:
+    """A report may quote file names that are not UTF-8 (kept as surrogate escapes) and kernel text: a strict
+    stdout/stderr encoding (PYTHONIOENCODING=utf-8:strict, a C locale) must not turn that into a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
 
 
 def _start_vmcore_open(

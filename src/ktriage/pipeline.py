@@ -6,12 +6,22 @@ input --(logs/, crashout/, vmcore/)--> Crash --(analyzers/)--> Findings --(kb/)-
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ktriage.analyzers import AnalysisContext, run_analyzers
-from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
+from ktriage.inputs import (
+    Input,
+    InputError,
+    JournalJson,
+    expand,
+    input_notes,
+    journal_export_filter,
+    open_input,
+    printable_path,
+)
 from ktriage.logs import scan_binary
 from ktriage.logs.report import unread_fields
 from ktriage.logs.ureport import ureport_refusal
@@ -20,7 +30,8 @@ from ktriage.model import Crash, CrashReport, InputRecord, Report
 if TYPE_CHECKING:
     from ktriage.progress import Reporter
 
-MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse absurd sizes
+# crash utility transcripts are parsed whole (~25x their size in memory): the rest of a larger one is not read
+MAX_CRASH_OUTPUT = 8 << 20
 
 
 @dataclass
@@ -34,6 +45,8 @@ class Options:
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
     changelog: str | None = None  # --changelog: the distro kernel package's changelog (kb/changelog.py)
     progress: Reporter | None = None  # progress on a terminal (ktriage.progress); None: silent
+    debug: bool = False  # print the traceback of an internal error on an input
+    isolate_dumps: bool = True  # read each vmcore in a child process (see _read_dump_in_child)
 
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
@@ -46,13 +59,19 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
     if inp.kind in ("log",):
         yield from scan_binary(stream, inp.path, "log")
     elif inp.kind == "journal-json":
-        yield from scan_binary(stream, inp.path, "journal", line_filter=journal_json_line)
+        lines = JournalJson()
+        yield from scan_binary(stream, inp.path, "journal", line_filter=lines)
+        rec.notes += lines.notes()
     elif inp.kind == "journal-export":
         yield from scan_binary(stream, inp.path, "journal", line_filter=journal_export_filter())
     elif inp.kind == "crash-output":
-        data = stream.read(MAX_CRASH_OUTPUT + 1)
+        data = _read_upto(stream, MAX_CRASH_OUTPUT + 1)
         if len(data) > MAX_CRASH_OUTPUT:
-            raise InputError(f"{inp.path}: crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB")
+            data = data[: data.rfind(b"\n", 0, MAX_CRASH_OUTPUT) + 1]
+            rec.notes.append(
+                f"crash utility output larger than {MAX_CRASH_OUTPUT >> 20} MiB: only its first "
+                f"{len(data)} bytes were read"
+            )
         yield from _crash_output_and_log(data.decode("utf-8", "replace"), inp.path)
     elif inp.kind == "vmcore":
         try:
@@ -70,6 +89,18 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:
         raise InputError(f"{inp.path}: binary data, not a kernel log, crash output or vmcore")
+
+
+def _read_upto(stream, size: int) -> bytes:  # type: ignore[no-untyped-def]
+    """Up to `size` bytes (a stream's read may return less than asked before its end)."""
+    parts, got = [], 0
+    while got < size:
+        data = stream.read(min(size - got, 4 << 20))
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
 
 
 def _crash_output_and_log(text: str, path: str) -> Iterator[Crash]:
@@ -207,33 +238,13 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     for path in all_paths:
         rec = InputRecord(path)
         report.inputs.append(rec)
-        try:
-            inp, stream = open_input(path)
-            if prog is not None:
-                # a dump is read by drgn at random offsets, not streamed: a spinner, not a byte bar
-                prog.reading(path, None if inp.kind == "vmcore" else _size(path))
-                if inp.kind == "vmcore":
-                    prog.step(f"{os.path.basename(path)}: opening the dump, loading debug info")
-            try:
-                for crash in read_crashes(inp, stream, rec, opts):
-                    rec.crashes += 1
-                    if rec.crashes > opts.max_crashes:
-                        continue
-                    if prog is not None:
-                        prog.step(f"analyzing: {crash.title[:70]}")
-                    cr = analyze_crash(crash, opts)
-                    _lift_notes(cr, report)
-                    report.crashes.append(cr)
-            finally:
-                if path != "-":
-                    stream.close()
-            if rec.crashes > opts.max_crashes:
-                rec.notes.append(f"{rec.crashes} crashes found; only the first {opts.max_crashes} are reported")
-        except InputError as e:
-            rec.status, rec.error = "error", str(e)
-        except (OSError, EOFError, ValueError) as e:  # decompression errors surface while reading
-            rec.status = "partial" if rec.crashes else "error"
-            rec.error = f"{path}: could not be read to the end: {e}"
+        if opts.isolate_dumps and _is_dump(path):
+            if prog is not None:  # a dump is read by drgn at random offsets, not streamed: a spinner, not a bar
+                prog.reading(path, None)
+                prog.step(f"{os.path.basename(path)}: opening the dump, loading debug info")
+            _read_dump_in_child(path, rec, report, opts)
+        else:
+            _read_input(path, rec, report, opts)
         if prog is not None:
             prog.input_done()
     _drop_dmesg_duplicates(report)
@@ -245,3 +256,155 @@ def _size(path: str) -> int | None:
         return os.stat(path).st_size if path != "-" else None
     except OSError:
         return None
+
+
+def _fork_safe() -> bool:
+    """A fork copies one thread: a process that already runs others (drgn's OpenMP pool after it indexed DWARF
+    in this process, a caller's threads) could leave the child waiting forever on a lock or a thread pool the
+    child does not have. Such a process reads dumps itself, as before the child existed."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _is_dump(path: str) -> bool:
+    if path == "-" or not hasattr(os, "fork") or not _fork_safe():
+        return False
+    try:
+        from ktriage.vmcore import looks_like_vmcore
+    except ImportError:
+        return False
+    return looks_like_vmcore(path)
+
+
+def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Options) -> None:
+    """Read and analyze a vmcore in a forked child: the dump reader (libkdumpfile under drgn) trusts the dump,
+    and a damaged one can end the process with SIGBUS/SIGSEGV. The child sends each crash report as it is
+    done; if it dies, the reports it sent stay and the input says "damaged dump" with what was read. A fork
+    shares the parent's imports and knowledge base, so the cost is a few milliseconds."""
+    import pickle
+    import signal
+
+    from ktriage.vmcore import drop_prefetched, settle_prefetch
+    from ktriage.vmcore.guard import validate
+
+    verdict = validate(path)
+    settle_prefetch()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read the dump, send results, never return into the parent's code
+        os.close(r)
+        import faulthandler
+
+        faulthandler.disable()  # its death is reported by the parent in one line, not as a stack dump
+        code = 0
+        try:
+            with os.fdopen(w, "wb") as out:
+
+                def emit(cr: CrashReport) -> None:
+                    pickle.dump(("crash", cr, rec), out)
+                    out.flush()
+
+                sub = Report()
+                _read_input(path, rec, sub, opts, emit=emit)
+                pickle.dump(("done", rec, sub.notes), out)
+        except BaseException:  # noqa: BLE001 - the parent reports a child that ends without "done"
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(w)
+    got, done, last = 0, False, None
+    with os.fdopen(r, "rb") as inp:
+        while True:
+            try:
+                msg = pickle.load(inp)
+            except Exception:  # noqa: BLE001 - EOF, or a message cut by the child's death
+                break
+            if msg[0] == "crash":
+                report.crashes.append(msg[1])
+                last, got = msg[2], got + 1
+            else:
+                done, last = True, msg[1]
+                for n in msg[2]:
+                    if n not in report.notes:
+                        report.notes.append(n)
+    _, status = os.waitpid(pid, 0)
+    drop_prefetched(path)
+    if last is not None:
+        rec.format, rec.status, rec.error, rec.crashes = last.format, last.status, last.error, last.crashes
+        rec.notes = list(last.notes)
+    rec.notes += [n for n in verdict.notes + verdict.problems if n not in rec.notes]
+    if not done:
+        if os.WIFSIGNALED(status):
+            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            how = f"ended with status {os.WEXITSTATUS(status)}"
+        read = f"after {got} crash report(s) were read" if got else "before any crash was read"
+        why = f"; header check: {'; '.join(verdict.problems)}" if verdict.problems else ""
+        rec.format = "vmcore"
+        rec.status = "partial" if got else "error"
+        rec.error = f"{printable_path(path)}: damaged dump: the dump reader {how} {read}{why}"
+
+
+def _read_input(
+    path: str,
+    rec: InputRecord,
+    report: Report,
+    opts: Options,
+    emit: Callable[[CrashReport], None] | None = None,
+) -> None:
+    """One input to crashes in `report`. Whatever happens, the input ends as read, partial (with the reason)
+    or an error: a failure here never costs another input its report."""
+    shown = printable_path(path)
+    over: dict[str, int] = {}  # titles of the crashes past opts.max_crashes
+    stream = None
+    try:
+        inp, stream = open_input(path)
+        prog = opts.progress
+        if prog is not None and emit is None:  # not in a dump's child: the parent shows that input's progress
+            prog.reading(path, None if inp.kind == "vmcore" else _size(path))
+            if inp.kind == "vmcore":
+                prog.step(f"{os.path.basename(path)}: opening the dump, loading debug info")
+        for crash in read_crashes(inp, stream, rec, opts):
+            rec.crashes += 1
+            if rec.crashes > opts.max_crashes:
+                over[crash.title] = over.get(crash.title, 0) + 1
+                continue
+            if prog is not None and emit is None:
+                prog.step(f"analyzing: {crash.title[:70]}")
+            cr = analyze_crash(crash, opts)
+            _lift_notes(cr, report)
+            (emit or report.crashes.append)(cr)
+        notes, broken = input_notes(stream)
+        rec.notes += notes
+        if broken:
+            rec.status, rec.error = "partial", f"{shown}: read up to where it broke: {broken}"
+    except InputError as e:
+        rec.status, rec.error = "error", str(e)
+    except (OSError, EOFError, ValueError) as e:  # reading failed part way
+        rec.status = "partial" if rec.crashes else "error"
+        rec.error = f"{shown}: could not be read to the end: {e}"
+    except RecursionError:
+        rec.status = "partial" if rec.crashes else "error"
+        rec.error = f"{shown}: input nested too deeply to be read (stopped after {rec.crashes} crashes)"
+    except Exception as e:  # noqa: BLE001 - a ktriage bug on this input must not cost the other inputs
+        rec.status = "partial" if rec.crashes else "error"
+        rec.error = f"{shown}: internal error while reading ({type(e).__name__}: {e}); rerun with --debug"
+        if opts.debug:
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        if stream is not None and path != "-":
+            stream.close()
+    if over:
+        top = sorted(over.items(), key=lambda kv: -kv[1])
+        shown_titles = "; ".join(f"{n} x {t}" for t, n in top[:10])
+        more = f"; and {len(top) - 10} other titles" if len(top) > 10 else ""
+        rec.notes.append(
+            f"{rec.crashes} crashes found; the first {opts.max_crashes} are reported, the other "
+            f"{rec.crashes - opts.max_crashes} by title: {shown_titles}{more}"
+        )

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktriage import linear
+
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78c])")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -63,7 +65,7 @@ SYS_FIELDS = (
     "INTERRUPTED",
     "GNU_GET_VERSION",
 )
-_SYS_LINE = re.compile(r"^\s*(" + "|".join(SYS_FIELDS) + r"): ?(.*?)\s*$")
+_SYS_LINE = linear.compile(r"^\s*(" + "|".join(SYS_FIELDS) + r"): ?(.*?)\s*$")
 _SYS_START = re.compile(r"^\s*(?:KERNEL|DUMPFILE|SYSTEM MAP|DEBUG KERNEL): \S")
 _SYS_SPLIT = re.compile(r"(?<=\S)\s+(?=(?:" + "|".join(f for f in SYS_FIELDS if f != "KERNEL") + r"): )")
 

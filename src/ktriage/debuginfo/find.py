@@ -33,11 +33,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ktriage import linear
 from ktriage.debuginfo.elf import ET_REL, ElfError, ElfFile
 from ktriage.model import Crash
 
 MAX_WALK = 200000  # directory entries visited per build-tree walk
-_BUILD_ID_FRAME = re.compile(r"\[(\S+) ([0-9a-f]{40})\]")  # CONFIG_STACKTRACE_BUILD_ID: func+0x1/0x2 [mod <id>]
+_BUILD_ID_FRAME = linear.compile(
+    r"\[(\S+) ([0-9a-f]{40})\]"
+)  # linear: `\S+` from every `[`; CONFIG_STACKTRACE_BUILD_ID: func+0x1/0x2 [mod <id>]
 
 
 @dataclass

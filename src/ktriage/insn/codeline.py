@@ -17,6 +17,7 @@ data and marks the result incomplete instead of guessing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ktriage.model import CodeBytes
@@ -38,6 +39,12 @@ _UNREADABLE = [
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+# A kernel prints 64 bytes on x86 (42 before the IP, 22 from it) and 5 words on arm64: a longer `Code:`
+# line is bad input (a corrupted console, a forged log), and decoding it whole would cost time and memory
+# that grow faster than the line. Keep this many tokens (bytes, or words) on each side of the mark.
+MAX_TOKENS_BEFORE = 128
+MAX_TOKENS_AFTER = 128
 
 
 def _strip_prefix(line: str) -> str:
@@ -125,7 +132,29 @@ def parse_code_line(line: str, arch: str) -> CodeBytes | None:
     bad = _unreadable(text, arch, raw)
     if bad is not None:
         return bad
-    tokens = text.split()
+    tokens, cut = _window(text.split())
+    code = _parse_tokens(tokens, arch, raw)
+    if cut:
+        code = dataclasses.replace(code, note=f"{cut}; {code.note}" if code.note else cut)
+    return code
+
+
+def _window(tokens: list[str]) -> tuple[list[str], str | None]:
+    """At most MAX_TOKENS_BEFORE tokens before the marked one and MAX_TOKENS_AFTER from it (see above)."""
+    n = len(tokens)
+    if n <= MAX_TOKENS_BEFORE + MAX_TOKENS_AFTER:
+        return tokens, None
+    mark = next((i for i, t in enumerate(tokens) if t[:1] in "<(" and t[-1:] in ">)"), None)
+    lo = 0 if mark is None else max(0, mark - MAX_TOKENS_BEFORE)
+    hi = min(n, lo + MAX_TOKENS_BEFORE + MAX_TOKENS_AFTER if mark is None else mark + MAX_TOKENS_AFTER)
+    note = (
+        f"Code: line of {n} tokens, far more than a kernel prints (64 bytes on x86): only the {hi - lo} "
+        f"around the marked one are used"
+    )
+    return tokens[lo:hi], note
+
+
+def _parse_tokens(tokens: list[str], arch: str, raw: str) -> CodeBytes:
     if arch in WORD_ARCHES or (arch not in X86_ARCHES and len(tokens[0].strip("()")) in (4, 8)):
         return _parse_words(tokens, arch, raw)
     return _parse_x86(tokens, arch, raw)

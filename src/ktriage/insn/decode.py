@@ -151,10 +151,16 @@ def _wrap(arch: str, insns: list) -> tuple[Insn, ...]:
     return tuple(out)
 
 
+# Start offsets tried before the mark: the kernel prints 42 bytes before the IP. Bounding them keeps the
+# work linear in the window (every start decodes up to the mark) whatever a forged `Code:` line holds.
+MAX_SYNC_BYTES = 64
+
+
 def _x86_candidates(data: bytes, mark: int, arch: str) -> list[tuple[int, list]]:
-    """Every start offset whose clean decoding has an instruction starting at the mark."""
+    """Every start offset (within MAX_SYNC_BYTES of the mark) whose clean decoding has an instruction
+    starting at the mark."""
     found = []
-    for s in range(0, mark + 1):
+    for s in range(max(0, mark - MAX_SYNC_BYTES), mark + 1):
         insns = _run(data[:mark], s, arch) if s < mark else []
         if s == mark or (
             insns and insns[-1].address + insns[-1].size == mark and sum(i.size for i in insns) == mark - s

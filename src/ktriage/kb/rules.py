@@ -22,6 +22,7 @@ from typing import Any
 from ktriage.kb.versions import KVer, parse_kver
 
 RULE_SUFFIXES = (".yaml", ".yml", ".toml")
+MAX_RULE_BYTES = 256 * 1024  # a rule is a page of YAML; the largest packaged one is ~6 KB
 ENV_PATH = "KTRIAGE_KB_PATH"
 
 
@@ -58,8 +59,8 @@ class Rule:
     guilty: tuple[str, ...] = ()
     frames: tuple[FrameSpec, ...] = ()
     any_frames: tuple[str, ...] = ()
-    events: tuple[re.Pattern[str], ...] = ()
-    title_re: re.Pattern[str] | None = None
+    events: tuple[Any, ...] = ()  # RE2 programs (see _rule_pattern)
+    title_re: Any = None  # an RE2 program or None
     introduced: KVer | None = None
     fixed: KVer | None = None
     overrides: str | None = None  # path of the rule this one replaced
@@ -305,23 +306,20 @@ def validate_data(data: Any, path: str) -> list[RuleError]:
         return errors
     sig = data.get("signature") or {}
     for i, rx in enumerate(sig.get("related_events") or []):
-        try:
-            re.compile(rx)
-        except re.error as e:
-            errors.append(RuleError(path, f"bad regex {rx!r}: {e}", f"signature.related_events[{i}]"))
+        why = _pattern_error(rx)
+        if why:
+            errors.append(RuleError(path, f"bad regex {rx!r}: {why}", f"signature.related_events[{i}]"))
     for i, f in enumerate(sig.get("forms") or []):
         for j, rx in enumerate(
             [*(f.get("related_events") or []), *([f["title_regex"]] if f.get("title_regex") else [])]
         ):
-            try:
-                re.compile(rx)
-            except re.error as e:
-                errors.append(RuleError(path, f"bad regex {rx!r}: {e}", f"signature.forms[{i}]"))
+            why = _pattern_error(rx)
+            if why:
+                errors.append(RuleError(path, f"bad regex {rx!r}: {why}", f"signature.forms[{i}]"))
     if sig.get("title_regex"):
-        try:
-            re.compile(sig["title_regex"])
-        except re.error as e:
-            errors.append(RuleError(path, f"bad regex {sig['title_regex']!r}: {e}", "signature.title_regex"))
+        why = _pattern_error(sig["title_regex"])
+        if why:
+            errors.append(RuleError(path, f"bad regex {sig['title_regex']!r}: {why}", "signature.title_regex"))
     k = sig.get("kernel") or {}
     intro, fixed = parse_kver(k.get("introduced")), parse_kver(k.get("fixed"))
     if intro and fixed and intro >= fixed:
@@ -362,6 +360,27 @@ def validate_data(data: Any, path: str) -> list[RuleError]:
     return errors
 
 
+def _pattern_error(rx: str) -> str | None:
+    """Why a rule's pattern is refused: rules are matched with RE2 only, whose time is linear in the text, so
+    a user rule such as `(a+)+$` cannot hang every analysis that loads it (Python's `re` backtracks
+    exponentially on it). RE2 has no look-arounds or back-references."""
+    from ktriage.linear import re2_error
+
+    try:
+        re.compile(rx)
+    except re.error as e:
+        return str(e)
+    why = re2_error(rx)
+    return f"not accepted by RE2 (rules are matched in linear time): {why}" if why else None
+
+
+def _rule_pattern(rx: str) -> Any:
+    """A rule's pattern as an RE2 program (validate_data refused those RE2 cannot compile)."""
+    from ktriage.linear import RE2Pattern
+
+    return RE2Pattern(rx)
+
+
 def _compile(data: dict[str, Any], path: str, origin: str) -> Rule:
     from ktriage.logs.frames import normalize
 
@@ -376,8 +395,8 @@ def _compile(data: dict[str, Any], path: str, origin: str) -> Rule:
         guilty=tuple(normalize(g) for g in sig.get("guilty") or ()),
         frames=tuple(FrameSpec(normalize(f["function"]), f.get("module")) for f in sig.get("frames") or ()),
         any_frames=tuple(normalize(g) for g in sig.get("any_frames") or ()),
-        events=tuple(re.compile(rx) for rx in sig.get("related_events") or ()),
-        title_re=re.compile(sig["title_regex"]) if sig.get("title_regex") else None,
+        events=tuple(_rule_pattern(rx) for rx in sig.get("related_events") or ()),
+        title_re=_rule_pattern(sig["title_regex"]) if sig.get("title_regex") else None,
         introduced=parse_kver(k.get("introduced")),
         fixed=parse_kver(k.get("fixed")),
         forms=tuple(
@@ -402,10 +421,21 @@ def parse_rule_text(text: str, path: str) -> Any:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise RuleError(path, f"TOML syntax error: {e}") from None
+    if len(text) > MAX_RULE_BYTES:
+        raise RuleError(path, f"rule file of {len(text)} bytes: larger than {MAX_RULE_BYTES >> 10} KiB, not read")
     import yaml  # here: a run whose rules come from the cache never needs it
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if "&" in text or "*" in text:  # anchors/aliases possible: look at the events before building anything
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, yaml.AliasEvent):
+                    raise RuleError(
+                        path,
+                        f"YAML alias *{event.anchor} is not allowed in rule files (aliases let a 1 KB file expand "
+                        f"to gigabytes); write the value out",
+                    )
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ktriage import linear
 from ktriage.logs.frames import parse_location
 from ktriage.model import Location
 
@@ -133,7 +134,7 @@ _X86_REG = re.compile(
 _ARM64_REG = re.compile(r"\b(x\d{1,2}|sp|pc|lr|pstate)\s*:\s*([0-9a-f]{8,16})\b")
 _ARM_REG = re.compile(r"\b(r\d{1,2}|sp|ip|fp|pc|lr|psr)\s*:\s*\[?<?([0-9a-f]{8})>?\]?")
 _GPR = re.compile(r"^GPR(\d\d):((?:\s+[0-9a-f]{8,16})+)")
-_S390 = re.compile(r"^\s*(?:Krnl GPRS:)?((?:\s*[0-9a-f]{16}){4})\s*$")
+_S390 = linear.compile(r"^\s*(?:Krnl GPRS:)?((?:\s*[0-9a-f]{16}){4})\s*$")
 _GENERIC_REG = re.compile(r"\b([a-z][a-z0-9]{0,5})\s*:\s*([0-9a-f]{8,16})\b")
 
 

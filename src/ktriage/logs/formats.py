@@ -27,17 +27,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ktriage import linear
+
 FUNC = r"([a-zA-Z0-9_.$]+)"
 SRC = r"([a-zA-Z0-9_\-./+]+\.(?:c|h|rs|S)):\d+"  # build paths may hold "+" (target-mipsel_1004kc+dsp)
 
 
 @dataclass(frozen=True)
 class Format:
-    header: re.Pattern[str]
+    header: linear.Pattern  # linear in the line (ktriage.linear)
     kind: str
     title: str
     stack: str = "trace"
-    report: re.Pattern[str] | None = None
+    report: linear.Pattern | None = None
     skip: tuple[str, ...] = ()
     corrupted: bool = False
     starts_report: bool = True  # False: may appear inside another report (panic after oops...)
@@ -49,8 +51,8 @@ class Format:
 def F(header: str, kind: str, title: str, **kw: object) -> Format:
     h = header.replace("{FUNC}", FUNC).replace("{SRC}", SRC)
     rep = kw.pop("report", None)
-    r = re.compile(rep.replace("{FUNC}", FUNC).replace("{SRC}", SRC)) if isinstance(rep, str) else None
-    return Format(re.compile(h), kind, title, report=r, **kw)  # type: ignore[arg-type]
+    r = linear.compile(rep.replace("{FUNC}", FUNC).replace("{SRC}", SRC)) if isinstance(rep, str) else None
+    return Format(linear.compile(h), kind, title, report=r, **kw)  # type: ignore[arg-type]
 
 
 _AT = r"(?:.*\n)+?.*?at: (?:\[<?[0-9a-f]+>?\] +)?{FUNC}[.+]"
@@ -829,8 +831,8 @@ IGNORE = re.compile(
 
 # What varies between runs of one bug, replaced in titles (syzkaller's convention, so that one
 # bug has one title): executor names, addresses, file lines, `func+0x1/0x2` offsets, numbers.
-TITLE_REPLACEMENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(a), b)
+TITLE_REPLACEMENTS: tuple[tuple[linear.Pattern, str], ...] = tuple(
+    (linear.compile(a), b)
     for a, b in (
         (r"syz-executor\.?[0-9]+(?:(?:/|:)[0-9]+)?", "syz-executor"),
         (r"syz\.[0-9]+\.[0-9]+", "syz"),

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 
+from ktriage import linear
 from ktriage.model import Frame, Location
 
 _ADDR = r"(?:\[<?(?:0x)?([0-9a-f]{6,16})>?\]\s*)"
-_FRAME = re.compile(
+_FRAME = linear.compile(  # `\s*` runs in a row and a lazy symbol: super-linear under `re`
     r"^\s*(?:\d+:\s*)?"  # "0:" i386 stack index
     r"\(?\s*"  # s390 "([<...>] func+...)"
     r"(?:" + _ADDR + r"){0,2}"
@@ -143,7 +144,7 @@ def parse_arm_unwind(text: str, section: str = "task") -> tuple[Frame, Frame] | 
     return _arm_frame(m, 1, section), _arm_frame(m, 6, section)
 
 
-_LOC = re.compile(
+_LOC = linear.compile(  # searched: a lazy symbol rescanned from every position under `re`
     r"(?:\[<?(?:0x)?([0-9a-f]{6,16})>?\]\s*)*(?:\?\s+)?\.?([a-zA-Z_$][\w.$]*?)\+0x([0-9a-f]+)(?:/0x([0-9a-f]+))?"
     r"(?:\s+\[([\w\-.]+)\])?"
 )

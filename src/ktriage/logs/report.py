@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+from ktriage import linear
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
 from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
@@ -42,7 +43,7 @@ _SECONDARY = re.compile(
     r"Kernel panic - not syncing|Bytes b4 |Object [0-9a-f]+: |Redzone [0-9a-f]+: |"
     r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b)|(?:INFO: )?Freed in \S)"
 )
-_TASK_LINE = re.compile(
+_TASK_LINE = linear.compile(  # `(.+?)` then `\s+`: quadratic in a run of spaces under `re`
     r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: \S+)?\s+"
     r"(Not tainted|Tainted: [A-Z ]*?)\s*(?:-{4,}\s+[A-Z]?\s*)?"
     r"(\d+\.\d+[^\s]*)?(?:\s+(#.*))?$"
@@ -142,7 +143,7 @@ def _first_named(sources: Sequence[re.Pattern[str]], lines: Sequence[str]) -> re
 _RELEASE = re.compile(r"\bLinux version (\d+\.\d+\S*) .*?(#\d+.*)?$")
 _HARDWARE = re.compile(r"^Hardware name: (.*)$")
 _MODULES = re.compile(r"^Modules linked in:(.*)$")
-_PANIC = re.compile(r"Kernel panic - not syncing: (.*?)\s*(?:\]---)?$")
+_PANIC = linear.compile(r"Kernel panic - not syncing: (.*?)\s*(?:\]---)?$")
 _CODE = re.compile(r"^\s*Code: (.*)$")
 _RELATED = re.compile(
     r"Attempt to release TCP socket in state \d+|refcount_t: |list_(?:add|del) corruption|"

@@ -8,9 +8,8 @@ Report from stored JSON and calls it), so the crash is never rendered twice in t
 from __future__ import annotations
 
 import html
-import re
 
-from ktriage import __version__
+from ktriage import __version__, linear
 from ktriage.model import CrashReport, Report
 from ktriage.render.document import Block, Section, crash_document
 
@@ -35,7 +34,7 @@ section.verdict ul{background:#fff8e6;border-left:4px solid #d4a72c;padding:.7em
 footer{margin-top:2em;color:#656d76;font-size:.85em}
 """
 
-_INLINE = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*|\[([^\]]+)\]\((https?://[^)\s]+)\)|<(https?://[^>\s]+)>")
+_INLINE = linear.compile(r"`([^`]+)`|\*\*(.+?)\*\*|\[([^\]]+)\]\((https?://[^)\s]+)\)|<(https?://[^>\s]+)>")
 
 
 def _inline(text: str) -> str:

@@ -579,7 +579,13 @@ def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     debuginfod client; none of them imports the modules the main thread is importing meanwhile, so the two
     threads can only wait for each other's imports, never deadlock on them.
     """
-    if not looks_like_vmcore(path):
+    if not looks_like_vmcore(path) or os.environ.get("KTRIAGE_PREFETCH") != "1":
+        # off by default: the pipeline reads each dump in a forked child (a damaged dump cannot kill the run),
+        # and a parent that opened a dump here runs drgn's OpenMP threads, which a fork must not copy
+        return False
+    from ktriage.vmcore.guard import validate
+
+    if not validate(path).ok:  # a dump that may crash the reader is opened only in the pipeline's child process
         return False
     import concurrent.futures
     import logging
@@ -613,6 +619,24 @@ def _clean_if_untaken(fut) -> None:  # type: ignore[no-untyped-def]
         return
     if s.tmpdir:
         atexit.register(s.close)
+
+
+def settle_prefetch() -> None:
+    """Wait for dumps being opened on the worker thread: the pipeline forks a child per dump, and a fork must
+    not copy a half-done open whose thread does not exist in the child."""
+    for fut in list(_PREFETCH.values()):
+        concurrent.futures.wait([fut])
+
+
+def drop_prefetched(path: str) -> None:
+    """The parent's copy of a dump the child read: free it (the child had its own after the fork)."""
+    real = os.path.realpath(path)
+    for key in [k for k in _PREFETCH if k[0] == real]:
+        fut = _PREFETCH.pop(key)
+        try:
+            fut.result().close()
+        except BaseException:  # noqa: BLE001 - the child reported whatever went wrong
+            pass
 
 
 def _take_prefetched(want: _OpenArgs) -> VmcoreSession | None:
