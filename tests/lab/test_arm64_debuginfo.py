@@ -172,7 +172,10 @@ def test_arm64_frames_agree_with_addr2line(a64, name):
         for (fn, file, line), (rfn, rfile, rline) in zip(ours, chain):
             assert fn == rfn and line == rline and _same_file(file, rfile), (text, ours, chain)
         checked += 1
-    assert checked >= len(frames) - 2, "too many frames without a unique symbol"
+    # a frame is left unchecked only when its symbol is a static name defined twice with the same size (the log
+    # cannot say which); the timer scenario's interrupted frames differ per boot (`arch_local_irq_enable`, an
+    # inline copied into many files, in one boot), so up to three may be such names
+    assert checked >= len(frames) - 3, "too many frames without a unique symbol"
     # the module frames are there and resolved
     assert any(f["module"] == "crashmod" and f["locations"] for f in frames)
 

@@ -17,8 +17,9 @@ __all__ = ["KBFacts", "content_hash", "crash_identity", "crash_signature", "kb_f
 
 # Parts of a crash dict that say where and how it was read, not what happened: the same crash read
 # from another file, at another line, from the vmcore instead of the console log (whose `system` holds the
-# dump's facts), with other debug info at hand, has the same content hash.
-_NOT_CONTENT = ("source", "findings", "skipped", "known_bugs", "system")
+# dump's facts), with other debug info at hand, has the same content hash. The verdict is composed from the
+# findings, so it is no more content than they are.
+_NOT_CONTENT = ("source", "findings", "skipped", "known_bugs", "system", "verdict")
 
 
 def content_hash(crash: dict[str, Any]) -> str:
