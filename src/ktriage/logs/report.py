@@ -90,6 +90,15 @@ _RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
 )
 
 
+# A module's version magic: `<mod>: version magic '4.4.0-ABC SMP mod_unload ' should be '4.15.0-XYZ SMP mod_unload '`
+# (the running kernel's is the one after "should be"), or `vermagic=5.10.0-46-amd64 SMP mod_unload modversions`.
+_VERMAGIC = re.compile(
+    r": version magic '[^']{0,120}' should be '(?P<should>\d{1,2}\.\d{1,3}[^\s']{0,80}) [^']{0,120}'|"
+    r"\bvermagic[=:] {0,16}(?P<vermagic>\d{1,2}\.\d{1,3}\S{0,80}) (?:SMP|preempt|mod_unload|modversions)\b"
+)
+CONTEXT_VERMAGIC = 300
+
+
 # The architecture a distribution writes into its kernel release (`.el8.aarch64`, Debian `-amd64`), first match wins.
 _RELEASE_ARCH = (
     ("x86_64", "x86_64"),
@@ -608,6 +617,14 @@ def build_crash(
             m = _RELEASE.search(r.text)
             if m:
                 release, build = m.group(1), build or m.group(2)
+                break
+    if release is None:
+        # last resort: a module's version magic (kernel/module.c) names the release modules must be built for
+        for text in reversed([r.text for r in before[-CONTEXT_VERMAGIC:]] + lines):
+            m = _VERMAGIC.search(text)
+            if m:
+                release = m.group("should") or m.group("vermagic")
+                notes.append(f"release {release}: from a module's version magic line; no task line or banner gives it")
                 break
     if arch is None and release:
         for a, key in _RELEASE_ARCH:
