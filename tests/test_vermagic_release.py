@@ -17,16 +17,16 @@ VERMAGIC = "bareflank: version magic '4.4.0-ABC SMP mod_unload modversions ' sho
 
 
 def test_release_from_version_magic_when_nothing_else_gives_it() -> None:
-    tail = (REAL / "pstore" / "openwrt-14080-arm64-trace-tail.log").read_text()
-    assert parse_log_text(tail)[0].kernel.release is None
-    c = parse_log_text(f"<3>[88000.000001] {VERMAGIC}\n" + tail)[0]
+    report = (REAL / "fault-address" / "stackoverflow-919575-ppc-2.4-bad-area.log").read_text()
+    assert parse_log_text(report)[0].kernel.release is None
+    c = parse_log_text(f"{VERMAGIC}\n" + report)[0]
     assert c.kernel.release == "4.15.0-XYZ"  # the running kernel's, not the module's 4.4.0-ABC
     assert any(e.kind == "note" and "version magic" in e.text for e in c.related_events)
 
 
 def test_modinfo_vermagic_form() -> None:
-    tail = (REAL / "pstore" / "openwrt-14080-arm64-trace-tail.log").read_text()
-    c = parse_log_text("vermagic=5.10.0-46-amd64 SMP mod_unload modversions\n" + tail)[0]
+    report = (REAL / "fault-address" / "stackoverflow-919575-ppc-2.4-bad-area.log").read_text()
+    c = parse_log_text("vermagic=5.10.0-46-amd64 SMP mod_unload modversions\n" + report)[0]
     assert c.kernel.release == "5.10.0-46-amd64"
 
 

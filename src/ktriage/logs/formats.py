@@ -794,7 +794,7 @@ FORMATS: tuple[Format, ...] = (
         starts_report=False,
     ),
     F(
-        r"Oops: Kernel access of bad area",
+        r"Oops: [Kk]ernel access of bad area",  # 2.4 powerpc: lowercase
         "paging-request",
         "BUG: unable to handle kernel paging request in {func}",
         stack="ip",

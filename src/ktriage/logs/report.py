@@ -62,8 +62,8 @@ _TASK_SOURCES: tuple[re.Pattern[str], ...] = (
     re.compile(r"BUG: scheduling while atomic: (?P<comm>\S{1,64})/(?P<pid>\d{1,9})/0x"),
     # 2.6-3.x x86/ARM/MIPS: "Process modprobe (pid: 4467, threadinfo ...)", "(pid: 2329, stack limit = ...)"
     re.compile(r"^Process (?P<comm>\S{1,64}) \(pid: (?P<pid>\d{1,9}), (?:threadinfo|stack limit|ti=)"),
-    # powerpc 32-bit: "TASK = cfa5d000[950] 'bash' THREAD: cf9ce000"
-    re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' THREAD"),
+    # powerpc 32-bit: "TASK = cfa5d000[950] 'bash' THREAD: cf9ce000"; 2.4: "TASK = c0197020[0] 'swapper' Last syscall: 120"
+    re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' (?:THREAD|Last syscall)"),
     re.compile(r"\bstuck for \d{1,6}s! \[(?P<comm>\S{1,64}):(?P<pid>\d{1,9})\]"),
     re.compile(r"^(?P<comm>\S{1,32}): page allocation failure"),  # 2.6 prints no task line after it
 )

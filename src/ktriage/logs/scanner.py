@@ -51,7 +51,8 @@ _HEADLESS_START = re.compile(
     r"\s{0,4}(?:\[<[0-9a-f]{8,16}>\] )?(?:\? )?[A-Za-z_][\w.]{0,120}\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8}"
     r"(?: \[[\w]{1,64}\])?\s{0,4}$)"
 )
-# ... but not when the log shows the report's head first (a task line: a dump_stack() after a message, a header
+# Only at the very start: every line before it must look like a report's (registers, frames, blank);
+# ... and not when the log shows the report's head first (a task line: a dump_stack() after a message, a header
 # this reader does not know): then the trace is not a cut report's.
 _HEAD_SEEN = re.compile(r"\bCPU: \d{1,5} PID: \d|\bComm: \S|^Pid: \d{1,9}, comm: |^Hardware name: ")
 HEADLESS_MIN_FRAMES = 2  # one frame line at a log's start is noise (an interleaved, dropped-printk line)
@@ -254,6 +255,8 @@ class Scanner:
                 self.lead += 1
                 if self.lead > HEADLESS_LINES or _HEAD_SEEN.search(rec.text):
                     self.fresh = False
+                elif not _OOPSY.search(rec.text) and not _HEADLESS_START.match(rec.text):
+                    self.fresh = False  # prose or an ordinary log line first: a trace after it is quoted, not cut
                 elif _HEADLESS_START.match(rec.text):
                     self._open(dataclasses.replace(rec, text=""), HEADLESS, HEADLESS.header.match(""))  # type: ignore[arg-type]
                     self.region.append(rec)  # type: ignore[union-attr]
