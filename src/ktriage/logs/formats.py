@@ -448,6 +448,13 @@ FORMATS: tuple[Format, ...] = (
     F(
         r"WARNING: Nested lock was not taken",
         "lockdep",
+        "WARNING: nested lock was not taken in {r1}",
+        stack="none",
+        report=r"Nested lock was not taken" + _AT,  # the lock's `at: evict+0x90/0x334`, as syzkaller reads it
+    ),
+    F(
+        r"WARNING: Nested lock was not taken",
+        "lockdep",
         "WARNING: nested lock was not taken in {func}",
         stack="warning",
     ),
@@ -584,7 +591,7 @@ FORMATS: tuple[Format, ...] = (
         report=r"takes" + _AT,
     ),
     F(
-        r"(?:INFO: )?rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall",
+        r"(?:INFO: )?rcu_(?:preempt|sched|bh|tasks(?:_trace)?) (?:self-)?detected(?: expedited)? stall",
         "rcu-stall",
         "INFO: rcu detected stall in {func}",
         stack="rcu",

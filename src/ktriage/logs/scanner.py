@@ -23,7 +23,7 @@ from ktriage.logs.report import build_crash
 from ktriage.model import Crash, Event
 
 _TRIGGER_STR = re.compile(TRIGGER.pattern.decode())
-MAX_REPORT_LINES = 600
+MAX_REPORT_LINES = 1000
 CONTEXT_LINES = 300
 _BOOT = re.compile(r"^Linux version \d")
 _ABSORB_LINES = 12
