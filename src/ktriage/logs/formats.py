@@ -708,12 +708,13 @@ FORMATS: tuple[Format, ...] = (
         skip=(r"__rustc::rust_begin_unwind",),
     ),
     F(
-        r"trusty: panic.* ASSERT FAILED",
+        r"trusty: panic",
         "panic",
         "trusty: ASSERT FAILED: {r1}",
         stack="none",
         no_stack=True,
-        report=r"trusty: panic \(.*?\):(?: DEBUG)? ASSERT FAILED at \(.*?\): (.+)",
+        # the caller's `(...)` may hold another line's timestamp, which splits the header line in two
+        report=r"trusty: panic \([^)]{0,200}\):(?: DEBUG)? ASSERT FAILED at \([^)\n]{0,200}\): (.+)",
     ),
     F(r"trusty: panic.* ASSERT FAILED.*: *(.*)", "panic", "trusty: ASSERT FAILED: {h1}", stack="none", corrupted=True),
     F(
@@ -855,7 +856,7 @@ TITLE_REPLACEMENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 # Lines that end a report when seen after its start.
 END_MARKERS = re.compile(
     r"---\[ end (?:trace [0-9a-f]+|Kernel panic[^\]]*) \]---|^Kernel Offset: |^Rebooting in \d+ seconds|"
-    r"^---\[ end trace|^ end_request|^==================================================================$"
+    r"^---\[ end trace|^ end_request:|^==================================================================$"
 )
 
 # Lines that appear inside reports but must not start one (a crash's own secondary lines).
