@@ -173,7 +173,8 @@ def check_real(crashes: list[Crash], expect: dict) -> dict[str, bool]:
         out["false_pos"] = not crashes
         return out
     out["found"] = bool(crashes)
-    c = crashes[0] if crashes else None
+    main = expect.get("main", 0)  # the crash the answers are about (a log may begin with another's cut tail)
+    c = crashes[main] if len(crashes) > main else None
     if "crashes" in expect:
         out["count"] = len(crashes) == expect["crashes"]
     if "first_line_min" in expect:

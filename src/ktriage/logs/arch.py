@@ -37,7 +37,11 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "ppc64le",
         re.compile(r"\bMSR:\s+[0-9a-f]{16} <[A-Z0-9,\[\]]{0,80}\bLE\b|^LE (?:SMP|PAGE_SIZE)\b|\bppc64le\b", re.M),
     ),
-    ("ppc64", re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00:|\bMSR:\s+[0-9a-f]{16}|\.ppc64")),
+    # 64-bit register values only: a 32-bit PowerPC dump (8-digit GPRs) is not ppc64, and the vocabulary has no ppc32
+    (
+        "ppc64",
+        re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00: [0-9a-f]{16}|\bMSR:\s+[0-9a-f]{16}|\.ppc64"),
+    ),
     ("s390x", re.compile(r"\bKrnl PSW\b|\bKrnl GPRS:|\.s390x\b")),
     ("riscv64", re.compile(r"\bepc ?: [0-9a-f]{16} ra ?:|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
     (
@@ -269,6 +273,7 @@ _FAULT_ADDR = (
     re.compile(r"\b(?:read|write) at 0x([0-9a-f]+) \("),  # KFENCE
     re.compile(r"Faulting instruction address: 0x[0-9a-f]+\s*$"),  # ppc, address in DAR
     re.compile(r"\bFAR = 0x([0-9a-f]+)"),
+    re.compile(r"^DEAR: ([0-9A-Fa-f]{8}), ESR: "),  # powerpc 4xx: the data exception address register
     re.compile(r"\bbadaddr: ([0-9a-f]{16})"),
     re.compile(r"Unhandled fault: .* at 0x([0-9a-f]+)"),
     re.compile(r"Failing address: ([0-9a-f]+) TEID"),

@@ -450,6 +450,13 @@ FORMATS: tuple[Format, ...] = (
     F(
         r"WARNING: Nested lock was not taken",
         "lockdep",
+        "WARNING: nested lock was not taken in {r1}",
+        stack="none",
+        report=r"Nested lock was not taken" + _AT,  # the lock's `at: evict+0x90/0x334`, as syzkaller reads it
+    ),
+    F(
+        r"WARNING: Nested lock was not taken",
+        "lockdep",
         "WARNING: nested lock was not taken in {func}",
         stack="warning",
     ),
@@ -586,7 +593,7 @@ FORMATS: tuple[Format, ...] = (
         report=r"takes" + _AT,
     ),
     F(
-        r"(?:INFO: )?rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall",
+        r"(?:INFO: )?rcu_(?:preempt|sched|bh|tasks(?:_trace)?) (?:self-)?detected(?: expedited)? stall",
         "rcu-stall",
         "INFO: rcu detected stall in {func}",
         stack="rcu",
@@ -703,12 +710,13 @@ FORMATS: tuple[Format, ...] = (
         skip=(r"__rustc::rust_begin_unwind",),
     ),
     F(
-        r"trusty: panic.* ASSERT FAILED",
+        r"trusty: panic",
         "panic",
         "trusty: ASSERT FAILED: {r1}",
         stack="none",
         no_stack=True,
-        report=r"trusty: panic \(.*?\):(?: DEBUG)? ASSERT FAILED at \(.*?\): (.+)",
+        # the caller's `(...)` may hold another line's timestamp, which splits the header line in two
+        report=r"trusty: panic \([^)]{0,200}\):(?: DEBUG)? ASSERT FAILED at \([^)\n]{0,200}\): (.+)",
     ),
     F(r"trusty: panic.* ASSERT FAILED.*: *(.*)", "panic", "trusty: ASSERT FAILED: {h1}", stack="none", corrupted=True),
     F(
@@ -796,7 +804,7 @@ FORMATS: tuple[Format, ...] = (
         starts_report=False,
     ),
     F(
-        r"Oops: Kernel access of bad area",
+        r"Oops: [Kk]ernel access of bad area",  # 2.4 powerpc: lowercase
         "paging-request",
         "BUG: unable to handle kernel paging request in {func}",
         stack="ip",
@@ -850,7 +858,7 @@ TITLE_REPLACEMENTS: tuple[tuple[linear.Pattern, str], ...] = tuple(
 # Lines that end a report when seen after its start.
 END_MARKERS = re.compile(
     r"---\[ end (?:trace [0-9a-f]+|Kernel panic[^\]]*) \]---|^Kernel Offset: |^Rebooting in \d+ seconds|"
-    r"^---\[ end trace|^ end_request|^==================================================================$"
+    r"^---\[ end trace|^ end_request:|^==================================================================$"
 )
 
 # Lines that appear inside reports but must not start one (a crash's own secondary lines).

@@ -285,7 +285,7 @@ STRIP_PREFIXES = (
 )
 
 # Frames that say the stack is polluted by fault injection (a report mixed with its output).
-CORRUPTED_FRAME = re.compile(r"^(?:\s*\[<?(?:0x)?[0-9a-f]+>?\])?\s*should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x")
+CORRUPTED_FRAME = re.compile(r"^(?:\s*\[<?(?:0x)?[0-9a-f]+>?\])?\s*(?:__)?should_fail(?:slab)?(?:\.[a-z0-9.]+)?\+0x")
 
 # Stalls loop over many functions: the representative frame is the one just above an entry point.
 STALL_ANCHORS = re.compile(
@@ -338,6 +338,7 @@ STALL_ANCHORS = re.compile(
             "^sock_release",
             "^__sock_release",
             "^setsockopt$",
+            "^__sys_setsockopt$",  # the syscall body hands over to the protocol's setsockopt: that one is named
             "kernel_setsockopt",
             "sock_common_setsockopt",
             "^listen$",

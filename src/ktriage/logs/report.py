@@ -63,8 +63,8 @@ _TASK_SOURCES: tuple[re.Pattern[str], ...] = (
     re.compile(r"BUG: scheduling while atomic: (?P<comm>\S{1,64})/(?P<pid>\d{1,9})/0x"),
     # 2.6-3.x x86/ARM/MIPS: "Process modprobe (pid: 4467, threadinfo ...)", "(pid: 2329, stack limit = ...)"
     re.compile(r"^Process (?P<comm>\S{1,64}) \(pid: (?P<pid>\d{1,9}), (?:threadinfo|stack limit|ti=)"),
-    # powerpc 32-bit: "TASK = cfa5d000[950] 'bash' THREAD: cf9ce000"
-    re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' THREAD"),
+    # powerpc 32-bit: "TASK = cfa5d000[950] 'bash' THREAD: cf9ce000"; 2.4: "TASK = c0197020[0] 'swapper' Last syscall: 120"
+    re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' (?:THREAD|Last syscall)"),
     re.compile(r"\bstuck for \d{1,6}s! \[(?P<comm>\S{1,64}):(?P<pid>\d{1,9})\]"),
     re.compile(r"^(?P<comm>\S{1,32}): page allocation failure"),  # 2.6 prints no task line after it
 )
@@ -89,6 +89,15 @@ _RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
         r"^CPU: \d{1,5}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"
     ),
 )
+
+
+# A module's version magic: `<mod>: version magic '4.4.0-ABC SMP mod_unload ' should be '4.15.0-XYZ SMP mod_unload '`
+# (the running kernel's is the one after "should be"), or `vermagic=5.10.0-46-amd64 SMP mod_unload modversions`.
+_VERMAGIC = re.compile(
+    r": version magic '[^']{0,120}' should be '(?P<should>\d{1,2}\.\d{1,3}[^\s']{0,80}) [^']{0,120}'|"
+    r"\bvermagic[=:] {0,16}(?P<vermagic>\d{1,2}\.\d{1,3}\S{0,80}) (?:SMP|preempt|mod_unload|modversions)\b"
+)
+CONTEXT_VERMAGIC = 300
 
 
 # The architecture a distribution writes into its kernel release (`.el8.aarch64`, Debian `-amd64`), first match wins.
@@ -615,6 +624,14 @@ def build_crash(
             m = _RELEASE.search(r.text)
             if m:
                 release, build = m.group(1), build or m.group(2)
+                break
+    if release is None:
+        # last resort: a module's version magic (kernel/module.c) names the release modules must be built for
+        for text in reversed([r.text for r in before[-CONTEXT_VERMAGIC:]] + lines):
+            m = _VERMAGIC.search(text)
+            if m:
+                release = m.group("should") or m.group("vermagic")
+                notes.append(f"release {release}: from a module's version magic line; no task line or banner gives it")
                 break
     if arch is None and release:
         for a, key in _RELEASE_ARCH:

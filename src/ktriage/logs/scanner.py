@@ -16,13 +16,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, Format
+from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
+from ktriage.logs.pstore import Part, part_of, reorder
 from ktriage.logs.records import Record, records
 from ktriage.logs.report import build_crash
-from ktriage.model import Crash
+from ktriage.model import Crash, Event
 
 _TRIGGER_STR = re.compile(TRIGGER.pattern.decode())
-MAX_REPORT_LINES = 600
+MAX_REPORT_LINES = 1000
 CONTEXT_LINES = 300
 _BOOT = re.compile(r"^Linux version \d")
 _ABSORB_LINES = 12
@@ -40,6 +41,38 @@ _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped repor
 
 
 PANIC_TRAILER_LINES = 60  # a panic line this close after a closed report is that report's ending
+
+# A log (or a pstore part) that begins inside a report, after its header: the saved text starts at the
+# registers or in the call trace. Its first lines of that shape open a report with no header: kind unknown,
+# the frames and the guilty function read as usual, marked corrupted with the reason.
+HEADLESS_LINES = 40  # how far into a log or a part such a line may still be the cut report's
+_HEADLESS_START = re.compile(
+    r"^(?:Call [Tt]race:|pc : \[?<?[0-9a-f]|PC is at \S|RIP: [0-9a-f]{4}:\S|NIP: {1,4}[0-9a-f]|"
+    r"\s{0,4}(?:\[<[0-9a-f]{8,16}>\] )?(?:\? )?[A-Za-z_][\w.]{0,120}\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8}"
+    r"(?: \[[\w]{1,64}\])?\s{0,4}$)"
+)
+# Only at the very start: every line before it must look like a report's (registers, frames, blank);
+# ... and not when the log shows the report's head first (a task line: a dump_stack() after a message, a header
+# this reader does not know): then the trace is not a cut report's.
+_HEAD_SEEN = re.compile(r"\bCPU: \d{1,5} PID: \d|\bComm: \S|^Pid: \d{1,9}, comm: |^Hardware name: ")
+HEADLESS_MIN_FRAMES = 2  # one frame line at a log's start is noise (an interleaved, dropped-printk line)
+# the stack printers and, for a cut SLUB report's own stack, the slab debug functions are not what failed
+HEADLESS = F(
+    r"^",
+    "unknown",
+    "truncated report in {func}",
+    skip=("dump_stack", "show_stack", "dump_backtrace", "free_debug_processing", "alloc_debug_processing", "slab_")
+    + ("kmem_cache_", "kfree", "kmalloc", "print_trailer", "object_err", "check_bytes"),
+)
+# The panic line a watchdog prints after its report names the report's kind even when the header is lost.
+PANIC_KINDS: tuple[tuple[str, str], ...] = (
+    ("softlockup: hung tasks", "soft-lockup"),
+    ("hardlockup:", "hard-lockup"),
+    ("Hard LOCKUP", "hard-lockup"),
+    ("hung_task: blocked tasks", "hung-task"),
+    ("RCU Stall", "rcu-stall"),
+)
+HEADLESS_REASON = "the log begins inside the report: its header line, which names the kind, is not in the log"
 
 
 # Text before a header that makes the line prose about a crash, not a crash: a quotation mark, a mail
@@ -104,6 +137,9 @@ class Scanner:
         self.prose = 0
         self.foreign = 0
         self.indent: str | None = None  # the open report is an indented excerpt (mail, commit message)
+        self.part: Part | None = None  # the pstore part being read (`Oops#1 Part1` header)
+        self.lead = 0  # records since the log or the current pstore part began
+        self.fresh = True  # no report opened yet in this log or part: a report's tail may begin it
 
     @property
     def idle(self) -> bool:
@@ -127,12 +163,48 @@ class Scanner:
             source_format=self.source_format,
             eof=eof,
         )
+        if self.fmt is HEADLESS:
+            self.before.extend(self.region[1:])  # still the context of the reports after it (their arch...)
+            if sum(1 for f in crash.frames if f.symbol) < HEADLESS_MIN_FRAMES:
+                self.region, self.indent = None, None
+                return
+            crash = self._headless(crash)
+        elif eof and self.part is not None and self.part.part > 1:
+            rest = f"{self.part.reason}#{self.part.dump} Part{self.part.part - 1}"
+            note = f"the log ends with pstore part {self.part.label}: the report's end is in part {rest}"
+            crash = crash.replace(related_events=crash.related_events + (Event("note", note, crash.source.last_line),))
         self.done.append(crash)
         self.region = None
         self.indent = None
         self.since_close = 0
 
+    def _headless(self, crash: Crash) -> Crash:
+        """A report whose head is not in the log: say so, and where the head is when pstore tells it."""
+        reason = HEADLESS_REASON
+        if self.part is not None:
+            head = f"{self.part.reason}#{self.part.dump} Part{self.part.part + 1}"
+            reason = f"pstore part {self.part.label} begins inside the report: its head is in part {head}"
+        notes = [Event("note", reason, crash.source.first_line)]
+        kind = crash.kind
+        for text, k in PANIC_KINDS if crash.panic else ():
+            if crash.panic.startswith(text):  # type: ignore[union-attr]
+                kind = k
+                notes.append(Event("note", f"kind {k}: from the panic line `{crash.panic}`", crash.source.last_line))
+                break
+        return crash.replace(
+            kind=kind, corrupted=True, corrupted_reason=reason, related_events=crash.related_events + tuple(notes)
+        )
+
+    def _part_header(self, p: Part) -> None:
+        """A pstore part begins: it continues the open report only when it is the next part of the same dump."""
+        if self.region is not None and not p.follows(self.part):
+            self._close(cut=True)
+        self.part = p
+        if self.region is None:
+            self.lead, self.fresh = 0, True
+
     def _open(self, rec: Record, fmt: Format, m: re.Match[str]) -> None:
+        self.fresh = False
         self.prose = 0
         self.foreign = 0
         self.region, self.fmt, self.match, self.caller, self.has_frames = [rec], fmt, m, rec.caller, False
@@ -152,6 +224,9 @@ class Scanner:
 
     def feed(self, rec: Record) -> None:
         if rec.origin != "kernel":
+            return
+        if rec.ts is None and (p := part_of(rec.text)) is not None:
+            self._part_header(p)
             return
         if self.indent is not None and self.region is not None and rec.ts is None:
             if rec.text.startswith(self.indent):
@@ -176,6 +251,17 @@ class Scanner:
                 self._open(rec, fmt, m)
                 self.indent = indent
                 return
+            if self.fresh:
+                self.lead += 1
+                if self.lead > HEADLESS_LINES or _HEAD_SEEN.search(rec.text):
+                    self.fresh = False
+                elif not _OOPSY.search(rec.text) and not _HEADLESS_START.match(rec.text):
+                    self.fresh = False  # prose or an ordinary log line first: a trace after it is quoted, not cut
+                elif _HEADLESS_START.match(rec.text):
+                    self._open(dataclasses.replace(rec, text=""), HEADLESS, HEADLESS.header.match(""))  # type: ignore[arg-type]
+                    self.region.append(rec)  # type: ignore[union-attr]
+                    self.has_frames = "+0x" in rec.text
+                    return
             self.before.append(rec)
             return
         # a report is open
@@ -190,7 +276,11 @@ class Scanner:
             self.before.append(rec)
             return
         self.foreign = 0
-        if hit and hit[0].starts_report and not (len(self.region) < _ABSORB_LINES and not self.has_frames):
+        if (
+            hit
+            and hit[0].starts_report
+            and (self.fmt is HEADLESS or not (len(self.region) < _ABSORB_LINES and not self.has_frames))
+        ):
             self._close()
             self._open(rec, *hit)
             return
@@ -231,7 +321,7 @@ def scan_records(recs: Iterable[Record], path: str = "-", source_format: str = "
 
 def parse_log_text(text: str, path: str = "-") -> list[Crash]:
     """Every crash in a kernel log given as one string."""
-    return scan_records(records(enumerate(_split_lines(text), 1)), path)
+    return scan_records(records(reorder(list(enumerate(_split_lines(text), 1)))), path)
 
 
 def _split_lines(text: str) -> list[str]:
@@ -253,10 +343,19 @@ def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=
     sc = Scanner(path, source_format)
     lineno = 0
     tail = b""
+    first = True
     while True:
         data = f.read(CHUNK)
         if not data:
             break
+        if first and line_filter is None and len(data) < CHUNK and _PART_BYTES.search(data):
+            # pstore parts (small by nature): put each dump's parts back in time order, read every line
+            lines = reorder(list(enumerate(_split_lines(data.decode("utf-8", "replace")), 1)))
+            for r in records(lines):
+                sc.feed(r)
+            yield from sc.finish()
+            return
+        first = False
         data = tail + data
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -267,6 +366,9 @@ def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=
     if tail:
         lineno = yield from _scan_chunk(sc, tail + b"\n", lineno, line_filter)
     yield from sc.finish()
+
+
+_PART_BYTES = re.compile(rb"(?m)^(?:<\d{1,3}>)?[A-Z][a-z]{3,8}#\d{1,9} Part\d{1,9}\s{0,4}$")
 
 
 def _fast_trigger():  # type: ignore[no-untyped-def]
@@ -319,7 +421,7 @@ def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator
         return lineno + len(lines)
     pos, size = 0, len(chunk)  # the chunk ends with a newline
     while pos < size:
-        if sc.idle:
+        if sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
             m = _FAST.search(chunk, pos)
             if m is None:
                 return _skip(sc, chunk, pos, size, lineno)
