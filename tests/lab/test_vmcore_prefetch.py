@@ -25,6 +25,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture(autouse=True)
+def _prefetch_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The early open is opt-in (KTRIAGE_PREFETCH=1): by default each dump is read in a forked child instead."""
+    monkeypatch.setenv("KTRIAGE_PREFETCH", "1")
+
+
 @pytest.mark.parametrize("name", ["null-member", "hung-task", "netfilter-udp"])
 @pytest.mark.parametrize("debug", [True, False], ids=["dwarf", "btf"])
 def test_cli_report_equals_the_pipeline_report(lab, lab_scenario, name, debug):
