@@ -9,6 +9,11 @@ peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio.
     python3 bench/vmcore_bench.py                       # every lab scenario's kdump vmcore
     python3 bench/vmcore_bench.py --scenario null-member --repeat 5
     python3 bench/vmcore_bench.py --vmcore F --vmlinux V [--module-ko K]
+    python3 bench/vmcore_bench.py --target stock        # Debian's stock 6.1 kernel (lab/stock.py all + dbg)
+
+On the stock target the vmlinux is the -dbg package's (633 MB, full DWARF; `python3 lab/stock.py dbg` extracts it)
+and the module debug file is crashmod.ko (built with DWARF against the stock headers), as for the lab target;
+the dumps are QEMU's kdump-zlib files (flattened makedumpfile format), which both tools read as they are.
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ def main() -> int:
     ap.add_argument("--module-ko")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print JSON rows only")
+    ap.add_argument("--target", choices=["lab", "stock"], default="lab", help="lab.json (small 6.1) or stock.json")
     a = ap.parse_args()
     if not shutil.which("crash"):
         print("crash is not installed: apt-get install crash", file=sys.stderr)
@@ -133,6 +139,16 @@ def main() -> int:
         if not a.vmlinux:
             ap.error("--vmcore needs --vmlinux")
         jobs.append((Path(a.vmcore).name, a.vmcore, a.vmlinux, a.module_ko))
+    elif a.target == "stock":
+        cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
+        stock = json.loads((cache / "stock.json").read_text())
+        if not stock.get("dbg"):
+            print("no -dbg vmlinux for the stock kernel: python3 lab/stock.py dbg", file=sys.stderr)
+            return 2
+        for name, s in stock["scenarios"].items():
+            if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
+                continue
+            jobs.append((name, s["vmcore"], stock["dbg"]["vmlinux"], stock["crashmod_ko"]))
     else:
         cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
         lab = json.loads((cache / "lab.json").read_text())
