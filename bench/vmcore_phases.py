@@ -22,6 +22,16 @@ from collections.abc import Callable
 from typing import Any
 
 ROWS: list[tuple[str, float, float, int]] = []
+GC = {"runs": 0, "seconds": 0.0, "start": 0.0}
+
+
+def _gc_timer(phase: str, info: dict) -> None:
+    """Time spent in Python's cyclic garbage collector (every generation)."""
+    if phase == "start":
+        GC["start"] = time.perf_counter()
+    else:
+        GC["runs"] += 1
+        GC["seconds"] += time.perf_counter() - GC["start"]
 
 
 def cpu_s() -> float:
@@ -74,6 +84,9 @@ def main() -> int:
     ap.add_argument("--debuginfo", action="append", default=[])
     ap.add_argument("--no-prefetch", action="store_true")
     a = ap.parse_args()
+    import gc
+
+    gc.callbacks.append(_gc_timer)
     t0, c0 = time.perf_counter(), cpu_s()
     from ktriage.pipeline import Options, analyze_paths, warm
 
@@ -94,6 +107,7 @@ def main() -> int:
     total = time.perf_counter() - t0
     for name, dt, cpu, rss in ROWS:
         print(f"{name:<34} {dt:7.3f} s wall {cpu:7.3f} s CPU   RSS after {rss:5d} MB")
+    print(f"{'(of which Python GC)':<34} {GC['seconds']:7.3f} s wall in {GC['runs']} collections")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(
         f"{'total (in process)':<34} {total:7.3f} s wall {cpu_s() - c0:7.3f} s CPU   peak RSS {peak} MB; report {len(text)} bytes"
