@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Evaluate ktriage's log reader on syzkaller's report corpus (../shared/corpora/syzkaller).
+"""Evaluate ktriage's log reader on syzkaller's report corpus (../shared/corpora/syzkaller) and on
+the corpus of real production/bug-tracker/mailing-list texts (tests/corpora/real).
 
-Each corpus file: header lines (TITLE:, ALT:, TYPE:, FRAME:, CORRUPTED:), a blank line, then the
-raw console log. ktriage reads the log; its first crash is compared with the header.
+syzkaller: each corpus file holds header lines (TITLE:, ALT:, TYPE:, FRAME:, CORRUPTED:), a blank
+line, then the raw console log. ktriage reads the log; its first crash is compared with the header.
 
-    python bench/corpus_eval.py [CORPUS_DIR] [--misses] [--json]
+real: tests/corpora/real/index.yaml lists every text with the answers checked by hand (kind, guilty
+function, arch, release, task, fault address, frames, whether it is a crash at all); the first crash
+is compared field by field and the result is given per class of text.
+
+    python bench/corpus_eval.py [CORPUS_DIR] [--misses] [--json] [--real [INDEX]]
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 from ktriage.logs import parse_log_text
+from ktriage.logs.frames import normalize
+from ktriage.model import Crash
 
 # syzkaller's crash types -> ktriage kinds (several syzkaller types map to one kind)
 TYPE_TO_KIND = {
@@ -140,13 +147,134 @@ def evaluate(corpus: Path) -> dict:
     return {"summary": summary, "misses": misses}
 
 
+# --- the real corpus -----------------------------------------------------------------------------
+
+REAL_INDEX = Path(__file__).resolve().parent.parent / "tests" / "corpora" / "real" / "index.yaml"
+REAL_FIELDS = ("found", "false_pos", "kind", "guilty", "frames", "arch", "release", "task", "fault", "count")
+
+
+def load_real_index(index: Path = REAL_INDEX) -> list[dict]:
+    import yaml
+
+    data = yaml.safe_load(index.read_text(encoding="utf-8"))
+    return list(data["files"])
+
+
+def _one_of(want: object, got: object) -> bool:
+    wants = want if isinstance(want, list) else [want]
+    return got in wants
+
+
+def check_real(crashes: list[Crash], expect: dict) -> dict[str, bool]:
+    """Field -> agrees, for every field the index entry checks (absent keys are not checked).
+    `null` in the index means the text does not hold the value: the reader must leave it empty."""
+    out: dict[str, bool] = {}
+    if not expect.get("crash", True):
+        out["false_pos"] = not crashes
+        return out
+    out["found"] = bool(crashes)
+    c = crashes[0] if crashes else None
+    if "crashes" in expect:
+        out["count"] = len(crashes) == expect["crashes"]
+    if "first_line_min" in expect:
+        out["found"] = out["found"] and c is not None and c.source.first_line >= expect["first_line_min"]
+    if "kind" in expect:
+        out["kind"] = c is not None and _one_of(expect["kind"], c.kind)
+    if "guilty" in expect:
+        got = normalize(c.guilty_frame) if c is not None and c.guilty_frame else None
+        want = expect["guilty"]
+        wants = [normalize(w) if w else None for w in (want if isinstance(want, list) else [want])]
+        out["guilty"] = c is not None and got in wants
+    if "frames_min" in expect:
+        out["frames"] = c is not None and sum(1 for f in c.frames if f.symbol) >= expect["frames_min"]
+    if "arch" in expect:
+        out["arch"] = c is not None and _one_of(expect["arch"], c.arch)
+    if "release" in expect:
+        out["release"] = c is not None and _one_of(expect["release"], c.kernel.release)
+    if "comm" in expect or "pid" in expect:
+        ok = c is not None
+        if ok and "comm" in expect:
+            ok = _one_of(expect["comm"], c.task.comm)
+        if ok and "pid" in expect:
+            ok = _one_of(expect["pid"], c.task.pid)
+        out["task"] = ok
+    if "fault" in expect:
+        want_fault = int(expect["fault"], 16) if expect["fault"] is not None else None
+        out["fault"] = c is not None and c.fault_address == want_fault
+    return out
+
+
+def evaluate_real(index: Path = REAL_INDEX) -> dict:
+    """Per class and per field: how many checked values the reader got right."""
+    base = index.parent
+    per_class: dict[str, Counter] = {}
+    misses: list[dict] = []
+    for entry in load_real_index(index):
+        path = base / entry["file"]
+        cls = entry["file"].split("/", 1)[0]
+        crashes = parse_log_text(path.read_bytes().decode("utf-8", "replace"), str(path))
+        res = check_real(crashes, entry.get("expect", {}))
+        st = per_class.setdefault(cls, Counter())
+        st["files"] += 1
+        st["all_right"] += all(res.values())
+        for field, ok in res.items():
+            st[field + "_checked"] += 1
+            st[field + "_ok"] += ok
+            if not ok:
+                c = crashes[0] if crashes else None
+                got = {
+                    "found": len(crashes),
+                    "false_pos": c.title if c else None,
+                    "count": len(crashes),
+                    "kind": c and c.kind,
+                    "guilty": c and c.guilty_frame,
+                    "frames": c and len(c.frames),
+                    "arch": c and c.arch,
+                    "release": c and c.kernel.release,
+                    "task": c and (c.task.comm, c.task.pid),
+                    "fault": c and c.fault_address is not None and hex(c.fault_address),
+                }.get(field)
+                misses.append({"file": entry["file"], "field": field, "got": got})
+    total: Counter = Counter()
+    for st in per_class.values():
+        total.update(st)
+    per_class["ALL"] = total
+    table = {
+        cls: {"files": st["files"], "all_right": st["all_right"]}
+        | {f: f"{st[f + '_ok']}/{st[f + '_checked']}" for f in REAL_FIELDS if st[f + "_checked"]}
+        for cls, st in sorted(per_class.items())
+    }
+    pct = {f: round(100 * total[f + "_ok"] / total[f + "_checked"], 1) for f in REAL_FIELDS if total[f + "_checked"]}
+    return {"classes": table, "field_pct": pct, "misses": misses}
+
+
+def print_real(res: dict, misses: bool) -> None:
+    cols = ("files", "all_right") + REAL_FIELDS
+    print(f"{'class':<14}" + " ".join(f"{c:>9}" for c in cols))
+    for cls, row in res["classes"].items():
+        print(f"{cls:<14}" + " ".join(f"{str(row.get(c, '-')):>9}" for c in cols))
+    print("field %: " + ", ".join(f"{k} {v}" for k, v in res["field_pct"].items()))
+    if misses:
+        for m in res["misses"]:
+            print(json.dumps(m, ensure_ascii=False, default=str))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "syzkaller"
     ap.add_argument("corpus", nargs="?", default=os.environ.get("KTRIAGE_CORPUS", str(default)))
     ap.add_argument("--misses", action="store_true", help="list every disagreement")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--real", nargs="?", const=str(REAL_INDEX), help="evaluate only the real corpus (its index.yaml)")
     a = ap.parse_args()
+    if a.real:
+        real = evaluate_real(Path(a.real))
+        if a.json:
+            json.dump(real if a.misses else {k: v for k, v in real.items() if k != "misses"}, sys.stdout, indent=2)
+            print()
+        else:
+            print_real(real, a.misses)
+        return 0
     res = evaluate(Path(a.corpus))
     if a.json:
         json.dump(res if a.misses else res["summary"], sys.stdout, indent=2)

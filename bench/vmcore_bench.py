@@ -9,7 +9,12 @@ peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio.
     python3 bench/vmcore_bench.py                       # every lab scenario's kdump vmcore
     python3 bench/vmcore_bench.py --scenario null-member --repeat 5
     python3 bench/vmcore_bench.py --vmcore F --vmlinux V [--module-ko K]
+    python3 bench/vmcore_bench.py --target 5.10         # Debian 11's 5.10 (lab/old510.py): + the System.map tier
     python3 bench/vmcore_bench.py --target stock        # Debian's stock 6.1 kernel (lab/stock.py all + dbg)
+
+On the 5.10 target (no kallsyms in VMCOREINFO) "BTF-only" means the dump alone: symbols from the kallsyms tables
+ktriage finds in the dump's memory; "System.map" gives the -dbg package's map with --system-map instead. crash
+needs the -dbg vmlinux: without it (lab/old510.py --no-dbg) crash cannot run and only ktriage's tiers are timed.
 
 On the stock target the vmlinux is the -dbg package's (633 MB, full DWARF; `python3 lab/stock.py dbg` extracts it)
 and the module debug file is crashmod.ko (built with DWARF against the stock headers), as for the lab target;
@@ -84,7 +89,7 @@ def crash_cmds(ko: str | None, module: str | None, rip: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int) -> dict:
+def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int, system_map: str | None = None) -> dict:
     kcmd = ktriage_cmd(vmcore, vmlinux, ko)
     _, _, rc, out = run(kcmd)  # warm-up, and the RIP for crash's dis -l
     if rc != 0:
@@ -95,17 +100,30 @@ def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int)
     run(ccmd, cmds)  # warm-up
     bcmd = ktriage_cmd(vmcore, None, None)
     run(bcmd)  # warm-up
-    kt, cr, bt = [], [], []
+    mcmd = bcmd + ["--system-map", system_map] if system_map else None
+    if mcmd:
+        run(mcmd)  # warm-up
+    kt, cr, bt, mt = [], [], [], []
     for _ in range(repeat):
         kt.append(run(kcmd))
         cr.append(run(ccmd, cmds))
         bt.append(run(bcmd))
+        if mcmd:
+            mt.append(run(mcmd))
     k_s = statistics.median(x[0] for x in kt)
     c_s = statistics.median(x[0] for x in cr)
     b_s = statistics.median(x[0] for x in bt)
     k_rss = max(x[1] for x in kt) / 1024
     c_rss = max(x[1] for x in cr) / 1024
-    return {
+    row = (
+        {}
+        if not mt
+        else {
+            "smap_s": round(statistics.median(x[0] for x in mt), 2),
+            "smap_rss_mb": round(max(x[1] for x in mt) / 1024),
+        }
+    )
+    return row | {
         "scenario": name,
         "ktriage_s": round(k_s, 2),
         "crash_s": round(c_s, 2),
@@ -129,16 +147,31 @@ def main() -> int:
     ap.add_argument("--module-ko")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print JSON rows only")
-    ap.add_argument("--target", choices=["lab", "stock"], default="lab", help="lab.json (small 6.1) or stock.json")
+    ap.add_argument(
+        "--target",
+        choices=["lab", "5.10", "stock"],
+        default="lab",
+        help="lab.json (small 6.1), old510.json (5.10) or stock.json (Debian's stock 6.1 with its -dbg vmlinux)",
+    )
     a = ap.parse_args()
     if not shutil.which("crash"):
         print("crash is not installed: apt-get install crash", file=sys.stderr)
         return 2
-    jobs = []
+    jobs: list[tuple[str, str, str, str | None, str | None]] = []
     if a.vmcore:
         if not a.vmlinux:
             ap.error("--vmcore needs --vmlinux")
-        jobs.append((Path(a.vmcore).name, a.vmcore, a.vmlinux, a.module_ko))
+        jobs.append((Path(a.vmcore).name, a.vmcore, a.vmlinux, a.module_ko, None))
+    elif a.target == "5.10":
+        cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
+        old = json.loads((cache / "old510.json").read_text())
+        if not old.get("vmlinux_dbg"):
+            print("crash cannot run: no -dbg vmlinux (lab/old510.py was run with --no-dbg)", file=sys.stderr)
+            return 2
+        for name, s in old["scenarios"].items():
+            if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
+                continue
+            jobs.append((name, s["vmcore"], old["vmlinux_dbg"], old["crashmod_ko"], old.get("system_map")))
     elif a.target == "stock":
         cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
         stock = json.loads((cache / "stock.json").read_text())
@@ -148,17 +181,17 @@ def main() -> int:
         for name, s in stock["scenarios"].items():
             if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
                 continue
-            jobs.append((name, s["vmcore"], stock["dbg"]["vmlinux"], stock["crashmod_ko"]))
+            jobs.append((name, s["vmcore"], stock["dbg"]["vmlinux"], stock["crashmod_ko"], None))
     else:
         cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
         lab = json.loads((cache / "lab.json").read_text())
         for name, s in lab["scenarios"].items():
             if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
                 continue
-            jobs.append((name, s["vmcore"], lab["vmlinux"], lab["crashmod_ko"]))
+            jobs.append((name, s["vmcore"], lab["vmlinux"], lab["crashmod_ko"], None))
     rows = []
-    for job in jobs:
-        r = bench_one(*job, repeat=a.repeat)
+    for name, vmcore, vmlinux, ko, smap in jobs:
+        r = bench_one(name, vmcore, vmlinux, ko, a.repeat, smap)
         rows.append(r)
         if a.json:
             print(json.dumps(r), flush=True)
@@ -167,7 +200,9 @@ def main() -> int:
         else:
             print(
                 f"{r['scenario']:<18} ktriage+DWARF {r['ktriage_s']:5.2f}s {r['ktriage_rss_mb']:4d} MB | ktriage "
-                f"BTF-only {r['btf_s']:5.2f}s {r['btf_rss_mb']:4d} MB | crash {r['crash_s']:5.2f}s "
+                f"BTF-only {r['btf_s']:5.2f}s {r['btf_rss_mb']:4d} MB | "
+                + (f"System.map+BTF {r['smap_s']:5.2f}s {r['smap_rss_mb']:4d} MB | " if "smap_s" in r else "")
+                + f"crash {r['crash_s']:5.2f}s "
                 f"{r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']} (BTF x{r['btf_speedup']}), "
                 f"RSS x{r['rss_ratio']}",
                 flush=True,

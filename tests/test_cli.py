@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import zstandard
 
-from realdata import REPO, corpus_log
+from realdata import FIXTURES, REPO
 
 SCHEMA = json.loads((REPO / "src/ktriage/schema/report-1.json").read_text())
 EXAMPLE = REPO / "examples" / "centos7-nf_conntrack-dmesg.txt"
@@ -114,7 +114,9 @@ def test_stdin_and_directory_walk(tmp_path: Path) -> None:
     for i, name in enumerate(["127.0.0.1-2022-06-25-10:05:32", "127.0.0.1-2022-07-01-08:00:00"]):
         d = tmp_path / name
         d.mkdir()
-        (d / "vmcore-dmesg.txt").write_bytes(EXAMPLE.read_bytes() if i == 0 else corpus_log("21").encode())
+        # the second: a 6.1 lab kernel's console log (NULL member read in a test module, x86_64)
+        other = FIXTURES / "lab" / "null-member.console.log"
+        (d / "vmcore-dmesg.txt").write_bytes((EXAMPLE if i == 0 else other).read_bytes())
     doc = analyze_json(str(tmp_path))
     assert len(doc["inputs"]) == 2 and all(i["status"] == "ok" for i in doc["inputs"])
     assert [c["kind"] for c in doc["crashes"]] == ["null-deref", "null-deref"]

@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 
 from ktriage.crashout import looks_like_crash_output, parse_crash_output
+from realdata import seed
 
-SEEDS = Path("/work/shared/seeds")
 FIXTURES = Path(__file__).parent / "fixtures" / "crashout"
 
 
 def _seed(name: str) -> str:
-    p = SEEDS / name
-    if not p.exists():
-        pytest.skip(f"seed {name} not available")
-    return p.read_text(encoding="utf-8")
+    return seed(name.split("_")[0]).read_text(encoding="utf-8")
 
 
 def _one(text: str, path: str = "doc"):

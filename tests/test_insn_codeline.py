@@ -9,22 +9,17 @@ The objdump line that was compared is quoted next to each assertion.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from ktriage.insn.codeline import parse_code_line
 from ktriage.insn.decode import decode, listing
-
-CORPUS = Path("/work/shared/corpora/syzkaller")
+from realdata import corpus_path, needs_corpus
 
 
 def code_line(name: str, nth: int = 0) -> str:
-    lines = [line for line in (CORPUS / name).read_text(errors="replace").splitlines() if "Code:" in line]
+    lines = [line for line in corpus_path(name).read_text(errors="replace").splitlines() if "Code:" in line]
     return lines[nth]
 
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="syzkaller corpus not available")
+pytestmark = needs_corpus
 
 
 def test_x86_mark_and_bytes():

@@ -24,7 +24,12 @@ class _Main(click.Group):
     """Subsystems bring their own command groups (`ktriage kb ...`), imported only when one is asked for:
     importing them on every `ktriage analyze` cost ~20 ms (YAML, difflib) for nothing."""
 
-    LAZY = {"kb": "ktriage.kb.cli"}
+    LAZY = {
+        "kb": "ktriage.kb.cli",
+        "fleet": "ktriage.fleet.cli",
+        "collect": "ktriage.collect.cli",
+        "batch": "ktriage.batch.cli",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -43,7 +48,18 @@ class _Main(click.Group):
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ktriage")
 def main() -> None:
-    """Linux kernel crash triage: what failed, the evidence, the known bug and the fix."""
+    """Linux kernel crash triage: what failed, the evidence, the known bug and the fix.
+
+    \b
+    Examples:
+      ktriage analyze /var/crash/127.0.0.1-2024-05-01-10:05:32/vmcore-dmesg.txt
+      ktriage analyze /var/crash/*/vmcore --format postmortem -o incident.md
+      ktriage kb list
+
+    \b
+    Shell completion (bash; zsh and fish likewise with zsh_source, fish_source):
+      eval "$(_KTRIAGE_COMPLETE=bash_source ktriage)"
+    """
 
 
 @main.command()
@@ -51,10 +67,10 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=click.Choice(["text", "json", "markdown", "postmortem", "html"]),
     default="text",
     show_default=True,
-    help="Report format.",
+    help="Report format: text (terminal), json (ktriage.report/1), markdown, postmortem (incident document), html.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
 @click.option(
@@ -71,6 +87,11 @@ def main() -> None:
     multiple=True,
     type=click.Path(file_okay=False),
     help="Directory with debug files (vmlinux, *.ko.debug, .build-id/); repeatable.",
+)
+@click.option(
+    "--system-map",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The crashed kernel's System.map (kernels before 6.0 without debug info: symbols, then BTF types).",
 )
 @click.option(
     "--src",
@@ -92,6 +113,9 @@ def main() -> None:
 )
 @click.option("--color/--no-color", default=None, help="Force colour on or off (default: on a terminal).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Text report: every finding's evidence, every frame, every analyzer not run."
+)
 def analyze(
     paths: tuple[str, ...],
     fmt: str,
@@ -99,17 +123,33 @@ def analyze(
     kb_dirs: tuple[str, ...],
     vmlinux: str | None,
     debuginfo_dirs: tuple[str, ...],
+    system_map: str | None,
     src_dirs: tuple[str, ...],
     no_analysis: bool,
     no_btf: bool,
     changelog: str | None,
     color: bool | None,
     debug: bool,
+    verbose: bool,
 ) -> None:
-    """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin)."""
+    """Analyze kernel logs, crash utility output or vmcores (files, directories, or - for stdin).
+
+    The report opens with a verdict per crash (what happened, the evidence, the known bug and the fix,
+    what to do now), then the details; -v shows all of them in the text report.
+
+    \b
+    Examples:
+      ktriage analyze /var/log/messages
+      journalctl -k -o json | ktriage analyze -
+      ktriage analyze /var/crash/*/vmcore --vmlinux /usr/lib/debug/lib/modules/$(uname -r)/vmlinux
+      ktriage analyze dmesg.txt --format html -o crash.html
+    """
+    if system_map:  # looked at first among the debug files; checked against the dump before use
+        debuginfo_dirs = (system_map, *debuginfo_dirs)
     try:
         early = _start_vmcore_open(paths, vmlinux, debuginfo_dirs, no_btf)
         from ktriage.pipeline import Options, analyze_paths, warm
+        from ktriage.progress import for_stderr
 
         opts = Options(
             kb_dirs=list(kb_dirs),
@@ -130,7 +170,12 @@ def analyze(
                 sys.exit(EXIT_INPUT)
         if early:
             warm(opts, fmt)
-        report = analyze_paths(list(paths), opts)
+        opts.progress = for_stderr()  # a terminal only: nothing is added to redirected stderr
+        try:
+            report = analyze_paths(list(paths), opts)
+        finally:
+            if opts.progress is not None:
+                opts.progress.close()
         if fmt == "json":
             from ktriage.render.json_out import render
 
@@ -139,10 +184,18 @@ def analyze(
             from ktriage.render.markdown import render
 
             text = render(report)
+        elif fmt == "postmortem":
+            from ktriage.render.postmortem import render as render_postmortem
+
+            text = render_postmortem(report)
+        elif fmt == "html":
+            from ktriage.render.html import render as render_html
+
+            text = render_html(report)
         else:
             from ktriage.render.text import render as render_text
 
-            text = render_text(report, color=False if output else color)
+            text = render_text(report, color=False if output else color, verbose=verbose)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # last line of defence: one line, not a traceback

@@ -31,7 +31,7 @@ class InputError(Exception):
 @dataclass(frozen=True)
 class Input:
     path: str  # as the user named it ("-" for stdin)
-    kind: str  # log, journal-json, journal-export, crash-output, vmcore, elf, binary, empty
+    kind: str  # log, journal-json, journal-export, crash-output, vmcore, elf, ureport, binary, empty
     compression: str | None = None
 
 
@@ -86,6 +86,8 @@ def classify(head: bytes) -> str:
     stripped = text.lstrip()
     if stripped.startswith("__CURSOR=") or "\n__CURSOR=" in text[:4096]:
         return "journal-export"
+    if stripped.startswith("{") and '"ureport_version"' in text[:8192]:
+        return "ureport"  # ABRT/FAF microreport: a parsed problem, not kernel text
     if stripped.startswith("{") and '"MESSAGE"' in text[:8192]:
         return "journal-json"
     try:

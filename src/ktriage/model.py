@@ -164,7 +164,7 @@ class Crash:
     error_code: int | None = None
     ip: Location | None = None
     kernel: Kernel = field(default_factory=Kernel)
-    arch: str | None = None  # x86_64, arm64, ppc64, s390x, i386, arm, riscv64, mips
+    arch: str | None = None  # x86_64, arm64, ppc64, ppc64le, s390x, i386, arm, riscv64, mips
     task: Task = field(default_factory=Task)
     context: str = "unknown"
     taint: Taint = field(default_factory=Taint)

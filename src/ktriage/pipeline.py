@@ -5,13 +5,20 @@ input --(logs/, crashout/, vmcore/)--> Crash --(analyzers/)--> Findings --(kb/)-
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ktriage.analyzers import AnalysisContext, run_analyzers
 from ktriage.inputs import Input, InputError, expand, journal_export_filter, journal_json_line, open_input
 from ktriage.logs import scan_binary
+from ktriage.logs.report import unread_fields
+from ktriage.logs.ureport import ureport_refusal
 from ktriage.model import Crash, CrashReport, InputRecord, Report
+
+if TYPE_CHECKING:
+    from ktriage.progress import Reporter
 
 MAX_CRASH_OUTPUT = 256 << 20  # crash utility transcripts are read whole; refuse absurd sizes
 
@@ -26,6 +33,7 @@ class Options:
     btf: bool = True  # vmcores without DWARF: types from the dump's own BTF (ktriage.btf)
     max_crashes: int = 1000  # per input: a log of 100k soft lockups must not exhaust memory
     changelog: str | None = None  # --changelog: the distro kernel package's changelog (kb/changelog.py)
+    progress: Reporter | None = None  # progress on a terminal (ktriage.progress); None: silent
 
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
@@ -56,6 +64,8 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
                 f"and analyze that"
             ) from None
         yield from read_vmcore(inp.path, opts, rec)
+    elif inp.kind == "ureport":
+        raise InputError(ureport_refusal(stream.read(1 << 20), inp.path))
     elif inp.kind == "elf":
         raise InputError(f"{inp.path}: an ELF object, not a log or a core dump (a vmlinux or module?)")
     else:
@@ -99,9 +109,10 @@ def _vmcore_for(crash: Crash):  # type: ignore[no-untyped-def]
 
 def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
     cr = CrashReport(crash)
+    cr.skipped = unread_fields(crash) if crash.source.format != "vmcore" else []
     if opts.analyze:
         ctx = AnalysisContext(crash, debuginfo=_debuginfo_for(crash, opts), vmcore=_vmcore_for(crash))
-        cr.skipped = run_analyzers(ctx)
+        cr.skipped += run_analyzers(ctx)
         cr.findings = ctx.findings
         try:
             from ktriage.kb import match_crash
@@ -189,16 +200,27 @@ def warm(opts: Options, fmt: str = "text") -> None:
 def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
     opts = opts or Options()
     report = Report()
-    for path in expand(paths):
+    prog = opts.progress
+    all_paths = list(expand(paths))
+    if prog is not None:
+        prog.inputs(len(all_paths))
+    for path in all_paths:
         rec = InputRecord(path)
         report.inputs.append(rec)
         try:
             inp, stream = open_input(path)
+            if prog is not None:
+                # a dump is read by drgn at random offsets, not streamed: a spinner, not a byte bar
+                prog.reading(path, None if inp.kind == "vmcore" else _size(path))
+                if inp.kind == "vmcore":
+                    prog.step(f"{os.path.basename(path)}: opening the dump, loading debug info")
             try:
                 for crash in read_crashes(inp, stream, rec, opts):
                     rec.crashes += 1
                     if rec.crashes > opts.max_crashes:
                         continue
+                    if prog is not None:
+                        prog.step(f"analyzing: {crash.title[:70]}")
                     cr = analyze_crash(crash, opts)
                     _lift_notes(cr, report)
                     report.crashes.append(cr)
@@ -212,5 +234,14 @@ def analyze_paths(paths: list[str], opts: Options | None = None) -> Report:
         except (OSError, EOFError, ValueError) as e:  # decompression errors surface while reading
             rec.status = "partial" if rec.crashes else "error"
             rec.error = f"{path}: could not be read to the end: {e}"
+        if prog is not None:
+            prog.input_done()
     _drop_dmesg_duplicates(report)
     return report
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size if path != "-" else None
+    except OSError:
+        return None

@@ -1,6 +1,6 @@
 """Machine-level analyzers: from the `Code:` bytes, the registers and the fault address to the bad pointer.
 
-They need only the log (no debug info): what seed 000's authors did by hand with `dis`, and
+They need only the log (no debug info): what a post-mortem author does by hand with `dis`, and
 what scripts/decodecode does, plus the checks a person forgets: does base + disp really equal
 CR2? is the value an ERR_PTR, a list poison, a KASAN shadow address?
 
@@ -537,7 +537,7 @@ def _bad_access(
 
 
 def _registers_only(crash: Crash, arch: str, fault: int | None, source: str) -> list[Finding]:
-    """No decodable code: which register can explain the fault address (seed 000)."""
+    """No decodable code: which register can explain the fault address (a CentOS 7 oops without Code:)."""
     if fault is None:
         raise Skip("no decodable Code: line and no fault address")
     look = lookup_for(crash)

@@ -1,4 +1,4 @@
-"""vmcore analyzers: the seeds' `crash` session work (sys, bt, dis, kmem, struct), done with drgn.
+"""vmcore analyzers: the work of a `crash` session in a post-mortem (sys, bt, dis, kmem, struct), done with drgn.
 
 Every analyzer needs `ctx.vmcore` (a ktriage.vmcore.VmcoreSession); those that read the crashed
 thread run only for the crash the dump was taken for (the last one in its log), and those that need
@@ -634,7 +634,7 @@ def _access_names(ctx: AnalysisContext, s) -> dict:
 
 @analyzer("vmcore.race", order=63, needs=("vmcore",))
 def analyze_race(ctx: AnalysisContext) -> list[Finding]:
-    """Seed 000: re-read NOW the memory the base register was loaded from; compare with what the CPU used."""
+    """As in the CentOS 7 nf_conntrack post-mortem (CVE-2022-49561): re-read NOW the memory the base register was loaded from; compare with what the CPU used."""
     from ktriage.vmcore.decoders import slab_info, slab_text
 
     s = _session(ctx, types=False)
@@ -941,9 +941,11 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
                     )
                 )
     if not out:
-        raise Skip(
-            "the faulting access could not be named from the frame's variables (DWARF) or the function's prototype"
-        )
+        why = "the faulting access could not be named from the frame's variables (DWARF) or the function's prototype"
+        mod = ctx.crash.ip.module if ctx.crash.ip else None
+        if mod and s.btf is not None and mod in s.btf.modules_without_btf:  # 5.10: modules carry no BTF
+            why += f": module {mod} has no BTF in this kernel and no debug info was given, so its types are unknown"
+        raise Skip(why)
     return out
 
 

@@ -1,9 +1,10 @@
 """vmcore.conntrack: the netfilter connections the crashed thread was handling, decoded (ktriage.vmcore.conntrack).
 
-Found as DWARF frame variables (`struct nf_conn *ct`, `struct nf_conntrack *`), as registers pointing at the
-start of an allocated object of the `nf_conntrack` slab cache (no DWARF needed), and as the conntrack a packet in
-those frames carries (`skb->_nfct`). Seed 000's question, "was this conntrack confirmed, and is its memory still
-the same connection?", is answered from the status bits, the tuples and the slab state.
+Found as the conntrack a packet in the crashed thread's frames carries (`skb->_nfct`, with its ctinfo), then as
+DWARF frame variables (`struct nf_conn *ct`, `struct nf_conntrack *`) and as registers pointing at the start of an
+allocated object of the `nf_conntrack` slab cache (no DWARF needed). The CentOS 7 nf_conntrack post-mortem's
+question (CVE-2022-49561), "was this conntrack confirmed, and is its memory still the same connection?", is answered
+from the status bits, the tuples and the slab state.
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ def _conns(prog, trace):
     from ktriage.vmcore.conntrack import skb_conntrack
 
     seen: set[int] = set()
-    for i, n, o in _typed_in_frames(trace, ("nf_conn", "nf_conntrack"), prog=prog):
-        v = o.value_()
-        if v not in seen:
-            seen.add(v)
-            yield i, _found_as(n, i, trace, "nf_conntrack"), v, None
     for i, n, skb in _typed_in_frames(trace, ("sk_buff",), prog=prog):
         try:
             found = skb_conntrack(prog, skb)
@@ -37,6 +33,13 @@ def _conns(prog, trace):
                 found[0],
                 found[1],
             )
+    # then the connections held directly (a variable, or a register at an nf_conntrack object): after the packets,
+    # so a connection that is both keeps its packet's ctinfo (5.10's hook left it in R8 too)
+    for i, n, o in _typed_in_frames(trace, ("nf_conn", "nf_conntrack"), prog=prog):
+        v = o.value_()
+        if v not in seen:
+            seen.add(v)
+            yield i, _found_as(n, i, trace, "nf_conntrack"), v, None
 
 
 @analyzer("vmcore.conntrack", order=67, needs=("vmcore",))

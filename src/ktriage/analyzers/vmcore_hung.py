@@ -1,7 +1,7 @@
 """vmcore.hung and vmcore.deadlock: the tasks in D state, the lock each sleeps on, who holds it, and the chain of
 who waits for whom (ktriage.vmcore.locks), closed into a deadlock cycle when the chain comes back to itself.
 
-This is what seed-style hang triage does by hand with `crash> foreach UN bt`, `struct mutex`, and reading
+This is what hang triage does by hand with `crash> foreach UN bt`, `struct mutex`, and reading
 owner words: here every edge is the kernel's own record (the waiter on the lock's wait list, the lock's owner
 word), so a cycle is a certain deadlock, not a guess from stack shapes.
 """

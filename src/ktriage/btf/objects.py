@@ -27,6 +27,7 @@ class GlobalSpec:
     until: tuple[int, int] | None = None
     why: str = ""
     arch: str | None = None
+    percpu: bool = False  # the kernel's BTF VAR record wins when it has one
 
 
 def _version(s: str | None) -> tuple[int, int] | None:
@@ -47,7 +48,7 @@ def globals_table() -> list[GlobalSpec]:
 
         st = os.stat(GLOBALS_FILE)
         _TABLE = diskcache.cached(
-            "btf-globals", diskcache.key_of("globals/1", st.st_size, st.st_mtime_ns), _read_globals
+            "btf-globals", diskcache.key_of("globals/2", st.st_size, st.st_mtime_ns), _read_globals
         )
     return _TABLE
 
@@ -59,7 +60,13 @@ def _read_globals() -> list[GlobalSpec]:
         rows = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []
     return [
         GlobalSpec(
-            r["name"], r["type"], _version(r.get("since")), _version(r.get("until")), r.get("why", ""), r.get("arch")
+            r["name"],
+            r["type"],
+            _version(r.get("since")),
+            _version(r.get("until")),
+            r.get("why", ""),
+            r.get("arch"),
+            bool(r.get("percpu")),
         )
         for r in rows
     ]
@@ -95,7 +102,7 @@ class BTFObjects:
         """Every table entry that does not fit this kernel, with the reason (symbol missing, type unknown to
         its BTF, type larger than the symbol's extent). Cheap: types are built without their members."""
         for name, spec in self.table.items():
-            if name not in self.skipped:
+            if name not in self.skipped and not (spec.percpu and self._btf_var(name)):
                 self._global(spec)
         return dict(self.skipped)
 
@@ -111,19 +118,26 @@ class BTFObjects:
         import drgn
 
         spec = self.table.get(name)
-        if spec is not None:
+        if spec is not None and not spec.percpu:
             return self._global(spec)
         # a BTF VAR: per-cpu variables (and every global on kernels built with pahole's global_var feature)
+        var = self._btf_var(name)
+        if var is not None:
+            b, r = var
+            sym = self._symbol(name)
+            if sym is None:
+                self.skipped[name] = "in BTF but not in kallsyms"
+                return None
+            return drgn.Object(self.prog, b.type(r.ref), address=sym.address)
+        return self._global(spec) if spec is not None else None
+
+    def _btf_var(self, name: str) -> Any:
+        """(builder, record) of the BTF VAR named `name`, or None (older pahole wrote no per-cpu VARs)."""
         for b in self.types.builders:
             for tid in b.btf.by_name.get(name, ()):
                 r = b.btf.record(tid)
-                if r.kind != R.VAR:
-                    continue
-                sym = self._symbol(name)
-                if sym is None:
-                    self.skipped[name] = "in BTF but not in kallsyms"
-                    return None
-                return drgn.Object(self.prog, b.type(r.ref), address=sym.address)
+                if r.kind == R.VAR:
+                    return b, r
         return None
 
     def _global(self, spec: GlobalSpec) -> Any:
@@ -178,7 +192,14 @@ class BTFObjects:
                     if sym is None:
                         return None
                     return drgn.Object(self.prog, b.type(r.ref), address=sym.address)
-        return None
+        # pahole before 1.21 encoded only ftrace-able functions (Debian 11's 5.10 has no FUNC for __meminit
+        # vmemmap_populate, which drgn looks up to know CONFIG_SPARSEMEM_VMEMMAP): a function symbol stands,
+        # with its prototype unknown (`void (...)`)
+        sym = self._symbol(name)
+        if sym is None or sym.kind != drgn.SymbolKind.FUNC:
+            return None
+        unknown = self.prog.function_type(self.prog.void_type(), (), is_variadic=True)
+        return drgn.Object(self.prog, unknown, address=sym.address)
 
     def constant(self, name: str) -> Any:
         import drgn

@@ -29,6 +29,7 @@ class BTFTier:
     unwinding: bool = False
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    symbols: str = "kallsyms"  # where the kernel's symbols came from (the session's note says how)
 
     def summary(self) -> str:
         mods = ""
@@ -38,7 +39,7 @@ class BTFTier:
                 mods += " (none for: " + ", ".join(self.modules_without_btf) + ")"
         return (
             f"BTF from the dump: {self.vmlinux_types} types ({self.vmlinux_bytes / (1 << 20):.1f} MB) between "
-            f"__start_BTF and __stop_BTF{mods}; symbols from kallsyms; "
+            f"__start_BTF and __stop_BTF{mods}; symbols from {self.symbols}; "
             + (
                 "stacks unwound by drgn from the kernel's own tables (ORC on x86_64, frame pointers on arm64)"
                 if self.unwinding
@@ -65,13 +66,13 @@ def read_vmlinux_btf(prog: Any) -> BTF:
     return BTF(prog.read(start, stop - start), name="vmlinux")
 
 
-def enable(prog: Any, release: str) -> BTFTier:
+def enable(prog: Any, release: str, symbols: str = "kallsyms") -> BTFTier:
     """Make drgn see types, globals, threads and stacks from the dump alone. Raises when the kernel has no BTF."""
     t0 = time.perf_counter()
     btf = read_vmlinux_btf(prog)  # raises before anything is registered: the session stays on the symbols tier
     types = BTFTypes(prog, btf)
     objects = BTFObjects(prog, types, release)
-    tier = BTFTier(types, objects, len(btf.data), len(btf))
+    tier = BTFTier(types, objects, len(btf.data), len(btf), symbols=symbols)
     _main_module(prog, tier)
     prog.register_type_finder("ktriage-btf", types.finder, enable_index=0)
     prog.register_object_finder("ktriage-btf", objects.finder, enable_index=-1)
@@ -154,8 +155,9 @@ def _btf_module_blobs(prog: Any, tier: BTFTier) -> dict[int, tuple[int, int]]:
         head = prog["btf_modules"]
     except (KeyError, LookupError):
         tier.notes.append(
-            "no btf_modules list in this kernel (CONFIG_DEBUG_INFO_BTF_MODULES off?): modules' types "
-            "need their .ko debug info"
+            "no btf_modules list in this kernel: its modules carry no BTF (CONFIG_DEBUG_INFO_BTF_MODULES, Linux "
+            "5.11+, is off or absent), so modules' types (and what needs them: members of module structs, "
+            "module functions' parameters) need their .ko debug info"
         )
         return out
     try:

@@ -288,7 +288,9 @@ class _Reader:
             self.log.append((n, raw))
             return
         if self.dis is None and (DIS_LINE.match(raw) or (self.bt is None and _DIS_SRC.match(raw))):
-            if self.bt is not None:  # a listing pasted without its prompt (seed 004) after a bt
+            if (
+                self.bt is not None
+            ):  # a listing pasted without its prompt (as a CentOS 8 post-mortem pasted it) after a bt
                 self.cur.bts.append(self.bt.bt)
                 self.bt = None
             self.close_sys()

@@ -34,7 +34,12 @@ def _load(kb_dirs: tuple[str, ...]) -> RuleSet:
 
 @click.group("kb")
 def kb() -> None:
-    """Known-bug rules: list them, show one, lint them."""
+    """Known-bug rules: list them, show one, lint them.
+
+    \b
+    Example:
+      ktriage kb show nf-conntrack-clash-refetch
+    """
 
 
 @kb.command("list")
@@ -49,7 +54,13 @@ def kb() -> None:
 )
 @click.option("--limit", type=int, default=None, help="At most this many lines (cve).")
 def list_cmd(kb_dirs: tuple[str, ...], fmt: str, source: str, limit: int | None) -> None:
-    """One line per rule: id, status, fix commit, mainline release, title."""
+    """One line per rule: id, status, fix commit, mainline release, title.
+
+    \b
+    Example:
+      ktriage kb list --kb ./my-rules
+      ktriage kb list --source cve --limit 20
+    """
     if source == "cve":
         from ktriage.kb.cve_cli import list_cve
 
@@ -98,7 +109,13 @@ def list_cmd(kb_dirs: tuple[str, ...], fmt: str, source: str, limit: int | None)
 @_KB_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
 def show_cmd(rule_id: str, kb_dirs: tuple[str, ...], fmt: str) -> None:
-    """Everything about one rule (or one CVE of the generated tier), probe scripts included."""
+    """Everything about one rule (or one CVE of the generated tier), probe scripts included.
+
+    \b
+    Example:
+      ktriage kb show nf-queue-gso-segment-null
+      ktriage kb show CVE-2022-49561
+    """
     rs = _load(kb_dirs)
     r = rs.get(rule_id)
     if r is None and rule_id.upper().startswith("CVE-"):
@@ -201,7 +218,12 @@ def _wrap(text: str, width: int = 100) -> list[str]:
 @_KB_OPTION
 @click.option("--no-examples", is_flag=True, help="Only validate the files; do not run the examples.")
 def lint_cmd(kb_dirs: tuple[str, ...], no_examples: bool) -> None:
-    """Validate every rule file and prove every rule with its examples (exit 1 on problems)."""
+    """Validate every rule file and prove every rule with its examples (exit 1 on problems).
+
+    \b
+    Example:
+      ktriage kb lint --kb ./my-rules
+    """
     from ktriage.kb.lint import lint
 
     res = lint(list(kb_dirs), check_examples_=not no_examples)

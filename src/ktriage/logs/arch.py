@@ -20,7 +20,8 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "x86_64",
         re.compile(
             r"\bRIP: [0-9a-f]{4}:|\bRAX: [0-9a-f]{16}|\bRSP: [0-9a-f]{4}:|\bR13: [0-9a-f]{16}|"
-            r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_"
+            r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_|\bsystem_call_fastpath\b|\bx86_64_start_kernel\b|"
+            r"-amd64 #|\bRIP: [0-9a-f]{4}:\[<[0-9a-f]{16}>\]|\bIP: \[<[0-9a-f]{16}>\]"
         ),
     ),
     (
@@ -30,13 +31,44 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\bel1h?_64_sync|\.aarch64\b|\b__arm64_sys_|\bpc : [\w.]+\+0x"
         ),
     ),
+    # little-endian first: its oops says `LE` in the MSR bits (`<SF,...,LE>`) or the banner (`LE SMP`, `LE PAGE_SIZE`)
+    (
+        "ppc64le",
+        re.compile(r"\bMSR:\s+[0-9a-f]{16} <[A-Z0-9,\[\]]{0,80}\bLE\b|^LE (?:SMP|PAGE_SIZE)\b|\bppc64le\b", re.M),
+    ),
     ("ppc64", re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00:|\bMSR:\s+[0-9a-f]{16}|\.ppc64")),
     ("s390x", re.compile(r"\bKrnl PSW\b|\bKrnl GPRS:|\.s390x\b")),
-    ("riscv64", re.compile(r"\bepc : [0-9a-f]{16}|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
-    ("i386", re.compile(r"\bEIP: [0-9a-f]{4}:|\bEIP: \w+\+0x|\bEAX: [0-9a-f]{8}\b|\.i686\b")),
-    ("arm", re.compile(r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7")),
+    ("riscv64", re.compile(r"\bepc ?: [0-9a-f]{16} ra ?:|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
+    (
+        "i386",
+        re.compile(
+            r"\bEIP: [0-9a-f]{4}:|\bEIP: \w+\+0x|\bEAX: [0-9a-f]{8}\b|\.i686\b|\bEIP is at\b|\bsysenter_do_call\b|"
+            r"\bIP: \[<[0-9a-f]{8}>\]|^\*pdpt = [0-9a-f]{16}",
+            re.M,
+        ),
+    ),
+    (
+        "arm",
+        re.compile(
+            r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7|\bISA (?:ARM|Thumb)\b|"
+            r"^Internal error: Oops.{0,60}\[#\d{1,3}\](?: [A-Z_]{2,8}){0,4} (?:ARM|THUMB2)\s*$|"
+            r"^\[<[0-9a-f]{8}>\] ?\([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from \[<",
+            re.M,
+        ),
+    ),
     ("mips", re.compile(r"\bepc\s+: [0-9a-f]{8,16}|\$ 0\s+:")),
 )
+
+
+# x86 machines named by the `Hardware name:` line (DMI): the word size then comes from the kernel addresses
+_X86_HARDWARE = re.compile(
+    r"^Hardware name: (?:QEMU Standard PC \((?:i440FX|Q35)|Bochs\b|VMware|innotek GmbH VirtualBox|Xen HVM domU|"
+    r"Microsoft Corporation Virtual Machine|Google Google Compute Engine|Amazon EC2)",
+    re.M,
+)
+_X86_64_ADDRESS = re.compile(r"\b(?:ffffffff[89a][0-9a-f]{7}|ffff8[0-9a-f]{11})\b")
+# a module built for x86_64 (`aes_x86_64`, `sha1_ssse3` is not enough: i386 has it too)
+_X86_64_MODULE = re.compile(r"^Modules linked in:.{0,4000}?\b[a-z0-9]{2,12}_x86_64\b", re.M)
 
 
 def detect_arch(lines: Sequence[str]) -> str | None:
@@ -44,6 +76,10 @@ def detect_arch(lines: Sequence[str]) -> str | None:
     for arch, rx in _ARCH_HINTS:
         if rx.search(text):
             return arch
+    if _X86_64_MODULE.search(text):
+        return "x86_64"
+    if _X86_HARDWARE.search(text):
+        return "x86_64" if _X86_64_ADDRESS.search(text) else None
     return None
 
 
@@ -140,7 +176,7 @@ def parse_registers(lines: Sequence[str], arch: str | None) -> dict[str, int]:
         for line in lines:
             for m in _ARM_REG.finditer(line):
                 regs.setdefault(m.group(1), int(m.group(2), 16))
-    elif arch == "ppc64":
+    elif arch in ("ppc64", "ppc64le"):
         for line in lines:
             m = _GPR.match(line.strip())
             if m:
@@ -186,6 +222,8 @@ _IP_LINES = (
     re.compile(r"^\s*PC is at (.*)$"),  # arm, older arm64
     re.compile(r"^\s*NIP \[[0-9a-f]+\] (.*)$"),  # ppc64
     re.compile(r"^\s*epc : (.*)$"),  # riscv
+    re.compile(r"^\s*epc\s+: [0-9a-f]{8,16} (\S.*)$"),  # mips "epc   : 8003ab3c kthread_data+0x4/0xc"
+    re.compile(r"^\s*EIP is at (\S.*)$"),  # i386 2.6
     re.compile(r"^\s*Krnl PSW : [0-9a-f]+ [0-9a-f]+ \((.*)\)"),  # s390x
 )
 
@@ -214,14 +252,17 @@ def parse_ip(lines: Sequence[str]) -> Location | None:
 
 # --- fault address and access ------------------------------------------------------------------
 
+# Every address ends at a word boundary: a header wrapped after "at" must not read the "a" of "at" as 0xa.
 _FAULT_ADDR = (
-    re.compile(r"NULL pointer dereference at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"NULL pointer dereference at (?:virtual address )?(?:0x)?([0-9a-f]+)\b"),
     re.compile(r"NULL pointer dereference at \(null\)"),
     re.compile(
         r"(?:NULL pointer dereference|page fault for address|paging request at|access to user memory at)"
-        r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)"
+        r"(?:, address)?:? (?:virtual address )?(?:0x)?([0-9a-f]+)\b"
     ),
-    re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)"),
+    re.compile(r"paging request at (?:virtual address )?(?:0x)?([0-9a-f]+)\b"),
+    re.compile(r"paging request for (?:data|instruction fetch) at address 0x([0-9a-f]{1,16})\b"),  # powerpc
+    re.compile(r"Unable to handle kernel [a-z \-]{4,60} at virtual address (?:0x)?([0-9a-f]{1,16})\b"),  # arm64 5.x+
     re.compile(r"non-canonical address (?:0x)?([0-9a-f]+)"),
     re.compile(r"\b(?:Read|Write) of size \d+ at addr (?:0x)?([0-9a-f]+)"),
     re.compile(r"\b(?:read|write) at 0x([0-9a-f]+) \("),  # KFENCE

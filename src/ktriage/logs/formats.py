@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 FUNC = r"([a-zA-Z0-9_.$]+)"
-SRC = r"([a-zA-Z0-9_\-./]+\.(?:c|h|rs|S)):\d+"
+SRC = r"([a-zA-Z0-9_\-./+]+\.(?:c|h|rs|S)):\d+"  # build paths may hold "+" (target-mipsel_1004kc+dsp)
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,15 @@ FORMATS: tuple[Format, ...] = (
     F(r"kernel BUG at ", "bug", "kernel BUG in {func}", stack="ip", skip=("^skb_",)),
     F(r"Kernel BUG (.*)", "bug", "kernel BUG {h1}", stack="none", no_stack=True),
     F(r"invalid opcode: ", "invalid-opcode", "invalid opcode in {func}", stack="ip_only", starts_report=False),
+    # 32-bit ARM traps: BUG() is an undefined instruction (`Oops - BUG`), other undefined instructions too
+    F(r"Internal error: Oops - BUG: ", "bug", "kernel BUG in {func}", stack="ip", starts_report=False),
+    F(
+        r"Internal error: Oops - undefined instruction: ",
+        "invalid-opcode",
+        "invalid opcode in {func}",
+        stack="ip",
+        starts_report=False,
+    ),
     F(r"Internal error: ", "paging-request", "Internal error in {func}", stack="ip", starts_report=False),
     F(r"BUG: soft lockup", "soft-lockup", "BUG: soft lockup in {func}", stack="stall"),
     F(
@@ -317,6 +326,18 @@ FORMATS: tuple[Format, ...] = (
         "SLUB: {h2} in {h1}",
         stack="none",
     ),
+    # SLUB debug (slub_debug=FZPU): `BUG kmalloc-64 (Not tainted): Poison overwritten`, 3.x without the taint;
+    # one report with the object's allocation and free stacks (`INFO: Allocated in ...`)
+    F(
+        r"^BUG ([\w\-.:]{1,64})(?: \((?:Not tainted|Tainted: [^)]{0,40})\))?: ((?:kmalloc |Left |Object |Alignment )?"
+        r"(?:Redzone|Poison|Padding|Freepointer|Freechain|padding)[ \w]{0,40}|Object already free|Invalid object pointer"
+        r"[ \w]{0,40}|Wrong object count[ \w]{0,40}|Objects remaining[ \w]{0,60})",
+        "slab-corruption",
+        "SLUB: {h2} in {h1}",
+        stack="slub",
+        no_stack=True,
+        skip=("alloc", "slab", "kmem", "malloc", "krealloc", "kfree", "memdup", "strdup"),
+    ),
     F(r"BUG kmalloc-.*: Object already free", "slab-corruption", "BUG: Object already free", stack="none"),
     F(r"^BUG:\s*$", "bug", "BUG: corrupted", stack="none", corrupted=True),
     # --- usercopy / refcount / stack protector ----------------------------------------------
@@ -326,6 +347,14 @@ FORMATS: tuple[Format, ...] = (
         "BUG: bad usercopy in {func}",
         skip=("usercopy", "__check", "check_"),
         starts_report=False,
+    ),
+    # panic("stack-protector: ...%pB"): some kernels print the raw address; the trace names it
+    F(
+        r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: (?:0x)?([0-9a-f]{8,16})\s*$",
+        "stack-protector",
+        "kernel panic: stack is corrupted in {func}",
+        stack="address",
+        no_stack=True,
     ),
     F(
         r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: {FUNC}",
@@ -510,8 +539,14 @@ FORMATS: tuple[Format, ...] = (
         report=r"held lock freed!(?:.*\n)+?.*at:(?: \[<?[0-9a-f]+>?\])? +{FUNC}[.+]",
     ),
     F(r"^WARNING:\s*$", "warning", "WARNING: corrupted", stack="none", corrupted=True),
-    # pre-3.x kernels: "WARNING: at net/core/dev.c:1915 skb_gso_segment+0x.."
-    F(r"WARNING: at {SRC} {FUNC}\(\)", "warning", "WARNING in {func}", stack="header"),
+    # pre-3.x kernels: "WARNING: at net/core/dev.c:1915 skb_gso_segment+0x1a5/0x2b0()", also without the
+    # offset ("init_amd()") and with the module ("mesh_plink_frame_tx+0x43e/0x450 [mac80211]()")
+    F(
+        r"WARNING: at {SRC} {FUNC}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\(\)",
+        "warning",
+        "WARNING in {func}",
+        stack="header",
+    ),
     # --- INFO ------------------------------------------------------------------------------------
     F(
         r"INFO: possible circular locking dependency detected",
@@ -580,7 +615,14 @@ FORMATS: tuple[Format, ...] = (
         skip=("schedule",),
     ),
     # what is left of an old-style KASAN report
-    F(r"INFO: (Freed|Allocated) in (.*)", "kasan", "INFO: {h1} in {h2}", stack="none", corrupted=True),
+    F(
+        r"INFO: (Freed|Allocated) in (.*)",
+        "kasan",
+        "INFO: {h1} in {h2}",
+        stack="none",
+        corrupted=True,
+        starts_report=False,
+    ),
     F(r"^INFO:\s*$", "unknown", "INFO: corrupted", stack="none", corrupted=True),
     # --- panics ----------------------------------------------------------------------------------
     F(
@@ -623,6 +665,15 @@ FORMATS: tuple[Format, ...] = (
         corrupted=True,
         starts_report=False,
     ),
+    # hardlockup_panic / nmi_watchdog=panic: the panic line is the report's header
+    F(
+        r"Kernel panic - not syncing: (?:Watchdog detected hard LOCKUP on cpu \d+|Hard LOCKUP)",
+        "hard-lockup",
+        "hard lockup in {func}",
+        stack="stall",
+        no_stack=True,
+    ),
+    F(r"^Watchdog CPU:\d+ Hard LOCKUP", "hard-lockup", "hard lockup in {func}", stack="stall", no_stack=True),
     F(r"Kernel panic - not syncing: Out of memory", "oom", "kernel panic: Out of memory", stack="none", no_stack=True),
     F(
         r"Kernel panic - not syncing: (?:Fatal )?[Mm]achine check",
@@ -691,6 +742,26 @@ FORMATS: tuple[Format, ...] = (
         no_stack=True,
     ),
     # --- production-only forms (not in syzkaller's table) ------------------------------------
+    # warn_alloc(): `swapper/21: page allocation failure: order:0, mode:0x20`; 2.6.2x `failure. order:3`
+    F(
+        r"^(\S{1,32}): page allocation failure[:.] {1,2}order:(\d{1,2})",
+        "page-alloc-failure",
+        "page allocation failure: order:{h2} in {func}",
+        stack="trace",
+        skip=(
+            "alloc_pages",
+            "^__?alloc",
+            "_alloc$",
+            "^_*kmem_",
+            "kmalloc",
+            "slab",
+            "page_frag",
+            "get_free_page",
+            "^__?(?:netdev|napi)_alloc_skb",
+            "compact",
+        ),
+    ),
+    F(r"Oops: (?:Machine check|System Reset), sig: \d+", "mce", "machine check exception", stack="none", no_stack=True),
     F(
         r"(?:list_add|list_del|list_replace|list_move|hlist_add|hlist_del)\w* corruption",
         "list-corruption",
@@ -729,7 +800,15 @@ FORMATS: tuple[Format, ...] = (
         stack="ip",
     ),
     F(r"Oops: Exception in kernel mode", "bug", "Oops in {func}", stack="ip"),
-    F(r"Oops[:\[]", "unknown", "Oops in {func}", stack="ip", starts_report=False),
+    # `Oops: 0000 [#1]`, `Oops[#1]:` (MIPS), `Oops [#1]` (riscv), `Oops: <text>, sig: 11 [#1]` (powerpc);
+    # not a printk that starts with the word (`Oops: efitime: can't read time!`)
+    F(
+        r"Oops(?:: [0-9a-f]{1,16} \[#\d|\[#\d| \[#\d|: [\w ]{1,60}, sig: \d)",
+        "unknown",
+        "Oops in {func}",
+        stack="ip",
+        starts_report=False,
+    ),
     # --- an oops header no entry above knows: the line itself is the title ---------------------
     F(r"(?:^|^[\w\-.]+ [\w\-.:]+: )((?:WARNING|BUG|INFO): \S.*?)\s*$", "", "{h1}", stack="none", fallback=True),
 )
@@ -744,7 +823,7 @@ IGNORE = re.compile(
     r"XFS \(\w+\): WARNING|INFO: lockdep is turned off|INFO: Stall ended before state dump start|"
     r"INFO: NMI handler|INFO: recovery required on readonly filesystem|(?:handler|interrupt).*took too long|"
     r"INFO: sys_.* is not present in /proc/kallsyms|INFO: no syscalls can create resource|rmt_storage:INFO:|"
-    r"_INFO:|general protection fault .* error:\d+ in "
+    r"_INFO:|general protection fault .* error:\d+ in |INFO: (?:Slab|Object) 0x|INFO: 0x[0-9a-f]{1,16}-0x"
 )
 
 
@@ -781,5 +860,5 @@ TRIGGER = re.compile(
     rb"UBSAN|list_(?:add|del)|corruption|refcount_t|Internal error|divide error|double fault|"
     rb"stack segment|invalid opcode|LOCKUP|Hardware Error|unregister_netdevice|usercopy|"
     rb"rcu_(?:preempt|sched|bh)|Unhandled fault|Alignment trap|ODEBUG|VFS: |cut here|divide_error|"
-    rb"rust_kernel: panicked|trusty: panic"
+    rb"rust_kernel: panicked|trusty: panic|page allocation failure"
 )

@@ -114,6 +114,35 @@ def parse_frame(text: str, section: str = "task") -> Frame | None:
     return None
 
 
+# 32-bit ARM's unwinder: `[<c0014990>] (unwind_backtrace+0x0/0xf4) from [<c0011ca8>] (show_stack+0x10/0x14)`
+# (3.x, some without the space: `[<80014428>](unwind_backtrace+0x0/0xf8) from`), `[<c00252ec>] (warn_slowpath_null) from [<bf091ad0>] (mwl_tx_xmit+0x1628/0x167c [mwlwifi])` (4.x+):
+# each line names a function and its caller; the caller's offset is the return address in it.
+_ARM_PART = r"\[<([0-9a-f]{8})>\] ?\(([.A-Za-z_$][\w.$]{0,127}?)(?:\+0x([0-9a-f]{1,8})/0x([0-9a-f]{1,8}))?(?: \[([\w\-]{1,64})\])?\)"
+_ARM_UNWIND = re.compile(r"^\s*" + _ARM_PART + r" from " + _ARM_PART + r"\s*$")
+# the callee-saved registers 4.x+ prints under each frame (`r7:bd85a000 r6:60000013 ...`)
+ARM_REGS_LINE = re.compile(r"^\s*r\d{1,2}:[0-9a-f]{8}(?: |$)")
+
+
+def _arm_frame(m: re.Match[str], i: int, section: str) -> Frame:
+    addr, name, off, size, mod = (m.group(i + k) for k in range(5))
+    return Frame(
+        symbol=name,
+        offset=int(off, 16) if off else None,
+        size=int(size, 16) if size else None,
+        module=mod,
+        address=int(addr, 16),
+        section=section,
+    )
+
+
+def parse_arm_unwind(text: str, section: str = "task") -> tuple[Frame, Frame] | None:
+    """A 32-bit ARM unwinder line as (function, its caller), else None."""
+    m = _ARM_UNWIND.match(text)
+    if not m:
+        return None
+    return _arm_frame(m, 1, section), _arm_frame(m, 6, section)
+
+
 _LOC = re.compile(
     r"(?:\[<?(?:0x)?([0-9a-f]{6,16})>?\]\s*)*(?:\?\s+)?\.?([a-zA-Z_$][\w.$]*?)\+0x([0-9a-f]+)(?:/0x([0-9a-f]+))?"
     r"(?:\s+\[([\w\-.]+)\])?"

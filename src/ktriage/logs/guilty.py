@@ -45,6 +45,7 @@ GENERIC_FRAMES: tuple[str, ...] = (
     "dump_stack",
     "walk_stack",
     "dump_backtrace",
+    "unwind_backtrace",
     "warn_slowpath",
     "warn_alloc",
     "warn_bogus",
@@ -515,7 +516,15 @@ _FN = r"\.?([a-zA-Z0-9_]+)(?:\.|\+)"
 # A frame line: up to two addresses then `func+0x` (or `func.isra.0+0x`); arm's "(func) from (caller+".
 FRAME_LINE = (
     re.compile(r"^\s*(?:" + _PC + r"\s*){0,2}" + _FN),
-    re.compile(r"^\s*" + _PC + r" \(([a-zA-Z0-9_.]+)\) from " + _PC + r" \(" + _FN),
+    # 3.x also prints the callee's offset and module: `(unwind_backtrace+0x0/0xf4) from`, `(mwl_tx_xmit [mwlwifi]) from`
+    re.compile(
+        r"^\s*"
+        + _PC
+        + r" \(([a-zA-Z0-9_.]+)(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from "
+        + _PC
+        + r" \("
+        + _FN
+    ),
 )
 # The faulting IP line of every architecture (x86 RIP/IP, ppc NIP, arm64 pc, arm "PC is at");
 # a user-space IP (`RIP: 0033:0x4466`) or `(null)` ends the part without a function.
@@ -574,6 +583,10 @@ STACKS: dict[str, StackSpec] = {
     "deadlock": StackSpec((_LOCK_AT, _LOCK_AT, TRACE)),
     "unlock": StackSpec((_rx(r"{PC} +{FUNC}"), CALL_TRACE, TRACE)),
     "lock_order": StackSpec((_rx("which became (?:.*) at:"), TRACE)),
+    # SLUB debug: the corrupted object's owner, from its allocation stack (`INFO: Allocated in f+0x..`)
+    "slub": StackSpec((_rx(r"(?:INFO: )?Allocated in {FUNC}"), TRACE, _rx(r"(?:INFO: )?Freed in "))),
+    # the header gives an address (`stack is corrupted in: ffffffffc08184d2`): report.py finds its frame
+    "address": StackSpec(()),
 }
 
 

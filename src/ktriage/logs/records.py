@@ -9,6 +9,7 @@ told us (timestamp, caller, whether the line came from the kernel at all).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,8 +41,43 @@ _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
 _CALLER = re.compile(r"^\[\s*([TC]\d+)\]")
 # "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
 _HOST_KERNEL = re.compile(r"^\S+ kernel: ")
-# A dmesg timestamp in the middle of a line: the log was flattened (seed 000's blog paste).
+# A dmesg timestamp in the middle of a line: the log was flattened (a CentOS 7 oops pasted into a blog post).
 _INNER_TS = re.compile(r"(?<=\S)\s+(?=(?:<\d>)?\[\s*\d+\.\d{6}\])")
+
+
+# Collector and paste prefixes the rules above do not know, tried in order before them (each anchored, bounded):
+_COLLECTOR_PREFIXES: tuple[re.Pattern[str], ...] = (
+    # OpenWrt logread: "Sun Sep  1 19:30:19 2019 kern.warn kernel: [138620.515738] msg"
+    re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} [a-z]{2,8}\.[a-z]{2,7} kernel: "),
+    # syslog without a host name (busybox, some routers): "May 18 14:56:06 kernel: msg"
+    re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d kernel: "),
+    # log shipper with the source file: "2022-11-12 10:10:59 +0800 | messages | Nov 12 10:10:59 host kernel: msg"
+    re.compile(
+        r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?: ?(?:[+-]\d\d:?\d\d|Z|UTC))? \| [\w.\-/]{1,64} \| "
+    ),
+    # Kubernetes CRI container log: "2023-01-02T03:04:05.123456789Z stdout F msg"
+    re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) (?:stdout|stderr) [FP] "),
+    # syslogd's wall message body: " kernel:[14802.137324] msg" (under "Message from syslogd@host at ...")
+    re.compile(r"^ ?kernel:(?=\S)"),
+    # `journalctl -o cat`-like copies that keep the identifier: "kernel: msg"
+    re.compile(r"^kernel: "),
+    # a dmesg timestamp cut after its dot by whoever pasted it: "[  240.] msg"
+    re.compile(r"^\[\s{0,12}\d{1,12}\.\] ?"),
+    # an editor's or pager's line number before a dmesg line: "  11746 [46223316.652645] msg"
+    re.compile(r"^\s{0,8}\d{1,9}\s{1,8}(?=(?:<\d{1,3}>)?\[\s{0,12}\d{1,12}\.\d{1,9}\])"),
+)
+# "[ 1.234] kernel: msg" (journalctl -k -o short-monotonic without the host name)
+_KERNEL_WORD = re.compile(r"^kernel: ")
+# rsyslog's escape of a continuation line's newline/tab ("#012but task is already holding lock:")
+_RSYSLOG_ESC = re.compile(r"^(?:#01[12]){1,4}")
+
+
+def _strip_collector(text: str) -> str:
+    for rx in _COLLECTOR_PREFIXES:
+        m = rx.match(text)
+        if m:
+            return text[m.end() :]
+    return text
 
 
 def clean(line: str) -> str:
@@ -54,10 +90,26 @@ def clean(line: str) -> str:
     return _CTRL.sub("", line)
 
 
+# Where an oops flattened into one line without timestamps (a mail archive, a web page) had its line breaks:
+# the line forms every report has. Used only on long lines holding several of them.
+_OOPS_LINE_START = re.compile(
+    r" (?=Unable to handle kernel |Internal error: |Modules linked in:|CPU: \d|PC is at |LR is at |pc : \[<|"
+    r"Flags: [NnZzCcVv]{4} |Process \S{1,64} \(pid: |Stack: \(|Backtrace: |\[<[0-9a-f]{8,16}>\] \(|Code: |"
+    r"Kernel panic - not syncing|Call Trace:|RIP: |Hardware name: )"
+)
+_FLAT_MIN = 300
+
+
 def split_flattened(line: str) -> list[str]:
     """Split a line that holds several dmesg records (newlines lost on the way)."""
     parts = _INNER_TS.split(line)
-    return parts if len(parts) > 1 else [line]
+    if len(parts) > 1:
+        return parts
+    if len(line) > _FLAT_MIN and "[" in line:
+        parts = _OOPS_LINE_START.split(line)
+        if len(parts) >= 5:
+            return parts
+    return [line]
 
 
 def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
@@ -65,6 +117,7 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     ts: float | None = None
     caller: str | None = None
     origin = "kernel"
+    text = _strip_collector(text)
     if text.lstrip().startswith(">"):
         text = _QUOTE.sub("", text)
     if text.startswith("[") and not _TS.match(text):
@@ -95,17 +148,49 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
             text = text[c.end() :]
         if text.startswith(" "):
             text = text[1:]
-        h = _HOST_KERNEL.match(text)
+        h = _HOST_KERNEL.match(text) or _KERNEL_WORD.match(text)
         if h:
             text = text[h.end() :]
     if origin == "kernel" and text.startswith("<") and _LEVEL.match(text):
         text = text[_LEVEL.match(text).end() :]  # type: ignore[union-attr]
+    if text.startswith("#01"):
+        text = _RSYSLOG_ESC.sub("", text)
     return text, ts, caller, origin
 
 
+# The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
+# Elasticsearch/Graylog/Logstash (`message`, also under `_source`), journald JSON (`MESSAGE`).
+_JSON_TEXT_KEYS = ("log", "message", "MESSAGE", "line", "msg", "full_message")
+
+
+def json_text(line: str) -> list[str] | None:
+    """The log text of one JSON object a line (its lines, for a multi-line message), else None."""
+    s = line.strip()
+    if not (s.startswith("{") and s.endswith("}")):
+        return None
+    try:
+        obj = json.loads(s)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("_source"), dict):
+        obj = obj["_source"]
+    for key in _JSON_TEXT_KEYS:
+        v = obj.get(key)
+        if isinstance(v, str):
+            return v.splitlines() or [""]
+    return None
+
+
 def records(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
-    """Turn (lineno, raw line) pairs into Records, splitting flattened lines."""
+    """Turn (lineno, raw line) pairs into Records, splitting flattened lines and unwrapping JSON-a-line exports."""
     for lineno, raw in lines:
+        if raw[:1] == "{" or raw.lstrip()[:1] == "{":
+            texts = json_text(raw)
+            if texts is not None:
+                yield from records((lineno, t) for t in texts)
+                continue
         line = clean(raw)
         parts = split_flattened(line) if "[" in line else [line]
         for part in parts:

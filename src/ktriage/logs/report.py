@@ -13,10 +13,18 @@ from collections.abc import Sequence
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
 from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
-from ktriage.logs.frames import EL1_VECTOR, SECTION_MARKERS, normalize, parse_frame, parse_interrupted
+from ktriage.logs.frames import (
+    ARM_REGS_LINE,
+    EL1_VECTOR,
+    SECTION_MARKERS,
+    normalize,
+    parse_arm_unwind,
+    parse_frame,
+    parse_interrupted,
+)
 from ktriage.logs.guilty import CALL_TRACE, FRAME_LINE, STACK_START, STACKS, extract_frame, first_guilty, strip_prefixes
 from ktriage.logs.records import Record
-from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, SourceSpan, Taint, Task
+from ktriage.model import CodeBytes, Crash, Event, Frame, Kernel, Location, Skipped, SourceSpan, Taint, Task
 
 # Keywords that start a stack listing, and those that start a *secondary* one (KASAN's
 # allocation/free stacks, lockdep's chains) whose frames are not the crashing stack.
@@ -32,7 +40,7 @@ _SECONDARY = re.compile(
     r"Local variable .* created at|\s*Possible unsafe locking scenario|"
     r"NMI backtrace for cpu|Sending NMI from CPU|Showing all locks held|"
     r"Kernel panic - not syncing|Bytes b4 |Object [0-9a-f]+: |Redzone [0-9a-f]+: |"
-    r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b))"
+    r"Padding [0-9a-f]+: |CPU: \d+ PID: \d+ Comm: .* (?:Not tainted|Tainted)(?!.*\bComm\b)|(?:INFO: )?Freed in \S)"
 )
 _TASK_LINE = re.compile(
     r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?)(?: Kdump: \S+)?\s+"
@@ -44,6 +52,93 @@ _OLD_TASK_LINE = re.compile(
     r"(?:-{4,}\s+)?(\d+\.\d+\S*)\s+(#\S+)?\s*(.*)$"
 )
 _HUNG_TASK = re.compile(r"INFO: task (.+):(\d+) blocked")
+# Where reports without a `CPU: N PID: N Comm:` line name their task (each anchored to its own line form).
+_TASK_SOURCES: tuple[re.Pattern[str], ...] = (
+    # lockdep: "kswapd0/109 is trying to acquire lock:", "... just changed the state of lock:"
+    re.compile(
+        r"^(?P<comm>\S{1,64})/(?P<pid>\d{1,9}) (?:is trying to (?:acquire|release) lock|just changed the state of lock|"
+        r"is leaving the kernel with locks still held|\[HC\d\[\d\]:SC\d\[\d\]:HE\d:SE\d\] takes:)"
+    ),
+    re.compile(r"BUG: scheduling while atomic: (?P<comm>\S{1,64})/(?P<pid>\d{1,9})/0x"),
+    # 2.6-3.x x86/ARM/MIPS: "Process modprobe (pid: 4467, threadinfo ...)", "(pid: 2329, stack limit = ...)"
+    re.compile(r"^Process (?P<comm>\S{1,64}) \(pid: (?P<pid>\d{1,9}), (?:threadinfo|stack limit|ti=)"),
+    # powerpc 32-bit: "TASK = cfa5d000[950] 'bash' THREAD: cf9ce000"
+    re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' THREAD"),
+    re.compile(r"\bstuck for \d{1,6}s! \[(?P<comm>\S{1,64}):(?P<pid>\d{1,9})\]"),
+    re.compile(r"^(?P<comm>\S{1,32}): page allocation failure"),  # 2.6 prints no task line after it
+)
+# Where they name the kernel release.
+_RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
+    # lockdep's banner: "5.6.0-134515-ge1f6739c4a9f #21 Tainted: G OE", "4.5.0-ceph-10672-g5ef5edb #1 Not tainted"
+    re.compile(
+        r"^(?P<release>\d{1,2}\.\d{1,3}[^\s#]{0,80}) (?P<build>#\S{1,40})(?: \S{1,40})? (?:Not tainted|Tainted: )"
+    ),
+    # hung task 3.x+: "      Tainted: G         C O      4.19.75-v7l+ #1270" under the INFO line
+    re.compile(
+        r"^(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,12}(?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})"
+    ),
+    # powerpc: "REGS: cf9cfe40 TRAP: 0300 Not tainted (2.6.25-rc2-00102-g0640ebb)"
+    re.compile(
+        r"\bTRAP: [0-9a-f]{4}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{0,8}\((?P<release>\d{1,2}\.\d{1,3}[^)\s]{0,80})\)"
+    ),
+    # i386 2.6: "EFLAGS: 00010202   (2.6.22-12-generic #1)"
+    re.compile(r"^EFLAGS: [0-9a-f]{8}\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"),
+    # 32-bit ARM before 3.10: "CPU: 0    Not tainted  (3.4.90+ #1)"
+    re.compile(
+        r"^CPU: \d{1,5}\s{1,8}(?:Not tainted|Tainted: [A-Z ]{0,30}?)\s{1,8}\((?P<release>\d{1,2}\.\d{1,3}\S{0,80}) (?P<build>#\S{1,40})\)"
+    ),
+)
+
+
+# The architecture a distribution writes into its kernel release (`.el8.aarch64`, Debian `-amd64`), first match wins.
+_RELEASE_ARCH = (
+    ("x86_64", "x86_64"),
+    ("x86_64", "-amd64"),
+    ("arm64", "aarch64"),
+    ("arm64", "-arm64"),
+    ("ppc64le", "ppc64le"),
+    ("ppc64", "ppc64"),
+    ("s390x", "s390x"),
+    ("i386", ".i686"),
+    ("i386", "-686"),
+    ("arm", "armv7"),
+    ("arm", "-armmp"),
+)
+
+
+# SLUB debug's object tracking lines: who allocated and who freed the corrupted object
+_SLUB_TRACK = re.compile(r"^(?:INFO: )?(?:Allocated|Freed) in \S+(?: \[[\w\-]{1,64}\])? age=\d+ cpu=\d+ pid=\d+")
+
+
+def unread_fields(crash: Crash) -> list[Skipped]:
+    """Fields of a crash read from a log that the text did not give, with why: the report's `not analyzed`."""
+    out: list[Skipped] = []
+    if crash.guilty_frame is None:
+        out.append(Skipped("log.guilty", "no call trace, IP line or header names a function that is not generic"))
+    if crash.arch is None:
+        out.append(
+            Skipped("log.arch", "no register dump, frame, release string or hardware line tells the architecture")
+        )
+    if crash.kernel.release is None:
+        out.append(
+            Skipped("log.release", "no task line, lockdep header or `Linux version` banner gives the kernel release")
+        )
+    if crash.task.comm is None and crash.task.pid is None:
+        out.append(Skipped("log.task", "the report names no task (no `CPU: N PID: N Comm:`, `Pid:` or `Process` line)"))
+    return out
+
+
+def _first_named(sources: Sequence[re.Pattern[str]], lines: Sequence[str]) -> re.Match[str] | None:
+    """The first line one of `sources` matches (by line, then by source)."""
+    for line in lines:
+        s = line.strip()
+        for rx in sources:
+            m = rx.search(s)
+            if m:
+                return m
+    return None
+
+
 _RELEASE = re.compile(r"\bLinux version (\d+\.\d+\S*) .*?(#\d+.*)?$")
 _HARDWARE = re.compile(r"^Hardware name: (.*)$")
 _MODULES = re.compile(r"^Modules linked in:(.*)$")
@@ -86,10 +181,19 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
     section = "task"
     started = False
     adjacent = False  # the previous non-empty line was a frame or a section marker
+    arm_caller: Frame | None = None  # 32-bit ARM: the last line's caller, the listing's bottom frame so far
     for line in lines:
         s = line.strip()
         if started and _SECONDARY.match(s):
             break
+        arm = parse_arm_unwind(s, section)
+        if arm is not None:
+            frames.append(arm[0])
+            arm_caller, started = arm[1], True
+            continue
+        if arm_caller is not None and not ARM_REGS_LINE.match(s):
+            frames.append(arm_caller)  # the listing ended: its last caller is a frame too
+            arm_caller = None
         marked = False
         for marker, sect in SECTION_MARKERS.items():
             if s.startswith(marker):
@@ -122,6 +226,8 @@ def parse_frames(lines: Sequence[str]) -> list[Frame]:
             started = True
         if s or marked:
             adjacent = f is not None or marked
+    if arm_caller is not None:
+        frames.append(arm_caller)
     return frames
 
 
@@ -256,6 +362,18 @@ def _guilty(fmt: Format, groups: dict[str, str], lines: Sequence[str]) -> tuple[
     return extract_frame(_stack_lines(lines), spec, head, fmt.skip)
 
 
+# Stack walks of reports whose faulting IP is the crash's own instruction (not a stall's sample).
+_IP_STACKS = ("ip", "ip_only", "trace", "warning", "header")
+
+
+def _frame_at(frames: Sequence[Frame], address: int) -> str | None:
+    """The function of the listed frame at `address` (`?` frames too: the address says it is that one)."""
+    for f in frames:
+        if f.address == address and f.symbol:
+            return strip_prefixes(normalize(f.symbol))
+    return None
+
+
 def sanitize_title(title: str) -> str:
     """Replace what varies between runs of one bug (addresses, offsets, numbers) by placeholders."""
     for rx, rep in TITLE_REPLACEMENTS:
@@ -382,6 +500,12 @@ def _bucket(kind: str, title: str, guilty: str | None, frames: Sequence[Frame]) 
     return "kt1-" + hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
+def crash_bucket(crash: Crash) -> str:
+    """The bucket id of a crash as this version's rules compute it (the fleet recomputes the ids of stored
+    reports with it after the rules change: `ktriage fleet rebucket`)."""
+    return _bucket(crash.kind, crash.title, crash.guilty_frame, crash.frames)
+
+
 def build_crash(
     region: Sequence[Record],
     fmt: Format,
@@ -396,7 +520,10 @@ def build_crash(
     `cut`: the report was still open when the log ended or the machine rebooted; `eof`: the input
     itself ended inside the report."""
     lines = [r.text for r in region]
+    # one machine, one architecture: the log's lines just before the report tell it when the report does not
+    # (a panic line whose oops scrolled away, a report cut to its header)
     arch = archmod.detect_arch(lines)
+    arch_from_context = arch is None and (arch := archmod.detect_arch([r.text for r in before[-100:]])) is not None
     frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
 
     fmt, header, rmatch = select_format(fmt, lines)
@@ -404,7 +531,7 @@ def build_crash(
     regs = archmod.parse_registers(own, arch)
     ip = archmod.parse_ip(own)
     groups: dict[str, str] = {f"h{i}": g or "" for i, g in enumerate(header.groups(), 1)}
-    if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace"):
+    if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace", "warning"):
         funcs = [
             g
             for g in header.groups()
@@ -416,15 +543,33 @@ def build_crash(
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
     guilty, polluted = _guilty(fmt, groups, lines)
-    if guilty is None and fmt.stack == "warning" and not any(CALL_TRACE.search(ln) for ln in lines):
+    notes: list[str] = []  # how a value was read when it did not come from its usual field
+    if arch_from_context:
+        notes.append(f"arch {arch}: from the log's lines before the report; the report itself does not show it")
+    if guilty is None and fmt.stack in ("warning", "trace") and not any(CALL_TRACE.search(ln) for ln in lines):
         # A WARN quoted in a commit message: frame lines under the header, without the `RIP:` line
         # and the `Call Trace:` keyword. Only whole-line frames count (`func+0x12/0x40`).
         guilty = first_guilty(
             [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
         )
+    lockup = fmt.kind in ("soft-lockup", "hard-lockup")  # the sampled IP is the looping code
+    if guilty is None and ip is not None and ip.symbol and (fmt.stack in _IP_STACKS or lockup or fmt.fallback):
+        # the stack names nothing usable (none printed, cut off, all generic): the faulting IP does
+        guilty = first_guilty([ip.symbol], fmt.skip)
+        if guilty is not None:
+            notes.append(f"guilty frame {guilty}: from the faulting IP line; no call trace names a function")
+    if fmt.stack == "address" and groups.get("h1"):
+        guilty = _frame_at(frames, int(groups["h1"], 16))
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
+    if guilty is None and fmt.stack == "warning" and groups.get("h_func"):
+        # no `RIP:`/`pc :` line (32-bit ARM and MIPS print none for a WARN) and no usable stack: the function
+        # the WARNING header names is where it fired. The title keeps syzkaller's convention (a WARN without
+        # its stack is `corrupted`); the guilty frame says what the header says.
+        guilty = first_guilty([groups["h_func"]], fmt.skip)
+        if guilty is not None:
+            notes.append(f"guilty frame {guilty}: from the WARNING header; no IP line or call trace names one")
     if guilty is None and fmt.frame_from_title:
         m = re.search(r" in ([A-Za-z_][\w.]*)", title)
         guilty = strip_prefixes(normalize(m.group(1))) if m else None
@@ -450,6 +595,16 @@ def build_crash(
         m = _HARDWARE.match(line.strip())
         if m and hardware is None:
             hardware = m.group(1).strip()
+    if comm is None:
+        m = _first_named(_TASK_SOURCES, lines)
+        if m:
+            comm = m.group("comm")
+            pid = int(m.group("pid")) if "pid" in m.re.groupindex else None
+    if release is None:
+        m = _first_named(_RELEASE_SOURCES, lines[:40])
+        if m:
+            release = m.group("release")
+            build = build or (m.group("build") if "build" in m.re.groupindex else None)
     if fmt.kind == "hung-task":
         m = _HUNG_TASK.search(lines[0])
         if m:
@@ -461,17 +616,26 @@ def build_crash(
                 release, build = m.group(1), build or m.group(2)
                 break
     if arch is None and release:
-        for a, key in (("x86_64", "x86_64"), ("arm64", "aarch64"), ("ppc64", "ppc64"), ("s390x", "s390x")):
+        for a, key in _RELEASE_ARCH:
             if key in release:
                 arch = a
+                break
     if cpu is None:
         m = re.search(r"\bCPU:? ?#?(\d+)\b", "\n".join(lines[:40]))
         if m:
             cpu = int(m.group(1))
 
     fault = archmod.parse_fault_address(lines, regs)
-    if fault is None and fmt.kind in ("null-deref", "paging-request") and "CR2" in regs:
-        fault = regs["CR2"]
+    # the register the hardware wrote the faulting address to, where the dump prints it
+    fault_reg = "CR2" if arch in ("x86_64", "i386") else "DAR" if arch in ("ppc64", "ppc64le") else None
+    if fmt.kind in ("null-deref", "paging-request") and fault_reg in regs:
+        if fault is None:
+            fault = regs[fault_reg]
+        elif fault != regs[fault_reg] and fault & 0xFFFFFFFF != regs[fault_reg] & 0xFFFFFFFF:
+            # the header is printed from the faulting access; a dump's CR2 can be a later fault's (syzkaller 480)
+            notes.append(
+                f"fault address {fault:#x} from the header; the register dump's {fault_reg} says {regs[fault_reg]:#x}"
+            )
     access, errcode = archmod.parse_access(lines, arch)
 
     panic = None
@@ -494,6 +658,15 @@ def build_crash(
     if rm:
         related_recs.append(Record(region[0].lineno, head_prefix[rm.start() :].strip(" “”\"'。,，;"), region[0].ts))
     related = tuple(Event("log", r.text.strip(), r.lineno) for r in related_recs[-10:])
+    related += tuple(Event("slab", r.text.strip(), r.lineno) for r in region if _SLUB_TRACK.match(r.text))
+    if guilty is None and frames and not any(f.reliable for f in frames):
+        # old kernels without frame pointers print every frame with `?`: still the best evidence there is
+        guilty = first_guilty([f.symbol for f in frames if f.symbol and not f.inline], fmt.skip)
+        if guilty is not None:
+            notes.append(
+                f"guilty frame {guilty}: every frame of the trace is marked `?` (unreliable); the first one taken"
+            )
+    related += tuple(Event("note", n, region[0].lineno) for n in notes)
 
     corrupted, reason = fmt.corrupted, "the report format is known to be incomplete" if fmt.corrupted else None
     if not corrupted and _TS_IN_TITLE.search(title):

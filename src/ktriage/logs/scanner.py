@@ -30,7 +30,10 @@ _ABSORB_LINES = 12
 _OOPSY = re.compile(
     r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
     r"^\s*<|^\s*\[|^\s*$|---|Code:|Comm:|Stack:|Kernel|Oops|BUG|RIP|pc :|lr :|"
-    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}"
+    r"backtrace|hex dump|comm \"|^\s*(?:[0-9a-f]{2} ){4}|"
+    # arm64 `Mem abort info:` fields (`  SET = 0, FnV = 0`), lockdep's fixed sentences and scenario table
+    r"^\s*\w{1,12} = \w|lock already depends|dependency chain|might help us debug|unsafe locking scenario|"
+    r"Chain exists of|DEADLOCK|^\s*(?:lock|unlock|rlock|wlock|<Interrupt>)\b|^\s*-> #\d|already holding|held by"
 )
 _PROSE_LINES = 4
 _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped report  # a second header this early in a report belongs to it (list_del -> kernel BUG)
@@ -39,12 +42,34 @@ _FOREIGN_LINES = 60  # untimestamped lines in a row that end a timestamped repor
 PANIC_TRAILER_LINES = 60  # a panic line this close after a closed report is that report's ending
 
 
+# Text before a header that makes the line prose about a crash, not a crash: a quotation mark, a mail
+# Subject, or a run of words (`you'll typically see kernel log messages like BUG: soft lockup - ...`).
+# A quotation opened right after CJK text is not: Chinese post-mortems quote the kernel's own message inline
+# (`内核报错“IPv4: ...”。同时出现“Unable to handle kernel paging request at ...”`), and that is the report.
+_PROSE_WORDS = re.compile(r"^\s*(?:Subject|Re|Fwd?|Betreff|Objet|AW|WG): |(?:[A-Za-z][a-z']{0,20}[,;]? ){5}")
+_QUOTES = '"“”‘’«»`'
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+# ... or a placeholder in what the header line says (a tutorial's `Kernel panic - not syncing: ... (e.g.,`).
+_PROSE_IN = re.compile(r": (?:\.\.\.|…)(?: |$)|\(e\.g\.|\bi\.e\.,")
+
+
+def _prose_before(prefix: str) -> bool:
+    if _PROSE_WORDS.search(prefix):
+        return True
+    q = max(prefix.rfind(c) for c in _QUOTES)
+    return q >= 0 and not (q > 0 and _CJK.match(prefix[q - 1]))
+
+
 def match_header(text: str) -> tuple[Format, re.Match[str]] | None:
     if not _TRIGGER_STR.search(text) or IGNORE.search(text):
         return None
     for fmt in FORMATS:
         m = fmt.header.search(text)
         if m:
+            if (m.start() and _prose_before(text[: m.start()])) or _PROSE_IN.search(text, m.start()):
+                return None  # a sentence or a mail header that names a crash
             return fmt, m
     return None
 
@@ -56,7 +81,9 @@ def _dedent(rec: Record) -> tuple[str | None, Record]:
     body = rec.text.lstrip(" \t")
     if not body or match_header(body) is None:
         return None, rec
-    return rec.text[: len(rec.text) - len(body)], dataclasses.replace(rec, text=body)
+    indent = rec.text[: len(rec.text) - len(body)]
+    # one space before the first line only is a copy-paste artifact, not a quoting indentation
+    return (None if indent == " " else indent), dataclasses.replace(rec, text=body)
 
 
 class Scanner:

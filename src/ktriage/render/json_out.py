@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from ktriage.model import Crash, CrashReport, Finding, Frame, InputRecord, Location, Report
+from ktriage.verdict import compose
 
 
 def _loc(loc: Location | None) -> dict[str, Any] | None:
@@ -88,6 +89,7 @@ def crash_dict(cr: CrashReport) -> dict[str, Any]:
         "findings": [_finding(f) for f in cr.findings],
         "skipped": [{"analyzer": s.analyzer, "reason": s.reason} for s in cr.skipped],
         "known_bugs": [m.to_dict() if hasattr(m, "to_dict") else m for m in cr.known_bugs],
+        "verdict": compose(cr).to_dict(),
     }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ktriage.model import KINDS, Report
+from ktriage.render.sections import grouped
+from ktriage.verdict import compose
 
 
 def _code(s: object) -> str:
@@ -14,6 +16,7 @@ def render(report: Report) -> str:
     for n, cr in enumerate(report.crashes, 1):
         c = cr.crash
         out += [f"## {n}. {c.title}", ""]
+        out += ["**Verdict**", ""] + [f"> {line}  " for line in compose(cr).lines] + [""]
         rows = [("kind", f"{c.kind} — {KINDS.get(c.kind, '')}")]
         if c.ip:
             rows.append(("where", _code(c.ip)))
@@ -40,9 +43,9 @@ def render(report: Report) -> str:
         out += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows] + [""]
         if c.related_events:
             out += ["**Related events**", ""] + [f"- line {e.line}: {_code(e.text)}" for e in c.related_events] + [""]
-        if cr.findings:
-            out += ["### Findings", ""]
-            for f in cr.findings:
+        for title, fs in grouped(cr.findings):
+            out += [f"### {title}", ""]
+            for f in fs:
                 out.append(f"- **{f.confidence}** {f.summary} ({_code(f.code)})")
                 out += [f"  - {ev}" for ev in f.evidence]
                 if f.listing:

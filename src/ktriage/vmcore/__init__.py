@@ -50,6 +50,7 @@ class VmcoreSession:
     system: dict[str, str] = field(default_factory=dict)
     tmpdir: str | None = None
     btf: Any = None  # ktriage.btf.BTFTier when the btf tier runs
+    symbol_source: str = "kallsyms"  # without DWARF: kallsyms (VMCOREINFO), a System.map, or tables found in memory
     primary: int | None = None  # id() of the crash the dump was taken for
     _trace: Any = None
     _trace_error: str | None = None
@@ -257,7 +258,7 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
     for d in dirs:
         if os.path.isdir(d):
             paths += _scan_dir(d)
-        elif os.path.isfile(d):
+        elif os.path.isfile(d) and not os.path.basename(d).startswith("System.map"):  # a map is for symbols
             paths.append(d)
     defaults = _default_debug_paths(release) if release else []
     for p in defaults:
@@ -306,20 +307,30 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
             + (f" (the dump's kernel has build id {bid})" if bid else "")
         )
     # no kernel DWARF: the kernel's own symbol table, from memory
-    if s.vmcoreinfo and "SYMBOL(kallsyms_names)" not in s.vmcoreinfo:
-        s.notes.append(
-            "no kallsyms in VMCOREINFO (kernels before 6.0 do not publish it): without debug info only "
-            "the kernel log and raw memory can be read (tier raw); no symbols, BTF types or stacks"
-        )
-        return
-    try:
-        from drgn.helpers.linux.kallsyms import load_module_kallsyms, load_vmlinux_kallsyms
+    from drgn.helpers.linux.kallsyms import load_module_kallsyms, load_vmlinux_kallsyms
 
-        prog.register_symbol_finder("vmlinux_kallsyms", load_vmlinux_kallsyms(prog), enable_index=0)
+    if s.vmcoreinfo and "SYMBOL(kallsyms_names)" not in s.vmcoreinfo:
+        from ktriage.vmcore.symbols import kernel_symbols  # before 6.0: a System.map, or kallsyms found in memory
+
+        found, refused = kernel_symbols(prog, s.vmcoreinfo, [vmlinux or "", *dirs])
+        s.notes.extend(refused)
+        if found is None:
+            s.notes.append(
+                "no kallsyms in VMCOREINFO (kernels before 6.0 do not publish it), no System.map of this build and "
+                "no kallsyms tables found in memory: only the kernel log and raw memory can be read (tier raw)"
+            )
+            return
+        prog.register_symbol_finder("vmlinux_kallsyms", found.index, enable_index=0)
+        s.notes.append(found.source)
+        s.symbol_source = found.short
         s.tier = "symbols"
-    except Exception as e:  # noqa: BLE001
-        s.notes.append(f"kallsyms could not be read from the dump: {_one_line(e)}")
-        return
+    else:
+        try:
+            prog.register_symbol_finder("vmlinux_kallsyms", load_vmlinux_kallsyms(prog), enable_index=0)
+            s.tier = "symbols"
+        except Exception as e:  # noqa: BLE001
+            s.notes.append(f"kallsyms could not be read from the dump: {_one_line(e)}")
+            return
     if btf:
         _enable_btf(s, release)
     else:
@@ -349,7 +360,7 @@ def _enable_btf(s: VmcoreSession, release: str) -> None:
     from ktriage.btf import enable
 
     try:
-        s.btf = enable(s.prog, release)
+        s.btf = enable(s.prog, release, s.symbol_source)
     except LookupError as e:
         s.notes.append(f"no BTF tier: {_one_line(e)}")
         return

@@ -1,6 +1,6 @@
 """Netfilter conntrack objects in a dump: `struct nf_conn` and the packet's link to it (`skb->_nfct`).
 
-Seed 000 turned on one nf_conn: the UDP packet held in NFQUEUE carried a new, not yet confirmed conntrack,
+The CentOS 7 nf_conntrack post-mortem (CVE-2022-49561) turned on one nf_conn: the UDP packet held in NFQUEUE carried a new, not yet confirmed conntrack,
 a clash in `__nf_conntrack_confirm` freed it, and the SLAB_TYPESAFE_BY_RCU cache handed the memory to another
 connection while the crashing CPU still used it. What a person reads for that is here: both tuples, the status
 bits (IPS_CONFIRMED or not), the reference count, the namespace, and the object's slab state.

@@ -89,7 +89,7 @@ def slab_info(prog, addr: int) -> dict | None:
 
 
 # Slab caches whose objects are one struct: a register pointing at the start of an allocated object of one of
-# these is that struct, with no DWARF needed (seed 000 found its skb this way, from %r13 saved by nf_iterate).
+# these is that struct, with no DWARF needed (the CentOS 7 nf_conntrack post-mortem found its skb this way, from %r13 saved by nf_iterate).
 CACHE_TYPES: dict[str, str] = {
     "skbuff_head_cache": "sk_buff",
     "skbuff_fclone_cache": "sk_buff",  # (not skbuff_small_head: packet data)

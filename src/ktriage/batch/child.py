@@ -1,0 +1,48 @@
+"""One task in its own process: `python -m ktriage.batch.child` reads the task as JSON on stdin and writes
+the report as JSON on stdout. The limits are set here, first thing, on this process only: a vmcore that
+makes drgn allocate without end, or a crash inside a C extension, costs this child and nothing else."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+MEMORY_EXIT = 75  # a MemoryError under the address-space limit, told apart from other failures
+
+
+def _limit_memory(mb: int | None) -> None:
+    if mb:
+        limit = mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def run(task: dict[str, Any]) -> dict[str, Any]:
+    from ktriage.pipeline import Options, analyze_paths
+    from ktriage.render.json_out import report_dict
+
+    opts = Options(**task.get("options", {}))
+    t0 = time.monotonic()
+    report = report_dict(analyze_paths([task["path"]], opts))
+    return {
+        "report": report,
+        "seconds": round(time.monotonic() - t0, 3),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> int:
+    task = json.load(sys.stdin)
+    _limit_memory(task.get("memory_mb"))
+    try:
+        out = run(task)
+    except MemoryError:
+        return MEMORY_EXIT
+    sys.stdout.write(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The records the fleet store hands out (the contract with the HTTP server and the CLI).
+
+Plain dataclasses, not ORM rows: a caller never holds a database session, and the server turns these
+into JSON and pages without knowing the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+__all__ = [
+    "STATES",
+    "BucketDetail",
+    "BucketFilter",
+    "BucketSummary",
+    "CrashDetail",
+    "CrashSummary",
+    "IngestResult",
+    "IngestSummary",
+    "KernelRow",
+    "RebucketSummary",
+]
+
+# new: no known bug matched; known: matched, no fix recorded; fixed: a fix is recorded and no crash of
+# this generation ran a kernel carrying it; regressed: a crash on a kernel that carries the fix.
+STATES = ("new", "known", "fixed", "regressed")
+
+
+@dataclass(frozen=True)
+class BucketFilter:
+    kind: str | None = None
+    kernel: str | None = None
+    host: str | None = None
+    distro: str | None = None
+    known_bug: str | None = None
+    state: str | None = None
+    q: str | None = None
+    since: datetime | None = None  # last seen at or after
+    new_since: datetime | None = None  # first seen at or after
+    growing: bool = False  # more crashes in the last 7 days than in the 7 before
+
+
+@dataclass
+class IngestResult:
+    """One crash of a submission: where it went and what the knowledge base says about it."""
+
+    crash_id: int
+    bucket_id: str
+    bucket_new: bool
+    duplicate: bool
+    title: str
+    kind: str
+    known_bug: str | None
+    fixed: bool | None  # does THIS crash's kernel carry the fix (None = unknown)
+    fixed_in: str | None
+    workaround: str | None
+    state: str  # the bucket's state after this crash
+
+
+@dataclass
+class IngestSummary:
+    """What `fleet ingest` did with its inputs: one entry per crash, one line per unreadable input."""
+
+    results: list[IngestResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line each
+    inputs: int = 0
+
+    @property
+    def new(self) -> list[IngestResult]:
+        return [r for r in self.results if not r.duplicate]
+
+    @property
+    def duplicates(self) -> list[IngestResult]:
+        return [r for r in self.results if r.duplicate]
+
+
+@dataclass
+class BucketSummary:
+    id: str
+    title: str
+    kind: str
+    count: int
+    hosts: int
+    kernels: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    state: str
+    known_bug: str | None
+    fixed_in: str | None
+    growth: int  # crashes in the last 7 days minus the 7 before
+    distros: list[str]
+
+
+@dataclass
+class KernelRow:
+    release: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    has_fix: bool | None
+    probably_fixed_since: str | None  # a newer release of the same branch runs in the fleet and does not crash so
+
+
+@dataclass
+class BucketDetail:
+    summary: BucketSummary
+    representative: dict[str, Any] | None  # a stored ktriage.report/1 crash dict
+    per_kernel: list[KernelRow]
+    per_day: list[tuple[date, int]]
+    hosts: list[tuple[str, int]]
+    signatures: list[str]
+    history: list[dict[str, Any]]  # merges, splits, state changes: who, why, when
+    workaround: str | None
+    aliases: list[str]  # other titles seen
+    generation: int = 1  # 2 after a first regression, ...
+
+
+@dataclass
+class CrashSummary:
+    id: int
+    bucket_id: str
+    title: str
+    kind: str
+    host: str | None
+    kernel: str | None
+    seen: datetime
+    report_kept: bool
+
+
+@dataclass
+class CrashDetail:
+    summary: CrashSummary
+    report: dict[str, Any] | None  # the full ktriage.report/1 dict (None when not kept; counts are kept forever)
+
+
+@dataclass
+class RebucketSummary:
+    crashes: int = 0  # crashes whose stored report was re-read
+    signatures_added: int = 0  # new-scheme signatures attached to existing buckets
+    merged: list[tuple[str, str]] = field(default_factory=list)  # (from, into) buckets the new rules unified
+    state_changes: list[tuple[str, str, str]] = field(default_factory=list)  # (bucket, old, new)
+    without_report: int = 0  # crashes whose report was not kept: they stay where they are
+    notes: list[str] = field(default_factory=list)  # knowledge-base rules that did not load

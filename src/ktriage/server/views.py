@@ -1,0 +1,74 @@
+"""What the pages show that is more than a field: the per-day chart and stored reports as HTML.
+
+Every string that came from a kernel (titles, task names, log lines) goes through escaping: the chart
+is built with `markupsafe.escape`, and reports go through ktriage's Markdown renderer and markdown-it with raw
+HTML turned off, so `<script>` in a task name is shown as text.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+from ktriage.render.json_in import report_from_dict
+from ktriage.render.markdown import render as render_markdown
+
+__all__ = ["day_chart", "report_html", "single_crash_report"]
+
+# commonmark without raw HTML: `<tag>` in the Markdown comes out as `&lt;tag&gt;`; tables for the field list
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def report_html(report: dict[str, Any]) -> Markup:
+    """A stored `ktriage.report/1` record as `ktriage analyze --format markdown` shows it, in HTML."""
+    html = _md.render(render_markdown(report_from_dict(report)))
+    return Markup(html)  # nosec: markdown-it escaped every text and raw HTML is disabled
+
+
+def single_crash_report(crash: dict[str, Any]) -> dict[str, Any]:
+    """A stored crash record (a bucket's representative) wrapped as a one-crash report, for the renderers."""
+    return {"schema": "ktriage.report/1", "inputs": [], "crashes": [crash], "notes": []}
+
+
+def day_chart(per_day: list[tuple[date, int]], *, width: int = 720, height: int = 160) -> Markup:
+    """Crashes per day as an inline SVG bar chart (no script, no external file), days without crashes at 0."""
+    if not per_day:
+        return Markup('<p class="muted">no crashes recorded per day</p>')
+    counts = dict(per_day)
+    first, last = min(counts), max(counts)
+    span = (last - first).days + 1
+    if span > 180:  # keep the bars readable: the last six months
+        first = last - timedelta(days=179)
+        span = 180
+    days = [first + timedelta(days=i) for i in range(span)]
+    top = max(counts.get(d, 0) for d in days) or 1
+    left, bottom, pad = 40, 22, 6
+    plot_w, plot_h = width - left - pad, height - bottom - pad
+    bar_w = plot_w / span
+    parts = [
+        f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg" aria-label="crashes per day">',
+        f"<title>crashes per day, {escape(first.isoformat())} to {escape(last.isoformat())}</title>",
+        f'<line x1="{left}" y1="{pad + plot_h}" x2="{left + plot_w}" y2="{pad + plot_h}" class="axis"/>',
+        f'<text x="{left - 4}" y="{pad + 10}" text-anchor="end" class="tick">{top}</text>',
+        f'<text x="{left - 4}" y="{pad + plot_h}" text-anchor="end" class="tick">0</text>',
+    ]
+    for i, d in enumerate(days):
+        n = counts.get(d, 0)
+        if not n:
+            continue
+        h = max(1.0, plot_h * n / top)
+        x = left + i * bar_w
+        parts.append(
+            f'<rect class="bar" x="{x + 0.5:.1f}" y="{pad + plot_h - h:.1f}" width="{max(1.0, bar_w - 1):.1f}" '
+            f'height="{h:.1f}"><title>{escape(d.isoformat())}: {n}</title></rect>'
+        )
+    parts.append(f'<text x="{left}" y="{height - 6}" class="tick">{escape(first.isoformat())}</text>')
+    parts.append(
+        f'<text x="{left + plot_w}" y="{height - 6}" text-anchor="end" class="tick">{escape(last.isoformat())}</text>'
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))
