@@ -10,10 +10,15 @@ peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio.
     python3 bench/vmcore_bench.py --scenario null-member --repeat 5
     python3 bench/vmcore_bench.py --vmcore F --vmlinux V [--module-ko K]
     python3 bench/vmcore_bench.py --target 5.10         # Debian 11's 5.10 (lab/old510.py): + the System.map tier
+    python3 bench/vmcore_bench.py --target stock        # Debian's stock 6.1 kernel (lab/stock.py all + dbg)
 
 On the 5.10 target (no kallsyms in VMCOREINFO) "BTF-only" means the dump alone: symbols from the kallsyms tables
 ktriage finds in the dump's memory; "System.map" gives the -dbg package's map with --system-map instead. crash
 needs the -dbg vmlinux: without it (lab/old510.py --no-dbg) crash cannot run and only ktriage's tiers are timed.
+
+On the stock target the vmlinux is the -dbg package's (633 MB, full DWARF; `python3 lab/stock.py dbg` extracts it)
+and the module debug file is crashmod.ko (built with DWARF against the stock headers), as for the lab target;
+the dumps are QEMU's kdump-zlib files (flattened makedumpfile format), which both tools read as they are.
 """
 
 from __future__ import annotations
@@ -142,7 +147,12 @@ def main() -> int:
     ap.add_argument("--module-ko")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print JSON rows only")
-    ap.add_argument("--target", choices=["lab", "5.10"], default="lab", help="lab.json (6.1) or old510.json (5.10)")
+    ap.add_argument(
+        "--target",
+        choices=["lab", "5.10", "stock"],
+        default="lab",
+        help="lab.json (small 6.1), old510.json (5.10) or stock.json (Debian's stock 6.1 with its -dbg vmlinux)",
+    )
     a = ap.parse_args()
     if not shutil.which("crash"):
         print("crash is not installed: apt-get install crash", file=sys.stderr)
@@ -162,6 +172,16 @@ def main() -> int:
             if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
                 continue
             jobs.append((name, s["vmcore"], old["vmlinux_dbg"], old["crashmod_ko"], old.get("system_map")))
+    elif a.target == "stock":
+        cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
+        stock = json.loads((cache / "stock.json").read_text())
+        if not stock.get("dbg"):
+            print("no -dbg vmlinux for the stock kernel: python3 lab/stock.py dbg", file=sys.stderr)
+            return 2
+        for name, s in stock["scenarios"].items():
+            if (a.scenario and name not in a.scenario) or not s.get("ok") or not s.get("vmcore"):
+                continue
+            jobs.append((name, s["vmcore"], stock["dbg"]["vmlinux"], stock["crashmod_ko"], None))
     else:
         cache = Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
         lab = json.loads((cache / "lab.json").read_text())

@@ -3,6 +3,7 @@
 
     python3 lab/stock.py all    # download + build what is missing, run every scenario without a good run
     python3 lab/stock.py list   # what the stock cache holds
+    python3 lab/stock.py dbg    # + the kernel's -dbg package (858 MB download): vmlinux with DWARF, modules' debug files
 
 The kernel is whatever Debian's `linux-image-amd64` metapackage points at today (6.1.0-<abi>-amd64; the ABI
 number moves with security updates, never hard-coded). Nothing is installed on the host: the image, headers
@@ -435,6 +436,9 @@ def write_manifest(k: dict, bdir: str) -> str:
         "initrd": os.path.join(bdir, "initrd.cpio.gz"),
         "scenarios": scen,
     }
+    dbg = dbg_info(k["version"], k["release"])
+    if dbg:
+        manifest["dbg"] = dbg  # `stock.py dbg` ran for this package version
     with open(MANIFEST + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(MANIFEST + ".tmp", MANIFEST)
@@ -455,6 +459,98 @@ def prune(k: dict, bdir: str) -> None:
     for d in stale:
         log(f"removing stale {os.path.relpath(d, CACHE)}")
         shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- -dbg package (not in `all`)
+
+
+def dbg_dir(ver: str) -> str:
+    return os.path.join(kernel_dir(ver), "dbg")
+
+
+def dbg_info(ver: str, release: str) -> dict | None:
+    """Paths of the extracted -dbg files, when `stock.py dbg` has run for this package version."""
+    d = dbg_dir(ver)
+    stamp = os.path.join(d, "EXTRACTED")
+    if not os.path.exists(stamp):
+        return None
+    return dict(
+        json.load(open(stamp)),
+        vmlinux=os.path.join(d, "usr/lib/debug/boot", f"vmlinux-{release}"),
+        modules_dir=os.path.join(d, "usr/lib/debug/lib/modules", release),
+    )
+
+
+def fetch_dbg(m: dict) -> dict:
+    """`apt-get download linux-image-<release>-dbg=<version>` (858 MB, 5.6 GB unpacked) and extract only the
+    vmlinux (633 MB, full DWARF, as installed: /usr/lib/debug/boot/vmlinux-<release>) and the debug files of the
+    modules the scenarios load, in the package's own layout under <version>/dbg/; the .deb is deleted after.
+    Not part of `all`: the download and the one-stream xz extraction (~80 s idle, ~3 min on a busy machine)
+    would double the stock target's time in CI, and only bench/vmcore_bench.py --target stock needs it."""
+    ver, release = m["package_version"], m["kernel_release"]
+    hit = dbg_info(ver, release)
+    if hit:
+        log(f"-dbg of {release} ({ver}): cached")
+        return hit
+    d = dbg_dir(ver)
+    dl = os.path.join(d, "dl")
+    os.makedirs(dl, exist_ok=True)
+    pkg = f"linux-image-{release}-dbg"
+    t0 = time.time()
+    debs = glob.glob(os.path.join(dl, f"{pkg}_*.deb"))
+    reused = bool(debs)  # a download interrupted before its extraction
+    if not debs:
+        log(f"downloading {pkg}={ver} (~860 MB)")
+        if sh(["apt-get", "download", f"{pkg}={ver}"], cwd=dl, stderr=subprocess.DEVNULL, check=False).returncode:
+            sh(["apt-get", "update", "-qq"])
+            sh(["apt-get", "download", f"{pkg}={ver}"], cwd=dl, stderr=subprocess.DEVNULL)
+        debs = glob.glob(os.path.join(dl, f"{pkg}_*.deb"))
+    deb = debs[0]
+    t1 = time.time()
+    dl_bytes = os.path.getsize(deb)
+    # module debug files by the paths modprobe resolved for the initramfs (kernel/...ko, relative to the module dir)
+    k = {"root": os.path.join(kernel_dir(ver), "root"), "release": release, "module_dir": m["module_dir"]}
+    mods = [f"./usr/lib/debug/lib/modules/{release}/{rel}" for rel in module_deps(k)]
+    members = [f"./usr/lib/debug/boot/vmlinux-{release}", *mods]
+    log(f"extracting vmlinux + {len(mods)} module debug files from {os.path.basename(deb)} (one xz stream)")
+    r = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; dpkg-deb --fsys-tarfile {deb} | tar -x -C {d} " + " ".join(members)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if r.returncode:
+        raise SystemExit(f"extracting {deb} failed: {r.stderr.strip()[-300:]}")
+    extra = {
+        "package": f"{pkg}={ver}",
+        "download_bytes": dl_bytes,
+        "download_seconds": None if reused else round(t1 - t0, 1),
+        "extract_seconds": round(time.time() - t1, 1),
+        "modules": len(mods),
+    }
+    shutil.rmtree(dl)
+    with open(os.path.join(d, "EXTRACTED"), "w") as f:
+        json.dump(extra, f, indent=1)
+    got = dbg_info(ver, release)
+    assert got is not None
+    log(
+        f"-dbg: {dl_bytes >> 20} MB downloaded in {extra['download_seconds']} s (None: reused), vmlinux "
+        f"({os.path.getsize(got['vmlinux']) >> 20} MB) + {len(mods)} modules extracted in {extra['extract_seconds']} s"
+    )
+    return got
+
+
+def cmd_dbg() -> None:
+    if not os.path.exists(MANIFEST):
+        raise SystemExit("no stock.json: run python3 lab/stock.py all first")
+    lock = L.exclusive(os.path.join(STOCK, ".lock"), "stock.py")
+    try:
+        m = json.load(open(MANIFEST))
+        m["dbg"] = fetch_dbg(m)
+        with open(MANIFEST + ".tmp", "w") as f:
+            json.dump(m, f, indent=1)
+        os.replace(MANIFEST + ".tmp", MANIFEST)
+    finally:
+        lock.close()
 
 
 # --------------------------------------------------------------------------- commands
@@ -500,6 +596,8 @@ def cmd_list() -> None:
     m = json.load(open(MANIFEST))
     print(f"current (stock.json): {m['kernel_release']} ({m['package_version']}), build {m['build_key']}")
     print(f"  modules: {' '.join(m['modules'])}")
+    dbg = m.get("dbg")
+    print(f"  -dbg: {dbg['vmlinux']}" if dbg else "  -dbg: not extracted (python3 lab/stock.py dbg)")
     ver = m["package_version"]
     for name in SCENARIOS:
         s = scenario_meta(ver, name) if m.get("build_key") == build_key(ver) else None
@@ -512,11 +610,13 @@ def cmd_list() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cmd", choices=["all", "list"])
+    ap.add_argument("cmd", choices=["all", "list", "dbg"])
     ap.add_argument("--force", action="store_true", help="rerun the scenarios even if cached")
     a = ap.parse_args()
     if a.cmd == "list":
         return cmd_list()
+    if a.cmd == "dbg":
+        return cmd_dbg()
     cmd_all(a.force)
 
 

@@ -229,7 +229,9 @@ def analyze(
     failed = [i for i in report.inputs if i.status != "ok"]
     for i in failed:
         click.echo(f"ktriage: {i.error}", err=True)
-    sys.exit(EXIT_INPUT if failed else EXIT_OK)
+    from ktriage.fastexit import leave
+
+    leave(EXIT_INPUT if failed else EXIT_OK)  # the real command skips the interpreter's teardown (fastexit says why)
 
 
 def _tolerant_streams() -> None:
@@ -268,5 +270,14 @@ class _PrefetchOpts(NamedTuple):
     btf: bool
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The command's entry point (console script, `python -m ktriage.cli`): `main` as the only thing this process
+    does, so `analyze` may leave without the interpreter's teardown (ktriage.fastexit)."""
+    import ktriage.fastexit
+
+    ktriage.fastexit.standalone = True
     main()
+
+
+if __name__ == "__main__":
+    run()

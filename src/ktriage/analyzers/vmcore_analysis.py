@@ -148,8 +148,9 @@ def _kernel_ptr(v: int) -> bool:
 
 
 def _frame_name(f) -> str:
-    if f.name:
-        return f.name
+    name = f.name  # each read is a symbol or DWARF scope lookup (every task's stack in vmcore.tasks)
+    if name:
+        return name
     try:
         return f.symbol().name
     except Exception:  # noqa: BLE001

@@ -554,6 +554,10 @@ def _open_session(path: str, vmlinux: str | None, dirs: tuple[str, ...], btf: bo
     s = VmcoreSession(path, prog, notes=notes, tmpdir=tmpdir, dump_format=_format_of(_head(path)))
     _read_vmcoreinfo(s)
     load_debug_info(s, vmlinux, list(dirs), btf=btf)
+    if s.tier == "dwarf":  # the DWARF is indexed: the vmlinux pages it read need not stay mapped (ktriage.residency)
+        from ktriage.residency import drop_resident_vmlinux
+
+        drop_resident_vmlinux(prog)
     return s
 
 
