@@ -1,8 +1,8 @@
 """What the pages show that is more than a field: the per-day chart and stored reports as HTML.
 
 Every string that came from a kernel (titles, task names, log lines) goes through escaping: the chart
-is built with `markupsafe.escape`, and reports go through ktriage's Markdown renderer and markdown-it with raw
-HTML turned off, so `<script>` in a task name is shown as text.
+is built with `markupsafe.escape`, and reports go through `ktriage.render.html.crash_fragment` (the renderer of
+`ktriage analyze --format html`, which escapes every text it writes), so `<script>` in a task name is shown as text.
 """
 
 from __future__ import annotations
@@ -10,22 +10,21 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
+from ktriage.render.html import crash_fragment
 from ktriage.render.json_in import report_from_dict
-from ktriage.render.markdown import render as render_markdown
 
 __all__ = ["day_chart", "report_html", "single_crash_report"]
 
-# commonmark without raw HTML: `<tag>` in the Markdown comes out as `&lt;tag&gt;`; tables for the field list
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-
 
 def report_html(report: dict[str, Any]) -> Markup:
-    """A stored `ktriage.report/1` record as `ktriage analyze --format markdown` shows it, in HTML."""
-    html = _md.render(render_markdown(report_from_dict(report)))
-    return Markup(html)  # nosec: markdown-it escaped every text and raw HTML is disabled
+    """A stored `ktriage.report/1` record as `ktriage analyze --format html` shows it: the verdict first, then
+    the notable findings with their evidence, the trace and the rest, one <article> per crash."""
+    crashes = report_from_dict(report).crashes
+    if not crashes:
+        return Markup('<p class="muted">no kernel crash in this report</p>')
+    return Markup("".join(crash_fragment(cr) for cr in crashes))  # nosec: crash_fragment escapes every text
 
 
 def single_crash_report(crash: dict[str, Any]) -> dict[str, Any]:
