@@ -7,6 +7,7 @@ Expected titles and kinds below were read by hand off the logs' own oops lines."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from server_inputs import lab_log, seed_texts
@@ -142,6 +143,15 @@ def test_known_bug_verdict_in_the_reply(client, auth) -> None:  # noqa: ANN001
     b = client.get(f"/api/v1/buckets/{c['bucket_id']}").json()
     assert b["known_bug"] == "nf-conntrack-clash-refetch"
     assert [(k["release"], k["has_fix"]) for k in b["per_kernel"]] == [("3.10.0-1160.el7.x86_64", False)]
+    # "fixed" beside "lacks the fix" reads as a contradiction: the label and reason say what the state means
+    assert b["state_label"] == "fix available — none seen on fixed kernels"
+    assert b["state_reason"].startswith("a fix for nf-conntrack-clash-refetch is recorded (fixed in ")
+    assert "5.19" in b["state_reason"] and "no crash so far ran a kernel known to carry it" in b["state_reason"]
+    page = client.get(f"/buckets/{c['bucket_id']}").text
+    state = re.search(r'<dd id="state">.*?</dd>', page, re.S)
+    assert state and "fix available — none seen on fixed kernels</span>" in state.group(0)
+    listing = client.get("/").text
+    assert 'class="state state-fixed" title="fix available — none seen on fixed kernels: a fix for' in listing
 
 
 @pytest.mark.skipif(not seed_texts(), reason=f"no crash texts under {SEEDS} (set KTRIAGE_SHARED)")

@@ -27,6 +27,27 @@ __all__ = [
 # this generation ran a kernel carrying it; regressed: a crash on a kernel that carries the fix.
 STATES = ("new", "known", "fixed", "regressed")
 
+# What each stored state means to a person reading a page or `fleet buckets`: "fixed" does not say the fleet
+# is fixed, only that a fix exists and no crash ran a kernel carrying it (so crashes on kernels lacking the
+# fix are expected). The stored names stay the CLI/API contract; these are for display.
+STATE_LABELS = {
+    "new": "new — no known bug matches",
+    "known": "known bug — no fix recorded",
+    "fixed": "fix available — none seen on fixed kernels",
+    "regressed": "regressed — crashed on a kernel with the fix",
+}
+
+
+def state_reason(state: str, known_bug: str | None, fixed_in: str | None) -> str:
+    """One line saying why a bucket is in its state, with the known bug and release that make it so."""
+    kb, fin = known_bug or "?", fixed_in or "an unrecorded release"
+    return {
+        "new": "no known bug in the knowledge base matches these crashes",
+        "known": f"matched to known bug {kb}; the knowledge base records no fix for it",
+        "fixed": f"a fix for {kb} is recorded (fixed in {fin}); no crash so far ran a kernel known to carry it",
+        "regressed": f"crashed again on a kernel that carries the fix for {kb} (fixed in {fin})",
+    }.get(state, f"state {state}")
+
 
 @dataclass(frozen=True)
 class BucketFilter:
@@ -91,6 +112,14 @@ class BucketSummary:
     fixed_in: str | None
     growth: int  # crashes in the last 7 days minus the 7 before
     distros: list[str]
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS.get(self.state, self.state)
+
+    @property
+    def state_reason(self) -> str:
+        return state_reason(self.state, self.known_bug, self.fixed_in)
 
 
 @dataclass

@@ -52,6 +52,7 @@ def scoped_css(scope: str = "article.ktriage-crash") -> str:
         out.append(f"{sels}{{{m.group(2)}}}")
     return "\n".join(out) + "\n"
 
+
 _INLINE = linear.compile(r"`([^`]+)`|\*\*(.+?)\*\*|\[([^\]]+)\]\((https?://[^)\s]+)\)|<(https?://[^>\s]+)>")
 
 

@@ -61,6 +61,8 @@ class BucketOut(BaseModel):
     known_bug: str | None
     fixed_in: str | None
     growth: int = Field(description="crashes in the last 7 days minus the 7 days before")
+    state_label: str = Field("", description="what the state means, for display (fixed: 'fix available — ...')")
+    state_reason: str = Field("", description="one line: why the bucket is in this state")
 
 
 class BucketPage(BaseModel):
