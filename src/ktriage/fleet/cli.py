@@ -198,6 +198,10 @@ def _show_text(d: BucketDetail) -> str:
         out.append(f"  {k.release:<40} {k.count:>6}  {k.first_seen:%Y-%m-%d} .. {k.last_seen:%Y-%m-%d}  {fix}{pf}")
     out.append("per day:")
     out += [f"  {day.isoformat()} {n:>6}" for day, n in d.per_day]
+    for unit, head in (("week", "per kernel and week (from Monday):"), ("month", "per kernel and month:")):
+        out.append(head)
+        fmt_start = "%Y-%m" if unit == "month" else "%Y-%m-%d"
+        out += [f"  {p.release:<40} {p.start.strftime(fmt_start):<10} {p.count:>6}" for p in d.kernel_periods(unit)]
     if d.hosts:
         out.append("hosts:")
         out += [f"  {h:<40} {n:>6}" for h, n in d.hosts]
@@ -249,6 +253,13 @@ def show(db: str | None, fmt: str, bucket: str) -> None:
                 for k in d.per_kernel
             ],
             "per_day": [[day.isoformat(), n] for day, n in d.per_day],
+            **{
+                f"per_kernel_{unit}": [
+                    {"release": p.release, "start": p.start.isoformat(), "count": p.count}
+                    for p in d.kernel_periods(unit)
+                ]
+                for unit in ("day", "week", "month")
+            },
             "hosts": [list(h) for h in d.hosts],
             "history": [{**h, "when": h["when"].isoformat()} for h in d.history],
             "representative": d.representative,

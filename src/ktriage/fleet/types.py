@@ -7,7 +7,7 @@ into JSON and pages without knowing the schema.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "IngestResult",
     "IngestSummary",
     "KernelRow",
+    "PeriodCount",
     "RebucketSummary",
 ]
 
@@ -133,6 +134,32 @@ class KernelRow:
 
 
 @dataclass
+class PeriodCount:
+    """Crashes of one kernel release in one day, week (starting Monday) or month (starting on the 1st)."""
+
+    release: str
+    start: date
+    count: int
+
+
+def week_start(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def roll_up(per_day: list[tuple[date, int]], unit: str) -> list[tuple[date, int]]:
+    """Daily counts summed per week or month (FAF keeps daily, weekly and monthly history per release)."""
+    start = {"day": lambda d: d, "week": week_start, "month": month_start}[unit]
+    out: dict[date, int] = {}
+    for d, n in per_day:
+        out[start(d)] = out.get(start(d), 0) + n
+    return sorted(out.items())
+
+
+@dataclass
 class BucketDetail:
     summary: BucketSummary
     representative: dict[str, Any] | None  # a stored ktriage.report/1 crash dict
@@ -144,6 +171,19 @@ class BucketDetail:
     workaround: str | None
     aliases: list[str]  # other titles seen
     generation: int = 1  # 2 after a first regression, ...
+    kernel_days: list[PeriodCount] = field(default_factory=list)  # per release and day, oldest first
+
+    def kernel_periods(self, unit: str) -> list[PeriodCount]:
+        """Per release, crashes per day, week or month (releases in per_kernel's order, periods oldest first)."""
+        rank = {k.release: i for i, k in enumerate(self.per_kernel)}
+        by: dict[str, list[tuple[date, int]]] = {}
+        for p in self.kernel_days:
+            by.setdefault(p.release, []).append((p.start, p.count))
+        return [
+            PeriodCount(rel, start, n)
+            for rel in sorted(by, key=lambda r: (rank.get(r, len(rank)), r))
+            for start, n in roll_up(by[rel], unit)
+        ]
 
 
 @dataclass

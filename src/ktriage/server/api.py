@@ -37,6 +37,7 @@ from ktriage.server.schemas import (
     IngestOut,
     IngestReply,
     KernelOut,
+    PeriodOut,
 )
 
 __all__ = ["bucket_out", "router"]
@@ -125,6 +126,9 @@ def get_bucket(store: Store, bucket_id: str) -> BucketDetailOut:
         state_reason=d.summary.state_reason,
         per_kernel=[KernelOut(**asdict(k)) for k in d.per_kernel],
         per_day=[DayOut(day=day, count=n) for day, n in d.per_day],
+        per_kernel_day=[PeriodOut(**asdict(p)) for p in d.kernel_periods("day")],
+        per_kernel_week=[PeriodOut(**asdict(p)) for p in d.kernel_periods("week")],
+        per_kernel_month=[PeriodOut(**asdict(p)) for p in d.kernel_periods("month")],
         host_counts=[HostOut(host=h, count=n) for h, n in d.hosts],
         signatures=d.signatures,
         aliases=d.aliases,

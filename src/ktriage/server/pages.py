@@ -15,7 +15,7 @@ from ktriage.fleet import FleetStore
 from ktriage.model import KINDS
 from ktriage.render.html import scoped_css
 from ktriage.server.deps import BucketQuery, bucket_query, get_store
-from ktriage.server.views import day_chart, report_html, single_crash_report
+from ktriage.server.views import day_chart, kernel_period_table, report_html, single_crash_report
 
 __all__ = ["router", "templates"]
 
@@ -93,7 +93,8 @@ def bucket_page(request: Request, store: Store, bucket_id: str) -> HTMLResponse:
     ctx = {
         "d": d,
         "b": d.summary,
-        "chart": day_chart(d.per_day),
+        "charts": {unit: day_chart(d.per_day, unit=unit) for unit in ("day", "week", "month")},
+        "periods": kernel_period_table(d),
         "known": _known_match(rep),
         "rep_html": report_html(single_crash_report(rep)) if rep else None,
         "crashes": crashes,

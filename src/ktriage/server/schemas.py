@@ -86,6 +86,12 @@ class DayOut(BaseModel):
     count: int
 
 
+class PeriodOut(BaseModel):
+    release: str
+    start: date = Field(description="the day, the Monday of the week, or the 1st of the month")
+    count: int
+
+
 class HostOut(BaseModel):
     host: str
     count: int
@@ -94,6 +100,9 @@ class HostOut(BaseModel):
 class BucketDetailOut(BucketOut):
     per_kernel: list[KernelOut]
     per_day: list[DayOut]
+    per_kernel_day: list[PeriodOut] = Field(description="crashes per kernel release and day")
+    per_kernel_week: list[PeriodOut] = Field(description="crashes per kernel release and week (from Monday)")
+    per_kernel_month: list[PeriodOut] = Field(description="crashes per kernel release and month")
     host_counts: list[HostOut]
     signatures: list[str]
     aliases: list[str]
