@@ -43,6 +43,7 @@ def test_ingest_buckets_show(db_url: str, tmp_path: Path) -> None:
     assert (panic["count"], panic["hosts"], panic["kernels"], panic["state"]) == (3, 2, ["6.1.192"], "new")
     code, out, _ = run("fleet", "buckets", "--db", db_url, "--kind", "soft-lockup")
     assert code == 0 and out.count("kt1-") == 1 and "BUG: soft lockup in crashmod_spin" in out
+    assert "    new: no known bug matches" in out  # what the state means, under the row
     code, out, _ = run("fleet", "buckets", "--db", db_url, "--kernel", "4.19.0", "--format", "json")
     assert json.loads(out)["total"] == 0
     code, _, err = run("fleet", "buckets", "--db", db_url, "--since", "yesterday")
@@ -51,6 +52,7 @@ def test_ingest_buckets_show(db_url: str, tmp_path: Path) -> None:
     code, out, _ = run("fleet", "show", "--db", db_url, panic["id"])
     assert code == 0
     assert "3 crashes on 2 hosts" in out and "6.1.192" in out and "representative report:" in out
+    assert "  new: no known bug in the knowledge base matches these crashes" in out
     assert "kernel panic: crashmod: explicit panic requested" in out and "web1" in out
     code, _, err = run("fleet", "show", "--db", db_url, "kt1-0000000000000000")
     assert code == 2 and err.strip() == "ktriage: no bucket kt1-0000000000000000"

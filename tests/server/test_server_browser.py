@@ -129,6 +129,17 @@ def test_filter_the_table_and_open_a_bucket(fleet, browser) -> None:  # noqa: AN
     assert browser.find_element(By.ID, "bucket-title").text == "WARNING in crashmod_warn"
     bars = browser.find_elements(By.CSS_SELECTOR, "#per-day svg.chart rect.bar")
     assert len(bars) == 6  # six days with crashes
+    # the chart switches to weeks and months (CSS only): one chart shown at a time
+    assert browser.find_element(By.ID, "per-day").is_displayed()
+    assert not browser.find_element(By.ID, "per-week").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "label[for=unit-week]").click()
+    assert browser.find_element(By.ID, "per-week").is_displayed()
+    assert not browser.find_element(By.ID, "per-day").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "label[for=unit-month]").click()
+    assert browser.find_element(By.ID, "per-month").is_displayed()
+    assert not browser.find_element(By.ID, "per-week").is_displayed()
+    periods = browser.find_element(By.CSS_SELECTOR, "#per-kernel-periods tbody tr td").text
+    assert periods == "6.1.192"
     kernels = browser.find_elements(By.CSS_SELECTOR, "#per-kernel tbody tr")
     assert [r.find_element(By.TAG_NAME, "td").text for r in kernels] == ["6.1.192"]
     assert kernels[0].find_elements(By.TAG_NAME, "td")[1].text == "6"
@@ -159,6 +170,8 @@ def test_bucket_page_screenshot(fleet, browser, tmp_path: Path) -> None:  # noqa
         assert "nf-conntrack-clash-refetch" in browser.find_element(By.ID, "known-bug").text
         kernel_row = browser.find_element(By.CSS_SELECTOR, "#per-kernel tbody tr").text
         assert "3.10.0-1160.el7.x86_64" in kernel_row and "lacks the fix" in kernel_row
+        # beside "lacks the fix", the state says what it means instead of a bare "fixed"
+        assert browser.find_element(By.ID, "state").text.startswith("fix available — none seen on fixed kernels")
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(int(height) + 40, 3000))
     shot = tmp_path / "fleet-bucket.png"

@@ -7,6 +7,7 @@ Expected titles and kinds below were read by hand off the logs' own oops lines."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from server_inputs import lab_log, seed_texts
@@ -142,6 +143,15 @@ def test_known_bug_verdict_in_the_reply(client, auth) -> None:  # noqa: ANN001
     b = client.get(f"/api/v1/buckets/{c['bucket_id']}").json()
     assert b["known_bug"] == "nf-conntrack-clash-refetch"
     assert [(k["release"], k["has_fix"]) for k in b["per_kernel"]] == [("3.10.0-1160.el7.x86_64", False)]
+    # "fixed" beside "lacks the fix" reads as a contradiction: the label and reason say what the state means
+    assert b["state_label"] == "fix available — none seen on fixed kernels"
+    assert b["state_reason"].startswith("a fix for nf-conntrack-clash-refetch is recorded (fixed in ")
+    assert "5.19" in b["state_reason"] and "no crash so far ran a kernel known to carry it" in b["state_reason"]
+    page = client.get(f"/buckets/{c['bucket_id']}").text
+    state = re.search(r'<dd id="state">.*?</dd>', page, re.S)
+    assert state and "fix available — none seen on fixed kernels</span>" in state.group(0)
+    listing = client.get("/").text
+    assert 'class="state state-fixed" title="fix available — none seen on fixed kernels: a fix for' in listing
 
 
 @pytest.mark.skipif(not seed_texts(), reason=f"no crash texts under {SEEDS} (set KTRIAGE_SHARED)")
@@ -187,3 +197,29 @@ def test_scrubbing_server_hides_the_host_but_still_groups(db_url: str, tmp_path)
                 hosts.add(c["host"])
         assert len(hosts) == 1 and "db01" not in next(iter(hosts))
         assert "db01" not in client.get("/").text
+
+
+def test_weekly_and_monthly_counts_per_kernel(client, auth) -> None:  # noqa: ANN001
+    """FAF's daily/weekly/monthly history per release: weeks start on Monday, months on the 1st.
+
+    2026-10-30 is a Friday (week of Mon 10-26), 11-02 a Monday and 11-08 a Sunday (both week of 11-02),
+    11-20 a Friday (week of 11-16)."""
+    days = ("2026-10-30T12:00:00", "2026-11-02T00:30:00", "2026-11-08T23:00:00", "2026-11-20T08:00:00")
+    for i, day in enumerate(days):
+        r = client.post("/api/v1/reports", content=lab_log("warn"), headers=auth, params={"host": f"h{i}", "seen": day})
+        assert r.status_code == 202, r.text
+    bid = r.json()["crashes"][0]["bucket_id"]
+    b = client.get(f"/api/v1/buckets/{bid}").json()
+    weeks = [(p["release"], p["start"], p["count"]) for p in b["per_kernel_week"]]
+    assert weeks == [("6.1.192", "2026-10-26", 1), ("6.1.192", "2026-11-02", 2), ("6.1.192", "2026-11-16", 1)]
+    months = [(p["start"], p["count"]) for p in b["per_kernel_month"]]
+    assert months == [("2026-10-01", 1), ("2026-11-01", 3)]
+    assert sum(p["count"] for p in b["per_kernel_day"]) == 4 and len(b["per_kernel_day"]) == 4
+    page = client.get(f"/buckets/{bid}").text
+    table = re.search(r'<table id="per-kernel-periods".*?</table>', page, re.S)
+    assert table
+    # the last four weeks up to the last crash (10-26, 11-02, 11-09, 11-16), then Sep, Oct, Nov
+    cells = re.findall(r'<td class="num[^"]*">(\d+)</td>', table.group(0))
+    assert cells == ["1", "2", "0", "1", "0", "1", "3"]
+    for unit in ("day", "week", "month"):
+        assert re.search(rf'<div id="per-{unit}"[^>]*><svg class="chart"[^>]*aria-label="crashes per {unit}"', page)

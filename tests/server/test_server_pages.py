@@ -39,21 +39,30 @@ def test_bucket_page_has_chart_kernels_and_report(client, auth) -> None:  # noqa
     kern = re.search(r'<table id="per-kernel".*?</table>', page, re.S)
     assert kern and "<code>6.1.192</code>" in kern.group(0) and '<td class="num">2</td>' in kern.group(0)
     assert "web-1" in page and "web-2" in page
-    rep = re.search(r'<section id="representative".*?</section>', page, re.S)
+    rep = re.search(r'<section id="representative".*?</article>', page, re.S)  # the embedded post-mortem
     assert rep
     assert "Call trace" in rep.group(0) and "crashmod_obj_dispatch" in rep.group(0)
 
 
-def test_crash_page_is_the_markdown_report(client, auth) -> None:  # noqa: ANN001
+def test_crash_page_is_the_html_post_mortem(client, auth) -> None:  # noqa: ANN001
+    """The crash page embeds the document `ktriage analyze --format html` writes: verdict first, then the rest."""
     c = _post(client, auth, lab_log("soft-lockup"), "h")
     page = client.get(f"/crashes/{c['crash_id']}").text
-    body = re.search(r'<section id="report".*?</section>', page, re.S)
+    body = re.search(r'<section id="report".*?</article>', page, re.S)
     assert body
     text = body.group(0)
-    # the sections `ktriage analyze --format markdown` writes, as HTML
-    assert "<h2>1. BUG: soft lockup in crashmod_spin</h2>" in text
-    assert "<table>" in text and "<h3>Call trace</h3>" in text
-    assert "<code>6.1.192</code>" in text
+    assert '<article class="ktriage-crash"><h1>Post-mortem: BUG: soft lockup in crashmod_spin</h1>' in text
+    # the verdict is the first section, and it names the guilty function of this soft lockup
+    first = re.search(r"<article[^>]*><h1>[^<]*</h1>(<section[^>]*>.*?</section>)", text, re.S)
+    assert first and first.group(1).startswith('<section class="verdict"><h2>Summary</h2>')
+    assert "Soft lockup in crashmod_spin [crashmod]." in first.group(1)
+    assert '<table class="kv">' in text and "<td>kernel</td><td>6.1.192" in text
+    assert "Call trace" in text
+    # the same stylesheet as the stand-alone file, served by ktriage and scoped to the report
+    assert '<link rel="stylesheet" href="/report.css">' in page
+    css = client.get("/report.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "article.ktriage-crash section.verdict ul{" in css.text
 
 
 def test_kernel_strings_are_escaped_everywhere(client, auth) -> None:  # noqa: ANN001

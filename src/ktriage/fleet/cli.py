@@ -127,6 +127,7 @@ def _summary_dict(b: Any) -> dict[str, Any]:
         "first_seen": b.first_seen.isoformat(),
         "last_seen": b.last_seen.isoformat(),
         "state": b.state,
+        "state_reason": b.state_reason,
         "known_bug": b.known_bug,
         "fixed_in": b.fixed_in,
         "growth": b.growth,
@@ -169,7 +170,8 @@ def buckets(
         kb = f"  known: {b.known_bug}" + (f" (fixed in {b.fixed_in})" if b.fixed_in else "") if b.known_bug else ""
         click.echo(
             f"{b.id}  {b.state:<9} {b.count:>6}x {b.hosts:>4} hosts  {b.kind:<14} {b.title}\n"
-            f"    kernels {kernels or '?'}  first {b.first_seen:%Y-%m-%d %H:%M}  last {b.last_seen:%Y-%m-%d %H:%M}{kb}"
+            f"    kernels {kernels or '?'}  first {b.first_seen:%Y-%m-%d %H:%M}  last {b.last_seen:%Y-%m-%d %H:%M}{kb}\n"
+            f"    {b.state}: {b.state_label.split(' — ', 1)[-1]}"
         )
     click.echo(f"{len(rows)} of {total} buckets", err=True)
 
@@ -179,6 +181,7 @@ def _show_text(d: BucketDetail) -> str:
     out = [
         f"bucket {b.id}: {b.title}",
         f"  kind {b.kind}, state {b.state} (generation {d.generation}), {b.count} crashes on {b.hosts} hosts",
+        f"  {b.state}: {b.state_reason}",
         f"  first seen {b.first_seen:%Y-%m-%d %H:%M}, last seen {b.last_seen:%Y-%m-%d %H:%M}, growth {b.growth:+d}",
     ]
     if b.known_bug:
@@ -195,6 +198,10 @@ def _show_text(d: BucketDetail) -> str:
         out.append(f"  {k.release:<40} {k.count:>6}  {k.first_seen:%Y-%m-%d} .. {k.last_seen:%Y-%m-%d}  {fix}{pf}")
     out.append("per day:")
     out += [f"  {day.isoformat()} {n:>6}" for day, n in d.per_day]
+    for unit, head in (("week", "per kernel and week (from Monday):"), ("month", "per kernel and month:")):
+        out.append(head)
+        fmt_start = "%Y-%m" if unit == "month" else "%Y-%m-%d"
+        out += [f"  {p.release:<40} {p.start.strftime(fmt_start):<10} {p.count:>6}" for p in d.kernel_periods(unit)]
     if d.hosts:
         out.append("hosts:")
         out += [f"  {h:<40} {n:>6}" for h, n in d.hosts]
@@ -246,6 +253,13 @@ def show(db: str | None, fmt: str, bucket: str) -> None:
                 for k in d.per_kernel
             ],
             "per_day": [[day.isoformat(), n] for day, n in d.per_day],
+            **{
+                f"per_kernel_{unit}": [
+                    {"release": p.release, "start": p.start.isoformat(), "count": p.count}
+                    for p in d.kernel_periods(unit)
+                ]
+                for unit in ("day", "week", "month")
+            },
             "hosts": [list(h) for h in d.hosts],
             "history": [{**h, "when": h["when"].isoformat()} for h in d.history],
             "representative": d.representative,

@@ -23,6 +23,7 @@ from ktriage.fleet.types import (
     CrashDetail,
     CrashSummary,
     KernelRow,
+    PeriodCount,
 )
 
 __all__ = ["bucket_crashes", "get_bucket", "get_crash", "list_buckets", "probably_fixed_since"]
@@ -288,7 +289,16 @@ def get_bucket(s: Session, bucket_id: str) -> BucketDetail | None:
         .group_by(func.date(CrashRow.seen))
         .order_by(func.date(CrashRow.seen))
     ).all()
-    per_day = [(d if isinstance(d, date) else date.fromisoformat(str(d)), int(n)) for d, n in per_day_rows]
+    per_day = [(_day(d), int(n)) for d, n in per_day_rows]
+    kernel_days = [
+        PeriodCount(str(k), _day(d), int(n))
+        for k, d, n in s.execute(
+            select(CrashRow.kernel, func.date(CrashRow.seen), func.count())
+            .where(CrashRow.bucket_id == b.id, CrashRow.kernel.is_not(None))
+            .group_by(CrashRow.kernel, func.date(CrashRow.seen))
+            .order_by(func.date(CrashRow.seen))
+        )
+    ]
     hosts = [
         (str(h), int(n))
         for h, n in s.execute(
@@ -317,7 +327,13 @@ def get_bucket(s: Session, bucket_id: str) -> BucketDetail | None:
         workaround=b.workaround,
         aliases=aliases,
         generation=b.generation,
+        kernel_days=kernel_days,
     )
+
+
+def _day(d: Any) -> date:
+    """SQL date() is a date on PostgreSQL and a 'YYYY-MM-DD' string on SQLite."""
+    return d if isinstance(d, date) else date.fromisoformat(str(d))
 
 
 def _crash_summary(c: CrashRow) -> CrashSummary:

@@ -131,6 +131,7 @@ class FleetStore:
         self._scrub_key = scrub_key
         self.max_reports = max_reports_per_bucket
         self.webhook = webhook
+        self.notifier = notify.Notifier(webhook)  # sends off the request path, drained by close()
 
     @classmethod
     def open(
@@ -147,6 +148,8 @@ class FleetStore:
         return cls(engine, scrub_key=scrub_key, max_reports_per_bucket=max_reports_per_bucket, webhook=webhook)
 
     def close(self) -> None:
+        """Send the webhook events still queued (bounded, see notify.Notifier.close), then release the pool."""
+        self.notifier.close()
         self.engine.dispose()
 
     def __enter__(self) -> FleetStore:
@@ -254,7 +257,7 @@ class FleetStore:
             return res, pending
 
         results, pending = self._write(txn)
-        notify.send(self.webhook, pending.events)
+        self.notifier.submit(pending.events)
         return results
 
     def ingest_bytes(

@@ -7,7 +7,7 @@ into JSON and pages without knowing the schema.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -20,12 +20,34 @@ __all__ = [
     "IngestResult",
     "IngestSummary",
     "KernelRow",
+    "PeriodCount",
     "RebucketSummary",
 ]
 
 # new: no known bug matched; known: matched, no fix recorded; fixed: a fix is recorded and no crash of
 # this generation ran a kernel carrying it; regressed: a crash on a kernel that carries the fix.
 STATES = ("new", "known", "fixed", "regressed")
+
+# What each stored state means to a person reading a page or `fleet buckets`: "fixed" does not say the fleet
+# is fixed, only that a fix exists and no crash ran a kernel carrying it (so crashes on kernels lacking the
+# fix are expected). The stored names stay the CLI/API contract; these are for display.
+STATE_LABELS = {
+    "new": "new — no known bug matches",
+    "known": "known bug — no fix recorded",
+    "fixed": "fix available — none seen on fixed kernels",
+    "regressed": "regressed — crashed on a kernel with the fix",
+}
+
+
+def state_reason(state: str, known_bug: str | None, fixed_in: str | None) -> str:
+    """One line saying why a bucket is in its state, with the known bug and release that make it so."""
+    kb, fin = known_bug or "?", fixed_in or "an unrecorded release"
+    return {
+        "new": "no known bug in the knowledge base matches these crashes",
+        "known": f"matched to known bug {kb}; the knowledge base records no fix for it",
+        "fixed": f"a fix for {kb} is recorded (fixed in {fin}); no crash so far ran a kernel known to carry it",
+        "regressed": f"crashed again on a kernel that carries the fix for {kb} (fixed in {fin})",
+    }.get(state, f"state {state}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,14 @@ class BucketSummary:
     growth: int  # crashes in the last 7 days minus the 7 before
     distros: list[str]
 
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS.get(self.state, self.state)
+
+    @property
+    def state_reason(self) -> str:
+        return state_reason(self.state, self.known_bug, self.fixed_in)
+
 
 @dataclass
 class KernelRow:
@@ -101,6 +131,32 @@ class KernelRow:
     last_seen: datetime
     has_fix: bool | None
     probably_fixed_since: str | None  # a newer release of the same branch runs in the fleet and does not crash so
+
+
+@dataclass
+class PeriodCount:
+    """Crashes of one kernel release in one day, week (starting Monday) or month (starting on the 1st)."""
+
+    release: str
+    start: date
+    count: int
+
+
+def week_start(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def roll_up(per_day: list[tuple[date, int]], unit: str) -> list[tuple[date, int]]:
+    """Daily counts summed per week or month (FAF keeps daily, weekly and monthly history per release)."""
+    start = {"day": lambda d: d, "week": week_start, "month": month_start}[unit]
+    out: dict[date, int] = {}
+    for d, n in per_day:
+        out[start(d)] = out.get(start(d), 0) + n
+    return sorted(out.items())
 
 
 @dataclass
@@ -115,6 +171,19 @@ class BucketDetail:
     workaround: str | None
     aliases: list[str]  # other titles seen
     generation: int = 1  # 2 after a first regression, ...
+    kernel_days: list[PeriodCount] = field(default_factory=list)  # per release and day, oldest first
+
+    def kernel_periods(self, unit: str) -> list[PeriodCount]:
+        """Per release, crashes per day, week or month (releases in per_kernel's order, periods oldest first)."""
+        rank = {k.release: i for i, k in enumerate(self.per_kernel)}
+        by: dict[str, list[tuple[date, int]]] = {}
+        for p in self.kernel_days:
+            by.setdefault(p.release, []).append((p.start, p.count))
+        return [
+            PeriodCount(rel, start, n)
+            for rel in sorted(by, key=lambda r: (rank.get(r, len(rank)), r))
+            for start, n in roll_up(by[rel], unit)
+        ]
 
 
 @dataclass

@@ -13,11 +13,16 @@ from ktriage import __version__, linear
 from ktriage.model import CrashReport, Report
 from ktriage.render.document import Block, Section, crash_document
 
-__all__ = ["CSS", "crash_fragment", "render"]
+__all__ = ["CSS", "FRAGMENT_CSS", "crash_fragment", "render", "scoped_css"]
 
-CSS = """
+# the page around a stand-alone report; FRAGMENT_CSS styles the crash itself (also on the fleet dashboard)
+PAGE_CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
  padding:1.5em;color:#1b1f24;background:#fff}
+footer{margin-top:2em;color:#656d76;font-size:.85em}
+"""
+
+FRAGMENT_CSS = """
 h1{font-size:1.45em;border-bottom:2px solid #d0d7de;padding-bottom:.3em}
 h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #d0d7de}
 h3{font-size:1.05em;margin-top:1.2em}
@@ -31,8 +36,22 @@ th{background:#f6f8fa}
 table.kv td:first-child{white-space:nowrap;font-weight:600;width:9em}
 section.verdict ul{background:#fff8e6;border-left:4px solid #d4a72c;padding:.7em 1em .7em 2em;margin:.5em 0}
 .trap{background:#ffebe9;font-weight:600}
-footer{margin-top:2em;color:#656d76;font-size:.85em}
 """
+
+CSS = PAGE_CSS + FRAGMENT_CSS
+
+_RULE = linear.compile(r"([^{}]+)\{([^{}]*)\}")
+
+
+def scoped_css(scope: str = "article.ktriage-crash") -> str:
+    """FRAGMENT_CSS with every selector under `scope`, for a page that embeds `crash_fragment` in its own
+    layout (the fleet dashboard) without the report's rules restyling the rest of the page."""
+    out = []
+    for m in _RULE.finditer(FRAGMENT_CSS):
+        sels = ",".join(f"{scope} {sel.strip()}" for sel in m.group(1).split(","))
+        out.append(f"{sels}{{{m.group(2)}}}")
+    return "\n".join(out) + "\n"
+
 
 _INLINE = linear.compile(r"`([^`]+)`|\*\*(.+?)\*\*|\[([^\]]+)\]\((https?://[^)\s]+)\)|<(https?://[^>\s]+)>")
 

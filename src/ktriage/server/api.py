@@ -37,6 +37,7 @@ from ktriage.server.schemas import (
     IngestOut,
     IngestReply,
     KernelOut,
+    PeriodOut,
 )
 
 __all__ = ["bucket_out", "router"]
@@ -98,7 +99,7 @@ def _one_line(msg: str) -> str:
 
 
 def bucket_out(b: BucketSummary) -> BucketOut:
-    return BucketOut(**asdict(b))
+    return BucketOut(**asdict(b), state_label=b.state_label, state_reason=b.state_reason)
 
 
 @router.get("/buckets", response_model=BucketPage)
@@ -121,8 +122,13 @@ def get_bucket(store: Store, bucket_id: str) -> BucketDetailOut:
     d = _bucket_or_404(store, bucket_id)
     return BucketDetailOut(
         **asdict(d.summary),
+        state_label=d.summary.state_label,
+        state_reason=d.summary.state_reason,
         per_kernel=[KernelOut(**asdict(k)) for k in d.per_kernel],
         per_day=[DayOut(day=day, count=n) for day, n in d.per_day],
+        per_kernel_day=[PeriodOut(**asdict(p)) for p in d.kernel_periods("day")],
+        per_kernel_week=[PeriodOut(**asdict(p)) for p in d.kernel_periods("week")],
+        per_kernel_month=[PeriodOut(**asdict(p)) for p in d.kernel_periods("month")],
         host_counts=[HostOut(host=h, count=n) for h, n in d.hosts],
         signatures=d.signatures,
         aliases=d.aliases,

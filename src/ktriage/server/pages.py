@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ktriage.fleet import FleetStore
 from ktriage.model import KINDS
+from ktriage.render.html import scoped_css
 from ktriage.server.deps import BucketQuery, bucket_query, get_store
-from ktriage.server.views import day_chart, report_html, single_crash_report
+from ktriage.server.views import day_chart, kernel_period_table, report_html, single_crash_report
 
 __all__ = ["router", "templates"]
 
@@ -35,6 +36,16 @@ def _url_with(request: Request, **changes: Any) -> str:
         else:
             params[k] = str(v)
     return str(request.url.path) + ("?" + urlencode(params) if params else "")
+
+
+_REPORT_CSS = scoped_css()
+
+
+@router.get("/report.css")
+def report_css() -> Response:
+    """The stylesheet of `ktriage analyze --format html`, scoped to the embedded crash report: one set of rules
+    for both, served by ktriage like every other file of the dashboard."""
+    return Response(_REPORT_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 def _not_found(request: Request, what: str) -> HTMLResponse:
@@ -82,7 +93,8 @@ def bucket_page(request: Request, store: Store, bucket_id: str) -> HTMLResponse:
     ctx = {
         "d": d,
         "b": d.summary,
-        "chart": day_chart(d.per_day),
+        "charts": {unit: day_chart(d.per_day, unit=unit) for unit in ("day", "week", "month")},
+        "periods": kernel_period_table(d),
         "known": _known_match(rep),
         "rep_html": report_html(single_crash_report(rep)) if rep else None,
         "crashes": crashes,

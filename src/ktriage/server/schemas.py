@@ -61,6 +61,8 @@ class BucketOut(BaseModel):
     known_bug: str | None
     fixed_in: str | None
     growth: int = Field(description="crashes in the last 7 days minus the 7 days before")
+    state_label: str = Field("", description="what the state means, for display (fixed: 'fix available — ...')")
+    state_reason: str = Field("", description="one line: why the bucket is in this state")
 
 
 class BucketPage(BaseModel):
@@ -84,6 +86,12 @@ class DayOut(BaseModel):
     count: int
 
 
+class PeriodOut(BaseModel):
+    release: str
+    start: date = Field(description="the day, the Monday of the week, or the 1st of the month")
+    count: int
+
+
 class HostOut(BaseModel):
     host: str
     count: int
@@ -92,6 +100,9 @@ class HostOut(BaseModel):
 class BucketDetailOut(BucketOut):
     per_kernel: list[KernelOut]
     per_day: list[DayOut]
+    per_kernel_day: list[PeriodOut] = Field(description="crashes per kernel release and day")
+    per_kernel_week: list[PeriodOut] = Field(description="crashes per kernel release and week (from Monday)")
+    per_kernel_month: list[PeriodOut] = Field(description="crashes per kernel release and month")
     host_counts: list[HostOut]
     signatures: list[str]
     aliases: list[str]
