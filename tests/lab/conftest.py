@@ -155,6 +155,16 @@ def assert_abba_deadlock(fs: dict) -> None:
     assert "deadlock" in dl.summary.lower() and "crashmod_lock_a" in dl.summary
 
 
+def assert_uaf_freed_object(fs: dict) -> None:
+    """uaf-poison: crashmod_obj_dispatch reads obj->ops (at 0x18) from an object of the named cache crashmod_obj
+    after kmem_cache_free(); SLAB_POISON filled it with POISON_FREE, so the loaded pointer is 0x6b6b6b6b6b6b6b6b
+    and the next read faults. The object is found in its slab and is free there (lab/crashmod/crashmod.c, section 4)."""
+    assert stack_functions(fs)[0] == "crashmod_obj_dispatch"
+    uaf = one_finding(fs, "vmcore.use-after-free")
+    assert uaf.data["slab"]["cache"] == "crashmod_obj" and uaf.data["slab"]["allocated"] is False
+    assert uaf.data["disp"] == 0x18 and uaf.data["used"] == 0x6B6B6B6B6B6B6B6B
+
+
 def assert_no_deadlock(fs: dict) -> None:
     """The plain hung task: a chain (sh -> crashmod_mutex -> crashmod_holder, sleeping in S) and no cycle."""
     assert one_finding(fs, "vmcore.hung").data["cycles"] == []

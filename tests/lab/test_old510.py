@@ -35,7 +35,7 @@ import pytest
 
 pytest.importorskip("drgn")
 
-from tests.lab.conftest import assert_abba_deadlock, assert_no_deadlock  # noqa: E402
+from tests.lab.conftest import assert_abba_deadlock, assert_no_deadlock, assert_uaf_freed_object  # noqa: E402
 from tests.lab.conftest import one_finding as one  # noqa: E402
 from tests.lab.conftest import stack_functions as frames  # noqa: E402
 from tests.lab.conftest import vmcore_findings as findings  # noqa: E402
@@ -291,3 +291,11 @@ def test_hung_task_lock_owner(old, report, tier):
 @pytest.mark.parametrize("tier", TIERS)
 def test_deadlock_cycle(old, report, tier):
     assert_abba_deadlock(findings(report("deadlock", tier)))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_uaf_freed_object(old, report, tier):
+    """5.10 poisons a freed object only with `slub_debug=` on the command line (lab/old510.py, uaf-poison)."""
+    fs = findings(report("uaf-poison", tier))
+    assert fs["_crash"].kind == "gpf"
+    assert_uaf_freed_object(fs)
