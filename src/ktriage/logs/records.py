@@ -158,6 +158,24 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     return text, ts, caller, origin
 
 
+# A classic syslog line of another program ("Dec  5 10:00:00 host systemd[1]: msg"), in the one shape whose
+# reading `records` is sure to give: one Record of origin "other" (no collector prefix can match a line that begins
+# with a month and a day, a host that is not a time zone keeps _SYSLOG from reading the host as one).
+_OTHER_SYSLOG = re.compile(
+    r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?!(?:Z|UTC) )[A-Za-z0-9][^\s:]* (?!kernel[:\[])[^\s:\[]+(?:\[\d+\])?:"
+)
+
+
+def other_program_line(line: str) -> bool:
+    """True when `records` would read `line` as one syslog line of another program than the kernel: the scanner
+    ignores such lines, and a big syslog is mostly made of them, so they are worth recognising cheaply."""
+    return (
+        _OTHER_SYSLOG.match(line) is not None
+        and _CTRL.search(line) is None
+        and ("[" not in line or len(split_flattened(line)) == 1)
+    )
+
+
 # The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
 # Elasticsearch/Graylog/Logstash (`message`, also under `_source`), journald JSON (`MESSAGE`).
 _JSON_TEXT_KEYS = ("log", "message", "MESSAGE", "line", "msg", "full_message")

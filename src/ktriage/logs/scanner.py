@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.pstore import Part, part_of, reorder
-from ktriage.logs.records import Record, records
+from ktriage.logs.records import Record, other_program_line, records
 from ktriage.logs.report import build_crash
 from ktriage.model import Crash, Event
 
@@ -432,7 +432,11 @@ def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator
                 pos = line_start
         end = chunk.find(b"\n", pos)
         lineno += 1
-        for r in records([(lineno, chunk[pos:end].decode("utf-8", "replace"))]):
+        line = chunk[pos:end].decode("utf-8", "replace")
+        if other_program_line(line):  # fed, it would be ignored (not the kernel's): skip its parsing
+            pos = end + 1
+            continue
+        for r in records([(lineno, line)]):
             sc.feed(r)
         if sc.done:
             yield from sc.take()
