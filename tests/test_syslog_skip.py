@@ -72,3 +72,23 @@ def test_the_fast_path_finds_what_the_full_reader_finds(gap: int) -> None:
     assert full, "the oops is found"
     assert [c.title for c in fast] == [c.title for c in full]
     assert fast == full
+
+
+def test_boot_banners_found_by_block_as_line_by_line() -> None:
+    """The boot-banner search reads a big log in blocks; line numbers stay right across block ends."""
+    from ktriage.debuginfo.find import _find_banners
+
+    assert _find_banners(io.BytesIO(b"a\nLinux version 2\n")) == [(2, "Linux version 2")]
+    assert _find_banners(io.BytesIO(b"a\n\nx Linux version 3 Linux version 4\r\nb\nLinux version 5")) == [
+        (3, "Linux version 3 Linux version 4"),
+        (5, "Linux version 5"),
+    ]
+    filler = b"Dec  5 10:00:00 host systemd[1]: Started session.\n"
+    banner = b"Dec  5 10:00:00 host kernel: Linux version 6.1.0 (gcc) #1 SMP\n"
+    text = "Linux version 6.1.0 (gcc) #1 SMP"
+    n = (9 << 20) // len(filler)  # past two 4 MiB blocks
+    data = filler * (n // 2) + banner + filler * (n - n // 2) + banner
+    assert _find_banners(io.BytesIO(data)) == [
+        (n // 2 + 1, text),
+        (n + 2, text),
+    ]

@@ -172,8 +172,19 @@ def other_program_line(line: str) -> bool:
     return (
         _OTHER_SYSLOG.match(line) is not None
         and _CTRL.search(line) is None
-        and ("[" not in line or len(split_flattened(line)) == 1)
+        and ("[" not in line or not _flattened(line))
     )
+
+
+# what every dmesg record glued into another line shows (a cheap search before the split that places it)
+_BARE_TS = re.compile(r"\[\s*\d+\.\d{6}\]")
+
+
+def _flattened(line: str) -> bool:
+    """`split_flattened` would cut the line (asked only when it could: a timestamp inside, or a long line)."""
+    if len(line) <= _FLAT_MIN and _BARE_TS.search(line) is None:
+        return False
+    return len(split_flattened(line)) > 1
 
 
 # The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
