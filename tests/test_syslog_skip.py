@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ktriage.logs.records import other_program_line, records
+from ktriage.logs.records import OTHER_SYSLOG_RUN, other_program_line, records
 from ktriage.logs.scanner import parse_log_text, scan_binary
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,12 +48,20 @@ def test_a_skipped_line_is_one_record_of_another_program(line: str, expected: bo
         assert [r.origin for r in recs] == ["other"]
 
 
+@pytest.mark.parametrize(("line", "expected"), LINES)
+def test_the_byte_run_skips_only_what_the_line_test_skips(line: str, expected: bool) -> None:
+    if OTHER_SYSLOG_RUN.fullmatch((line + "\n").encode()):
+        assert other_program_line(line)
+
+
 def _syslog(lines: list[str]) -> list[str]:
     return ["Dec  5 10:00:00 host kernel: " + line[15:] for line in lines]
 
 
 def _other(i: int) -> str:
-    return f"Dec  5 10:00:{i % 60:02d} host systemd[1]: Started session {i} of user u{i % 7}."
+    # every third one with a `[` in its text: read line by line, not in a run
+    extra = " [unit]" if i % 3 == 0 else ""
+    return f"Dec  5 10:00:{i % 60:02d} host systemd[1]: Started session {i} of user u{i % 7}.{extra}"
 
 
 @pytest.mark.parametrize("gap", [0, 1, 3])

@@ -187,6 +187,15 @@ def _flattened(line: str) -> bool:
     return len(split_flattened(line)) > 1
 
 
+# A run of such lines in raw bytes, each kept to what the test above accepts for sure: printable ASCII in the host
+# and program names (Unicode spaces would split them differently), no control byte, no `[` after the program
+# (no glued dmesg record), and short enough (under 300 bytes) that no flattened oops is split out of it.
+OTHER_SYSLOG_RUN = re.compile(
+    rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?!(?:Z|UTC) )[A-Za-z0-9][\x21-\x39\x3b-\x5a\x5c-\x7e]{0,40} "
+    rb"(?!kernel[:\[])[\x21-\x39\x3b-\x5a\x5c-\x7e]{1,40}(?:\[\d{1,10}\])?:[^\x00-\x1f\x7f\[]{0,180}\n)+"
+)
+
+
 # The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
 # Elasticsearch/Graylog/Logstash (`message`, also under `_source`), journald JSON (`MESSAGE`).
 _JSON_TEXT_KEYS = ("log", "message", "MESSAGE", "line", "msg", "full_message")
