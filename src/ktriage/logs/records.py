@@ -192,8 +192,8 @@ def _flattened(line: str) -> bool:
 # (no glued dmesg record), and short enough (under 300 bytes) that no flattened oops is split out of it.
 OTHER_SYSLOG_RUN = re.compile(
     rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?!(?:Z|UTC) )[A-Za-z0-9][\x21-\x39\x3b-\x5a\x5c-\x7e]{0,40} "
-    rb"(?!kernel[:\[])[\x21-\x39\x3b-\x5a\x5c-\x7e]{1,40}(?:\[\d{1,10}\])?:[^\x00-\x1f\x7f\[]{0,180}\n)+"
-)
+    rb"(?!kernel[:\[])[\x21-\x39\x3b-\x5a\x5c-\x7e]{1,40}(?:\[\d{1,10}\])?:[^\x00-\x1f\x7f\[]{0,180}\n){1,1024}"
+)  # at most 1024 lines a match: `re` keeps a backtracking mark per repeat (an unbounded run held 27 MB a chunk)
 
 
 # The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
