@@ -158,6 +158,44 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     return text, ts, caller, origin
 
 
+# A classic syslog line of another program ("Dec  5 10:00:00 host systemd[1]: msg"), in the one shape whose
+# reading `records` is sure to give: one Record of origin "other" (no collector prefix can match a line that begins
+# with a month and a day, a host that is not a time zone keeps _SYSLOG from reading the host as one).
+_OTHER_SYSLOG = re.compile(
+    r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?!(?:Z|UTC) )[A-Za-z0-9][^\s:]* (?!kernel[:\[])[^\s:\[]+(?:\[\d+\])?:"
+)
+
+
+def other_program_line(line: str) -> bool:
+    """True when `records` would read `line` as one syslog line of another program than the kernel: the scanner
+    ignores such lines, and a big syslog is mostly made of them, so they are worth recognising cheaply."""
+    return (
+        _OTHER_SYSLOG.match(line) is not None
+        and _CTRL.search(line) is None
+        and ("[" not in line or not _flattened(line))
+    )
+
+
+# what every dmesg record glued into another line shows (a cheap search before the split that places it)
+_BARE_TS = re.compile(r"\[\s*\d+\.\d{6}\]")
+
+
+def _flattened(line: str) -> bool:
+    """`split_flattened` would cut the line (asked only when it could: a timestamp inside, or a long line)."""
+    if len(line) <= _FLAT_MIN and _BARE_TS.search(line) is None:
+        return False
+    return len(split_flattened(line)) > 1
+
+
+# A run of such lines in raw bytes, each kept to what the test above accepts for sure: printable ASCII in the host
+# and program names (Unicode spaces would split them differently), no control byte, no `[` after the program
+# (no glued dmesg record), and short enough (under 300 bytes) that no flattened oops is split out of it.
+OTHER_SYSLOG_RUN = re.compile(
+    rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?!(?:Z|UTC) )[A-Za-z0-9][\x21-\x39\x3b-\x5a\x5c-\x7e]{0,40} "
+    rb"(?!kernel[:\[])[\x21-\x39\x3b-\x5a\x5c-\x7e]{1,40}(?:\[\d{1,10}\])?:[^\x00-\x1f\x7f\[]{0,180}\n){1,1024}"
+)  # at most 1024 lines a match: `re` keeps a backtracking mark per repeat (an unbounded run held 27 MB a chunk)
+
+
 # The field that holds the log line in one-object-a-line exports: Docker json-file (`log`), Loki (`line`),
 # Elasticsearch/Graylog/Logstash (`message`, also under `_source`), journald JSON (`MESSAGE`).
 _JSON_TEXT_KEYS = ("log", "message", "MESSAGE", "line", "msg", "full_message")

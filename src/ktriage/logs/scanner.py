@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.pstore import Part, part_of, reorder
-from ktriage.logs.records import Record, records
+from ktriage.logs.records import OTHER_SYSLOG_RUN, Record, other_program_line, records
 from ktriage.logs.report import build_crash
 from ktriage.model import Crash, Event
 
@@ -430,9 +430,17 @@ def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator
             if line_start > pos:
                 lineno = _skip(sc, chunk, pos, line_start, lineno)
                 pos = line_start
+        elif m := OTHER_SYSLOG_RUN.match(chunk, pos):  # other programs' lines, ignored by the scanner: step over
+            lineno += chunk.count(b"\n", pos, m.end())
+            pos = m.end()
+            continue
         end = chunk.find(b"\n", pos)
         lineno += 1
-        for r in records([(lineno, chunk[pos:end].decode("utf-8", "replace"))]):
+        line = chunk[pos:end].decode("utf-8", "replace")
+        if other_program_line(line):  # fed, it would be ignored (not the kernel's): skip its parsing
+            pos = end + 1
+            continue
+        for r in records([(lineno, line)]):
             sc.feed(r)
         if sc.done:
             yield from sc.take()
