@@ -49,7 +49,7 @@ class Options:
     isolate_dumps: bool = True  # read each vmcore in a child process (see _read_dump_in_child)
 
 
-def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:
     """Dispatch one opened input to its source."""
     opts = opts or Options()
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
@@ -91,7 +91,7 @@ def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = No
         raise InputError(f"{inp.path}: binary data, not a kernel log, crash output or vmcore")
 
 
-def _read_upto(stream, size: int) -> bytes:  # type: ignore[no-untyped-def]
+def _read_upto(stream, size: int) -> bytes:
     """Up to `size` bytes (a stream's read may return less than asked before its end)."""
     parts, got = [], 0
     while got < size:
@@ -120,7 +120,7 @@ def _crash_output_and_log(text: str, path: str) -> Iterator[Crash]:
             yield c
 
 
-def _debuginfo_for(crash: Crash, opts: Options):  # type: ignore[no-untyped-def]
+def _debuginfo_for(crash: Crash, opts: Options):
     """The debug info matching this crash's kernel, when ktriage can find it (issue: debuginfo)."""
     try:
         from ktriage.debuginfo import find_debuginfo  # (crash, opts) -> session or None
@@ -129,7 +129,7 @@ def _debuginfo_for(crash: Crash, opts: Options):  # type: ignore[no-untyped-def]
     return find_debuginfo(crash, opts)
 
 
-def _vmcore_for(crash: Crash):  # type: ignore[no-untyped-def]
+def _vmcore_for(crash: Crash):
     """The open vmcore session a crash was read from, if it came from a dump."""
     try:
         from ktriage.vmcore import session_for  # (crash) -> session or None

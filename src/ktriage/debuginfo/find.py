@@ -224,8 +224,9 @@ def _code_note(elf: ElfFile, crash: Crash, module: str | None) -> tuple[str | No
         return None, None
     same, n = got
     if same * 4 < n * 3:
+        where = f"{crash.ip.symbol}+{crash.ip.offset:#x}" if crash.ip is not None else "the faulting IP"
         return (
-            f"the oops' Code: bytes differ from the file at {crash.ip.symbol}+{crash.ip.offset:#x} ({n - same} of {n})",
+            f"the oops' Code: bytes differ from the file at {where} ({n - same} of {n})",
             None,
         )
     return None, f"Code: bytes {same}/{n} identical"

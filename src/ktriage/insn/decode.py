@@ -213,7 +213,7 @@ def decode_x86(code: CodeBytes, arch: str = "x86_64", entry: int | None = None) 
     start, before = max(cands, key=lambda c: (len(c[1]), -c[0]))
     sync = _sync_point(cands, before, mark)
     known = next((c for c in cands if c[0] == entry), None) if entry is not None and 0 <= entry <= mark else None
-    if known is not None and sync > entry:
+    if known is not None and entry is not None and sync > entry:
         # keep the best decoding if it passes through the entry, else decode from the entry itself
         if not any(i.address == entry for i in before):
             start, before = known
@@ -234,7 +234,9 @@ def decode_words(code: CodeBytes, arch: str) -> Decoded:
     width = 2 if code.note and "Thumb" in code.note else 4
     if arch == "arm" and width == 2:
         arch = "arm-thumb"
-    insns, trap_index, bad = [], None, []
+    insns: list[Insn] = []
+    trap_index: int | None = None
+    bad: list[int] = []
     off = 0
     while off + width <= len(data):
         got = list(_md(arch, False).disasm(data[off : off + 4 if width == 2 else off + width], off, count=1))

@@ -165,7 +165,7 @@ def _ubuntu(rule: Rule, rk: RunningKernel, entries: list[dict[str, Any]]) -> Ver
                     f"ABI ({abi} < {m.group(2)})",
                     "distro:ubuntu",
                 )
-    listed = ", ".join(e.get("fixed_in") or e.get("not_fixed_through") for e in entries)
+    listed = ", ".join(str(e.get("fixed_in") or e.get("not_fixed_through") or "?") for e in entries)
     return Verdict(
         UNKNOWN, f"ubuntu entries ({listed}) are for another kernel series than {rk.release}", "distro:ubuntu"
     )

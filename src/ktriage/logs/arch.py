@@ -98,7 +98,7 @@ _X86_REG_LINE = re.compile(r"^\s*(?:R[A-Z0-9]{1,3}|E[A-Z]{2}|ORIG_RAX|FS|GS|CS|D
 
 def _user_cs(line: str) -> bool:
     m = _X86_IP_CS.match(line)
-    return bool(m) and int(m.group(1), 16) & 3 == 3  # CPL 3: 0033, 0023 (compat), 0073 (i386)
+    return m is not None and int(m.group(1), 16) & 3 == 3  # CPL 3: 0033, 0023 (compat), 0073 (i386)
 
 
 def kernel_lines(lines: Sequence[str]) -> list[str]:
