@@ -21,9 +21,10 @@ import os
 import re
 from dataclasses import dataclass
 
+from ktriage.logs.pstore import part_of
+
 __all__ = ["PstoreDump", "find_pstore_dumps", "reassemble"]
 
-HEADER = re.compile(rb"\A(?P<why>[A-Za-z]+)#(?P<count>\d+) Part(?P<part>\d+)\r?\n")
 ID = re.compile(r"\Admesg-(?P<backend>[A-Za-z0-9_]+)-(?P<id>\d+)\Z")
 MAX_PART = 1 << 20  # a backend buffer is a few KiB; refuse anything that is not a pstore record
 
@@ -60,9 +61,10 @@ def _read_part(path: str) -> _Part | None:
         data = f.read(MAX_PART + 1)
     if len(data) > MAX_PART:
         return None
-    h = HEADER.match(data)
-    why, count, part = (h["why"].decode(), h["count"].decode(), int(h["part"])) if h else ("unknown", "?", 1)
-    body = data[h.end() :] if h else data
+    end = data.find(b"\n")
+    h = part_of(data[:end].decode("ascii", "replace").rstrip("\r")) if end >= 0 else None
+    why, count, part = (h.reason, str(h.dump), h.part) if h else ("unknown", "?", 1)
+    body = data[end + 1 :] if h else data
     rid = m["id"]
     # one dump = one directory, one backend, one id prefix (EFI/ERST) and one dump count of that boot;
     # a short id (ramoops zone number) is a dump of its own
