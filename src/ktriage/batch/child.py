@@ -19,6 +19,18 @@ def _limit_memory(mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _near_limit(mb: int) -> bool:
+    """Under RLIMIT_AS a failed allocation does not always surface as MemoryError: CPython's parser and C
+    extensions turn a failed malloc into other errors (a ValueError from the compiler, seen in CI). A process
+    whose peak address space reached 90% of its limit is counted as out of memory whatever it raised."""
+    try:
+        with open("/proc/self/status") as f:
+            peak_kb = next(int(x.split()[1]) for x in f if x.startswith("VmPeak:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return peak_kb * 1024 >= 0.9 * (mb << 20)
+
+
 def run(task: dict[str, Any]) -> dict[str, Any]:
     from ktriage.pipeline import Options, analyze_paths
     from ktriage.render.json_out import report_dict
@@ -40,6 +52,10 @@ def main() -> int:
         out = run(task)
     except MemoryError:
         return MEMORY_EXIT
+    except Exception:
+        if task.get("memory_mb") and _near_limit(task["memory_mb"]):
+            return MEMORY_EXIT
+        raise
     sys.stdout.write(json.dumps(out, ensure_ascii=False))
     return 0
 
