@@ -8,7 +8,7 @@ Register names are kept exactly as the oops prints them (`RAX`, `R8`, `CR2`, `x1
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ktriage import linear
 from ktriage.logs.frames import parse_location
@@ -22,7 +22,9 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bRIP: [0-9a-f]{4}:|\bRAX: [0-9a-f]{16}|\bRSP: [0-9a-f]{4}:|\bR13: [0-9a-f]{16}|"
             r"\.x86_64\b|\bx86_64\b|entry_SYSCALL_64|\b__x64_sys_|\bsystem_call_fastpath\b|\bx86_64_start_kernel\b|"
-            r"-amd64 #|\bRIP: [0-9a-f]{4}:\[<[0-9a-f]{16}>\]|\bIP: \[<[0-9a-f]{16}>\]"
+            r"-amd64 #|\bRIP: [0-9a-f]{4}:\[<[0-9a-f]{16}>\]|\bIP: \[<[0-9a-f]{16}>\]|"
+            # the trailer 2.6-4.x print after the trace: `RIP  [<ffffffff81014ec3>] rapl_cpu_online+0x63/0x80`
+            r"\bRIP  \[<[0-9a-f]{16}>\]"
         ),
     ),
     (
@@ -43,12 +45,12 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"\bNIP:\s+[0-9a-f]{16}|\bNIP \[[0-9a-f]{16}\]|\bGPR00: [0-9a-f]{16}|\bMSR:\s+[0-9a-f]{16}|\.ppc64"),
     ),
     ("s390x", re.compile(r"\bKrnl PSW\b|\bKrnl GPRS:|\.s390x\b")),
-    ("riscv64", re.compile(r"\bepc ?: [0-9a-f]{16} ra ?:|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
+    ("riscv64", re.compile(r"\bs?epc ?: [0-9a-f]{16} ra ?:|\bepc : \w+\+0x|\bstatus: [0-9a-f]{16} badaddr:|\.riscv64")),
     (
         "i386",
         re.compile(
             r"\bEIP: [0-9a-f]{4}:|\bEIP: \w+\+0x|\bEAX: [0-9a-f]{8}\b|\.i686\b|\bEIP is at\b|\bsysenter_do_call\b|"
-            r"\bIP: \[<[0-9a-f]{8}>\]|^\*pdpt = [0-9a-f]{16}",
+            r"\bIP: \[<[0-9a-f]{8}>\]|^\*pdpt = [0-9a-f]{16}|^EIP: \[<[0-9a-f]{8}>\] .* SS:ESP ",
             re.M,
         ),
     ),
@@ -57,11 +59,14 @@ _ARCH_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\bpc : \[<[0-9a-f]{8}>\]|\bPC is at\b|\bpsr: [0-9a-f]{8}|\.armv7|\bISA (?:ARM|Thumb)\b|"
             r"^Internal error: Oops.{0,60}\[#\d{1,3}\](?: [A-Z_]{2,8}){0,4} (?:ARM|THUMB2)\s*$|"
-            r"^\[<[0-9a-f]{8}>\] ?\([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from \[<",
+            r"^\[<[0-9a-f]{8}>\] ?\([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?(?: \[[\w\-]{1,64}\])?\) from \[<|"
+            # the unwinder of kernels without kallsyms (arch/arm/kernel/traps.c dump_backtrace_entry)
+            r"^Function entered at \[<[0-9a-f]{8}>\] from \[<[0-9a-f]{8}>\]",
             re.M,
         ),
     ),
-    ("mips", re.compile(r"\bepc\s+: [0-9a-f]{8,16}|\$ 0\s+:")),
+    # MIPS show_stacktrace: `Stack : 805a0000 83ccfb00 ...` (ARM prints `Stack: (0x...)`)
+    ("mips", re.compile(r"\bepc\s+: [0-9a-f]{8,16}|\$ 0\s+:|^Stack : (?:[0-9a-f]{8}|[0-9a-f]{16}) ", re.M)),
 )
 
 
@@ -217,6 +222,12 @@ def parse_registers(lines: Sequence[str], arch: str | None) -> dict[str, int]:
 # --- faulting IP -------------------------------------------------------------------------------
 
 _IP_LINES = (
+    # x86 trailers after the trace (2.6-4.x): `RIP  [<ffffffff81014ec3>] rapl_cpu_online+0x63/0x80`,
+    # `EIP: [<c117c906>] remove_proc_entry+0x76/0x210 SS:ESP 0068:dd003db4`
+    re.compile(r"^\s*[ER]IP:? +\[<[0-9a-f]+>\] +(\S+\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w\-]+\])?)"),
+    re.compile(
+        r"^\s*pc: [0-9a-f]{8,16}: (\S+\+0x.*)$"
+    ),  # powerpc xmon "    pc: c00000000047d72c: __do_softirq+0xd4/0x2b0"
     re.compile(r"^\s*RIP: [0-9a-f]{4}:(.*)$"),  # x86_64 4.x+ "RIP: 0010:func+0x2d/0x110 [mod]"
     re.compile(r"^\s*RIP:\s+\[<[0-9a-f]+>\](.*)$"),
     re.compile(r"^\s*RIP: (?!0033)(\S.*\+0x.*)$"),
@@ -235,8 +246,24 @@ _IP_LINES = (
 
 def parse_ip(lines: Sequence[str]) -> Location | None:
     """The faulting instruction pointer, from the first IP-style line that names a function.
-    A user-mode IP (`RIP: 0033:0x47b7a0`, printed for the syscall a task entered by) is not one."""
-    for line in kernel_lines(lines):
+    A user-mode IP (`RIP: 0033:0x47b7a0`, printed for the syscall a task entered by) is not one.
+    An address-only IP line is kept only when no later IP line names the function: i386 prints
+    `EIP: 0060:[<c13ddd69>] EFLAGS: ...` first and `EIP is at scsi_setup_fs_cmnd+0x89/0x90` next."""
+    bare: tuple[int, Location] | None = None
+    for i, loc in _ip_candidates(lines):
+        if bare is not None and i - bare[0] > 3:
+            break
+        if loc.symbol:
+            if bare is not None and loc.address is None:
+                loc = Location(loc.symbol, loc.offset, loc.size, loc.module, bare[1].address)
+            return loc
+        bare = bare or (i, loc)
+    return bare[1] if bare else None
+
+
+def _ip_candidates(lines: Sequence[str]) -> Iterator[tuple[int, Location]]:
+    """Every IP-style line's location with its index, in order (one per line)."""
+    for i, line in enumerate(kernel_lines(lines)):
         for rx in _IP_LINES:
             m = rx.match(line)
             if not m:
@@ -248,11 +275,12 @@ def parse_ip(lines: Sequence[str]) -> Location | None:
                     a = re.search(r"\[<([0-9a-f]+)>\]", line)
                     if a:
                         loc = Location(loc.symbol, loc.offset, loc.size, loc.module, int(a.group(1), 16))
-                return loc
+                yield i, loc
+                break
             a = re.search(r"(?:0x|\[<)([0-9a-f]{1,16})", rest)
             if a and ("(null)" in rest or re.fullmatch(r"\s*0x[0-9a-f]+\s*", rest) or "[<" in rest):
-                return Location(address=int(a.group(1), 16))
-    return None
+                yield i, Location(address=int(a.group(1), 16))
+                break
 
 
 # --- fault address and access ------------------------------------------------------------------

@@ -22,6 +22,7 @@ class Record:
     ts: float | None = None
     caller: str | None = None  # "T123" / "C1" from CONFIG_PRINTK_CALLER
     origin: str = "kernel"  # kernel, other (a syslog line of another program)
+    stamp: str | None = None  # the syslog time before the message: tells a repeated line from a doubled console
 
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78c])")
@@ -29,10 +30,11 @@ _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 # "Nov 22 04:21:52 host kernel: msg", "2022-06-25T10:05:32.1+08:00 host kernel: msg",
 # localized months ("11月 22 04:21:52", "Mär 22 ...", "janv. 22 ..."): anything short before the time.
+# A relay may write the sender's address before its name: "Aug 25 16:00:39 192.168.2.9 OpenWrt kernel: msg".
 _SYSLOG = re.compile(
     r"^(?:<\d{1,3}>)?(?:\d{4}-\d\d-\d\d[T ]|(?:\S{1,12}\s+){1,3}?)"
     r"\d{1,2}:\d\d:\d\d(?:[.,]\d+)?(?:\s?(?:[+-]\d\d:?\d\d|Z|UTC))?\s+"
-    r"(?P<host>\S+)\s+(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?(?P<msg>.*)$"
+    r"(?:(?:\d{1,3}\.){3}\d{1,3}\s+(?=\S+\s+kernel:))?(?P<host>\S+)\s+(?P<prog>[^\s:\[]+)(?:\[\d+\])?:\s?(?P<msg>.*)$"
 )
 _LEVEL = re.compile(r"^<(\d{1,3})>")
 _DMESG_T = re.compile(r"^\[(?=[^\]]*\d\d:\d\d:\d\d)[^\]]{8,40}\]\s?")
@@ -112,9 +114,10 @@ def split_flattened(line: str) -> list[str]:
     return [line]
 
 
-def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
-    """Return (message, timestamp, caller, origin) for one physical line."""
+def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str, str | None]:
+    """Return (message, timestamp, caller, origin, syslog time) for one physical line."""
     ts: float | None = None
+    stamp: str | None = None
     caller: str | None = None
     origin = "kernel"
     text = _strip_collector(text)
@@ -127,6 +130,7 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
     m = _SYSLOG.match(text)
     if m:
         prog = m.group("prog")
+        stamp = text[: m.start("host")].strip()
         text = m.group("msg")
         if prog != "kernel":
             origin = "other"
@@ -151,11 +155,15 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str]:
         h = _HOST_KERNEL.match(text) or _KERNEL_WORD.match(text)
         if h:
             text = text[h.end() :]
+    elif text.startswith("[") and (c := _CALLER.match(text)):
+        # CONFIG_PRINTK_CALLER with printk.time=0: "[    C1] watchdog: BUG: soft lockup ..."
+        caller = c.group(1)
+        text = text[c.end() :].removeprefix(" ")
     if origin == "kernel" and text.startswith("<") and _LEVEL.match(text):
         text = text[_LEVEL.match(text).end() :]  # type: ignore[union-attr]
     if text.startswith("#01"):
         text = _RSYSLOG_ESC.sub("", text)
-    return text, ts, caller, origin
+    return text, ts, caller, origin, stamp
 
 
 # A classic syslog line of another program ("Dec  5 10:00:00 host systemd[1]: msg"), in the one shape whose
@@ -232,5 +240,5 @@ def records(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         line = clean(raw)
         parts = split_flattened(line) if "[" in line else [line]
         for part in parts:
-            text, ts, caller, origin = strip_prefixes(part)
-            yield Record(lineno, text, ts, caller, origin)
+            text, ts, caller, origin, stamp = strip_prefixes(part)
+            yield Record(lineno, text, ts, caller, origin, stamp)

@@ -53,6 +53,14 @@ _OLD_TASK_LINE = re.compile(
     r"(?:-{4,}\s+)?(\d+\.\d+\S*)\s+(#\S+)?\s*(.*)$"
 )
 _HUNG_TASK = re.compile(r"INFO: task (.+):(\d+) blocked")
+# The second half of a split page-fault header, a few lines below `BUG: unable to handle kernel`.
+_SPLIT_REST = (
+    (re.compile(r"^NULL pointer dereference at "), "null-deref"),
+    (re.compile(r"^paging request at "), "paging-request"),
+)
+_SPLIT_WINDOW = 8
+# a function name with the compiler's clone suffixes (`.isra.0`, `.constprop.3`, `.part.1`, `.cold`)
+_SUFFIXED_FUNC = linear.compile(r"[A-Za-z_$][\w$]*(?:\.(?:isra|constprop|part|cold|llvm|lto_priv)(?:\.\d+)?)+")
 # Where reports without a `CPU: N PID: N Comm:` line name their task (each anchored to its own line form).
 _TASK_SOURCES: tuple[re.Pattern[str], ...] = (
     # lockdep: "kswapd0/109 is trying to acquire lock:", "... just changed the state of lock:"
@@ -67,6 +75,10 @@ _TASK_SOURCES: tuple[re.Pattern[str], ...] = (
     re.compile(r"^TASK = [0-9a-f]{8,16}\[(?P<pid>\d{1,9})\] '(?P<comm>[^']{1,64})' (?:THREAD|Last syscall)"),
     re.compile(r"\bstuck for \d{1,6}s! \[(?P<comm>\S{1,64}):(?P<pid>\d{1,9})\]"),
     re.compile(r"^(?P<comm>\S{1,32}): page allocation failure"),  # 2.6 prints no task line after it
+    # powerpc xmon's exception print: "    pid   = 0, comm = swapper/44"
+    re.compile(r"^pid\s{1,4}= (?P<pid>\d{1,9}), comm = (?P<comm>\S{1,64})$"),
+    # a WARNING whose `CPU: N PID: N Comm:` line is not in the text still names the pid (not the comm)
+    re.compile(r"^WARNING: CPU: \d{1,5} PID: (?P<pid>\d{1,9}) at "),
 )
 # Where they name the kernel release.
 _RELEASE_SOURCES: tuple[re.Pattern[str], ...] = (
@@ -374,6 +386,8 @@ def _guilty(fmt: Format, groups: dict[str, str], lines: Sequence[str]) -> tuple[
 
 # Stack walks of reports whose faulting IP is the crash's own instruction (not a stall's sample).
 _IP_STACKS = ("ip", "ip_only", "trace", "warning", "header")
+# kinds whose IP is the instruction that faulted or the code that looped (not a BUG()/WARN() check site)
+_IP_FAULT_KINDS = ("paging-request", "null-deref", "gpf", "soft-lockup", "hard-lockup")
 
 
 def _frame_at(frames: Sequence[Frame], address: int) -> str | None:
@@ -549,6 +563,11 @@ def build_crash(
         ]
         if funcs:
             groups["h_func"] = funcs[-1]
+        elif fmt.stack == "warning":
+            # a WARN in a compiler-split function: `... bpf_jit_comp.c:961 __arch_prepare_bpf_trampoline.isra.0+0xe18`
+            funcs = [g for g in header.groups() if g and _SUFFIXED_FUNC.fullmatch(g)]
+            if funcs:
+                groups["h_func"] = funcs[-1]
     if rmatch is not None:
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
@@ -573,6 +592,20 @@ def build_crash(
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
+    if (
+        guilty is None
+        and ip is not None
+        and ip.symbol
+        and (fmt.kind in _IP_FAULT_KINDS or f" at {ip.symbol}+" in lines[0])
+        and not any(f.symbol for f in frames)
+    ):
+        # The faulting IP is in generic code (an allocator, a string helper) and the text holds no call trace
+        # to name its caller: the function that faulted (or looped), or the one the header names (`Kernel BUG
+        # at kfree+0x3e3/0x490`), is the only evidence there is. Not for a BUG()/WARN() elsewhere: there the IP
+        # is the checking helper (`usercopy_abort`, `__list_add_valid`), not what failed. The title keeps
+        # syzkaller's convention (no usable frame: `corrupted`); the guilty frame says where it happened.
+        guilty = strip_prefixes(normalize(ip.symbol))
+        notes.append(f"guilty frame {guilty}: the faulting IP, in generic code; the text holds no call trace")
     if guilty is None and fmt.stack == "warning" and groups.get("h_func"):
         # no `RIP:`/`pc :` line (32-bit ARM and MIPS print none for a WARN) and no usable stack: the function
         # the WARNING header names is where it fired. The title keeps syzkaller's convention (a WARN without
@@ -608,7 +641,7 @@ def build_crash(
     if comm is None:
         m = _first_named(_TASK_SOURCES, lines)
         if m:
-            comm = m.group("comm")
+            comm = m.group("comm") if "comm" in m.re.groupindex else None
             pid = int(m.group("pid")) if "pid" in m.re.groupindex else None
     if release is None:
         m = _first_named(_RELEASE_SOURCES, lines[:40])
@@ -664,6 +697,19 @@ def build_crash(
             break
 
     kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1) :].split(":", 1)[0], "unknown")
+    if header.group(0).rstrip().endswith("handle kernel"):
+        # the header's second half is a separate printk: other lines printed in between (syslog, another CPU)
+        # leave `BUG: unable to handle kernel` / ... / `NULL pointer dereference at 0000000000000050`
+        for n, ln in enumerate(lines[1:_SPLIT_WINDOW], 1):
+            rest = next((k for rx, k in _SPLIT_REST if rx.match(ln)), None)
+            if rest is not None:
+                kind = rest
+                notes.append(
+                    f"kind {rest}: from the header's second half, printed {n} lines later after other messages"
+                )
+                if guilty is None and ip is not None and ip.symbol:
+                    guilty = first_guilty([ip.symbol], fmt.skip)
+                break
     joined = "\n".join(lines[:80])
     if kind in ("warning", "bug", "gpf", "paging-request") and re.search(r"list_(?:add|del)\w* corruption", joined):
         kind = "list-corruption"

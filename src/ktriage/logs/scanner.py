@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
+from ktriage.logs.guilty import first_guilty
 from ktriage.logs.pstore import Part, part_of, reorder
 from ktriage.logs.records import OTHER_SYSLOG_RUN, Record, other_program_line, records
 from ktriage.logs.report import build_crash
@@ -48,6 +49,8 @@ PANIC_TRAILER_LINES = 60  # a panic line this close after a closed report is tha
 HEADLESS_LINES = 40  # how far into a log or a part such a line may still be the cut report's
 _HEADLESS_START = re.compile(
     r"^(?:Call [Tt]race:|pc : \[?<?[0-9a-f]|PC is at \S|RIP: [0-9a-f]{4}:\S|NIP: {1,4}[0-9a-f]|"
+    # MIPS `epc   : 80108aac __kmalloc_track_caller+0x148/0x228`; ARM's unwinder `[<c0010525>] (__irq_svc) from [<`
+    r"epc\s{1,4}: [0-9a-f]{8,16} \S|\[<[0-9a-f]{8}>\] ?\([.\w$]{1,128}(?:\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8})?\) from \[<|"
     r"\s{0,4}(?:\[<[0-9a-f]{8,16}>\] )?(?:\? )?[A-Za-z_][\w.]{0,120}\+0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8}"
     r"(?: \[[\w]{1,64}\])?\s{0,4}$)"
 )
@@ -72,6 +75,11 @@ PANIC_KINDS: tuple[tuple[str, str], ...] = (
     ("hung_task: blocked tasks", "hung-task"),
     ("RCU Stall", "rcu-stall"),
 )
+# powerpc xmon's exception print, untimestamped inside a timestamped console: the crash's own lines
+_XMON = re.compile(
+    r"^\s{0,6}(?:cpu 0x[0-9a-f]{1,4}: Vector: |(?:pc|lr): [0-9a-f]{8,16}: |pid\s{1,4}= \d{1,9}, comm = )"
+)
+_WATCHDOG_KINDS = ("soft-lockup", "hard-lockup")
 HEADLESS_REASON = "the log begins inside the report: its header line, which names the kind, is not in the log"
 
 
@@ -165,7 +173,8 @@ class Scanner:
         )
         if self.fmt is HEADLESS:
             self.before.extend(self.region[1:])  # still the context of the reports after it (their arch...)
-            if sum(1 for f in crash.frames if f.symbol) < HEADLESS_MIN_FRAMES:
+            # ... unless the faulting IP is printed with its function (an x86 `RIP  [<..>] f+0x..` trailer, MIPS epc)
+            if sum(1 for f in crash.frames if f.symbol) < HEADLESS_MIN_FRAMES and not (crash.ip and crash.ip.symbol):
                 self.region, self.indent = None, None
                 return
             crash = self._headless(crash)
@@ -185,6 +194,17 @@ class Scanner:
             head = f"{self.part.reason}#{self.part.dump} Part{self.part.part + 1}"
             reason = f"pstore part {self.part.label} begins inside the report: its head is in part {head}"
         notes = [Event("note", reason, crash.source.first_line)]
+        guilty, title = crash.guilty_frame, crash.title
+        at_ip = crash.ip.symbol if crash.ip and crash.ip.symbol else None
+        if at_ip:
+            # the faulting IP outranks the trace's first frame (a caller); with no frame at all it is the only
+            # function named, generic or not
+            ip_guilty = first_guilty([at_ip], HEADLESS.skip) or (None if any(f.symbol for f in crash.frames) else at_ip)
+            if ip_guilty and ip_guilty != guilty:
+                guilty, title = ip_guilty, f"truncated report in {ip_guilty}"
+                notes.append(
+                    Event("note", f"guilty frame {ip_guilty}: from the faulting IP line", crash.source.first_line)
+                )
         kind = crash.kind
         for text, k in PANIC_KINDS if crash.panic else ():
             if crash.panic.startswith(text):  # type: ignore[union-attr]
@@ -192,7 +212,12 @@ class Scanner:
                 notes.append(Event("note", f"kind {k}: from the panic line `{crash.panic}`", crash.source.last_line))
                 break
         return crash.replace(
-            kind=kind, corrupted=True, corrupted_reason=reason, related_events=crash.related_events + tuple(notes)
+            kind=kind,
+            guilty_frame=guilty,
+            title=title,
+            corrupted=True,
+            corrupted_reason=reason,
+            related_events=crash.related_events + tuple(notes),
         )
 
     def _part_header(self, p: Part) -> None:
@@ -267,7 +292,7 @@ class Scanner:
         # a report is open
         if rec.caller and self.caller and rec.caller != self.caller and rec.caller[0] == self.caller[0]:
             return  # another task's/CPU's line interleaved on the console
-        if rec.ts is None and self.region[0].ts is not None and not hit:
+        if rec.ts is None and self.region[0].ts is not None and not hit and not _XMON.match(rec.text):
             # a timestamped log interleaved with other text (a test harness, a shell on the same
             # console): skip it, and end the report only when the kernel's lines do not come back
             self.foreign += 1
@@ -276,10 +301,24 @@ class Scanner:
             self.before.append(rec)
             return
         self.foreign = 0
+        head = self.region[0]
         if (
             hit
             and hit[0].starts_report
-            and (self.fmt is HEADLESS or not (len(self.region) < _ABSORB_LINES and not self.has_frames))
+            and (
+                self.fmt is HEADLESS
+                or not (len(self.region) < _ABSORB_LINES and not self.has_frames)
+                # in a syslog, a watchdog's header again is the next lockup (a host's messages file often keeps
+                # only the emergency-level header of each); the same line at the same time is one line logged
+                # twice. On a console, two CPUs' headers in a row are one report's interleaved start.
+                or (
+                    hit[0] is self.fmt
+                    and hit[0].kind in _WATCHDOG_KINDS
+                    and rec.stamp is not None
+                    and head.stamp is not None
+                    and (rec.stamp, rec.text) != (head.stamp, head.text)
+                )
+            )
         ):
             self._close()
             self._open(rec, *hit)
