@@ -25,10 +25,7 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from ktriage.server.live import LiveServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KTRIAGE_SHARED", REPO.parent / "shared"))
@@ -101,61 +100,12 @@ def _crashes(texts: list[Text], distinct: int, rng: random.Random, prefix: str) 
 # ------------------------------------------------------------------------------------------------ server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
-
-class Server:
-    """`ktriage fleet serve` as a subprocess on 127.0.0.1."""
-
-    def __init__(self, db_url: str, log: Path) -> None:
-        self.db_url, self.log, self.port = db_url, log, _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "ktriage.cli", "fleet", "serve", "--db", self.db_url, "--port", str(self.port)]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env())
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace").splitlines()[-15:]
-                sys.exit(f"fleet_load: the server exited {self.proc.returncode}:\n" + "\n".join(tail))
-            try:
-                status, _ = _request(self.port, "GET", "/api/v1/buckets?limit=1")
-                if status == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        sys.exit("fleet_load: the server did not answer within 90 s")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-    def token(self) -> str:
-        r = subprocess.run(
-            [sys.executable, "-m", "ktriage.cli", "fleet", "token", "create", "--db", self.db_url, "bench"],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            check=True,
-        )
-        return r.stdout.strip()
+def _start(server: LiveServer) -> None:
+    """Start (or restart) the server; the benchmark stops with the log's tail if it does not come up."""
+    try:
+        server.start(timeout=90)
+    except RuntimeError as e:
+        sys.exit(f"fleet_load: {e}")
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
@@ -271,9 +221,9 @@ def _pct(xs: list[float], p: float) -> float:
 
 def bench_db(kind: str, db_url: str, texts: list[Text], args: argparse.Namespace, workdir: Path) -> dict:
     rng = random.Random(args.seed)
-    server = Server(db_url, workdir / f"serve-{kind}.log")
-    server.start()
-    token = server.token()
+    server = LiveServer(db_url, workdir / f"serve-{kind}.log")
+    _start(server)
+    token = server.token("bench")
     distinct = min(args.distinct, args.reports)
     crashes = _crashes(texts, distinct, rng, "host")
     order = list(range(distinct)) + [rng.randrange(distinct) for _ in range(args.reports - distinct)]
@@ -316,7 +266,7 @@ def bench_db(kind: str, db_url: str, texts: list[Text], args: argparse.Namespace
 
 
 def _kill_phase(
-    server: Server, token: str, texts: list[Text], args: argparse.Namespace, rng: random.Random, before: int
+    server: LiveServer, token: str, texts: list[Text], args: argparse.Namespace, rng: random.Random, before: int
 ) -> dict:
     """Distinct new crashes; SIGKILL once `kill_after` of them got a 202; restart; read every acknowledged one."""
     crashes = _crashes(texts, args.kill_reports, rng, "kill")
@@ -334,7 +284,7 @@ def _kill_phase(
     runner.shutdown()
     acked = {i for r in results if r.status == 202 for i in r.all_ids}
     unanswered = sum(1 for r in results if r.status == 0)
-    server.start()
+    _start(server)
     missing = [i for i in sorted(acked) if _request(server.port, "GET", f"/api/v1/crashes/{i}")[0] != 200]
     after, _ = _store_total(server.port)
     return {

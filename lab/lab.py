@@ -30,9 +30,11 @@ import socket
 import subprocess
 import time
 
+import common
+from common import CACHE, log
+
 LAB = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(LAB)
-CACHE = os.environ.get("KTRIAGE_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ktriage-lab")
 NPROC = os.cpu_count() or 2
 
 APT_PACKAGES = (
@@ -40,10 +42,6 @@ APT_PACKAGES = (
     "libelf-dev libssl-dev build-essential e2fsprogs xz-utils zstd dwarves "
     "gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-system-arm"
 ).split()
-
-
-def log(msg: str) -> None:
-    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def sh(cmd, cwd=None, env=None, check=True, quiet=False, **kw):
@@ -386,7 +384,7 @@ QEMU_BASE = [
 
 
 def spec_hash(name: str) -> str:
-    return hashlib.sha256(json.dumps([BOOT_ARGS, QEMU_BASE, SCENARIOS[name]], sort_keys=True).encode()).hexdigest()[:12]
+    return common.spec_hash(BOOT_ARGS, QEMU_BASE, SCENARIOS[name])
 
 
 def runs_dir() -> str:
@@ -546,27 +544,11 @@ def run_qemu_elf(name: str, sdir: str, boot: list[str], timeout: float, panicked
 
 
 def scenario_done(name: str) -> bool:
-    p = os.path.join(runs_dir(), name, "meta.json")
-    if not os.path.exists(p):
-        return False
-    meta = json.load(open(p))
-    return meta.get("ok") and meta.get("spec") == spec_hash(name)
+    return common.run_done(runs_dir(), name, spec_hash(name))
 
 
 def write_manifest(tree: str, bdir: str) -> str:
-    scen = {}
-    for name in SCENARIOS:
-        p = os.path.join(runs_dir(), name, "meta.json")
-        if os.path.exists(p):
-            meta = json.load(open(p))
-            d = os.path.dirname(p)
-            scen[name] = dict(
-                meta,
-                dir=d,
-                console_log=os.path.join(d, "console.log"),
-                vmcore=os.path.join(d, "vmcore") if meta.get("vmcore") else None,
-                qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None,
-            )
+    scen = common.manifest_scenarios(runs_dir(), SCENARIOS, qemu_elf=True)
     kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
     manifest = {
         "kernel_key": kernel_key()[1],
@@ -655,9 +637,7 @@ def arm64_runs_dir() -> str:
 
 
 def arm64_spec_hash(name: str) -> str:
-    return hashlib.sha256(
-        json.dumps([ARM64_BOOT_ARGS, ARM64_QEMU, ARM64_SCENARIOS[name]], sort_keys=True).encode()
-    ).hexdigest()[:12]
+    return common.spec_hash(ARM64_BOOT_ARGS, ARM64_QEMU, ARM64_SCENARIOS[name])
 
 
 def build_arm64_kernel() -> str:
@@ -753,11 +733,7 @@ def run_arm64_scenario(name: str, tree: str, bdir: str, timeout: float = 240) ->
 
 
 def arm64_scenario_done(name: str) -> bool:
-    p = os.path.join(arm64_runs_dir(), name, "meta.json")
-    if not os.path.exists(p):
-        return False
-    meta = json.load(open(p))
-    return bool(meta.get("ok")) and meta.get("spec") == arm64_spec_hash(name)
+    return common.run_done(arm64_runs_dir(), name, arm64_spec_hash(name))
 
 
 def update_manifest(section: str | None, data: dict) -> str:
@@ -776,25 +752,11 @@ def update_manifest(section: str | None, data: dict) -> str:
                 manifest["arm64"] = old["arm64"]
         else:
             manifest = dict(old, **{section: data})
-        with open(path + ".tmp", "w") as f:
-            json.dump(manifest, f, indent=1)
-        os.replace(path + ".tmp", path)
-    return path
+        return common.write_json(path, manifest)
 
 
 def write_arm64_manifest(tree: str, bdir: str) -> str:
-    scen = {}
-    for name in ARM64_SCENARIOS:
-        p = os.path.join(arm64_runs_dir(), name, "meta.json")
-        if os.path.exists(p):
-            meta = json.load(open(p))
-            d = os.path.dirname(p)
-            scen[name] = dict(
-                meta,
-                dir=d,
-                console_log=os.path.join(d, "console.log"),
-                qemu_elf=os.path.join(d, meta["qemu_elf"]) if meta.get("qemu_elf") else None,
-            )
+    scen = common.manifest_scenarios(arm64_runs_dir(), ARM64_SCENARIOS, vmcore=False, qemu_elf=True)
     kstamp = json.load(open(os.path.join(os.path.dirname(tree), "BUILT")))
     return update_manifest(
         "arm64",
@@ -823,15 +785,12 @@ def lab_arm64(names: list[str] | None = None, force: bool = False) -> list[str]:
         for n in names or ():
             if n not in ARM64_SCENARIOS:
                 raise SystemExit(f"unknown arm64 scenario {n}; known: {', '.join(ARM64_SCENARIOS)}")
-        failed = []
-        for n in names or list(ARM64_SCENARIOS):
-            if not force and not names and arm64_scenario_done(n):
-                log(f"arm64 {n}: cached")
-                continue
-            if not run_arm64_scenario(n, tree, bdir)["ok"]:
-                log(f"arm64 {n}: retrying once")
-                if not run_arm64_scenario(n, tree, bdir)["ok"]:
-                    failed.append(n)
+        failed = common.run_all(
+            names or list(ARM64_SCENARIOS),
+            lambda n: not force and not names and arm64_scenario_done(n),
+            lambda n: run_arm64_scenario(n, tree, bdir),
+            "arm64 ",
+        )
         path = write_arm64_manifest(tree, bdir)
         log(f"arm64 manifest {path}; arm64 total {time.time() - t0:.0f} s")
         return failed
@@ -938,15 +897,11 @@ def main() -> None:
         for n in names:
             if n not in SCENARIOS:
                 raise SystemExit(f"unknown scenario {n}; known: {', '.join(SCENARIOS)}")
-        failed = []
-        for n in names:
-            if not a.force and a.cmd == "all" and scenario_done(n):
-                log(f"{n}: cached")
-                continue
-            if not run_scenario(n, tree, bdir)["ok"]:
-                log(f"{n}: retrying once")
-                if not run_scenario(n, tree, bdir)["ok"]:
-                    failed.append(n)
+        failed = common.run_all(
+            names,
+            lambda n: not a.force and a.cmd == "all" and scenario_done(n),
+            lambda n: run_scenario(n, tree, bdir),
+        )
         path = write_manifest(tree, bdir)
         log(f"manifest {path}; total {time.time() - t0:.0f} s")
         lock.close()  # the arm64 part has its own lock

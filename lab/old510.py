@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import importlib.util
 import json
 import os
@@ -37,8 +36,10 @@ import subprocess
 import sys
 import time
 
+import common
+from common import CACHE
+
 LAB = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.environ.get("KTRIAGE_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ktriage-lab")
 TOP = os.path.join(CACHE, "old510")
 MANIFEST = os.path.join(CACHE, "old510.json")
 META_PKG = "linux-image-amd64"
@@ -326,7 +327,7 @@ def build(k: dict) -> str:
 
 
 def spec_hash(name: str) -> str:
-    return hashlib.sha256(json.dumps([BOOT_ARGS, QEMU, SCENARIOS[name]], sort_keys=True).encode()).hexdigest()[:12]
+    return common.spec_hash(BOOT_ARGS, QEMU, SCENARIOS[name])
 
 
 def runs_dir(k: dict) -> str:
@@ -382,28 +383,12 @@ def run_scenario(name: str, k: dict, bdir: str, timeout: float = 420) -> dict:
     return meta
 
 
-def scenario_meta(k: dict, name: str) -> dict | None:
-    p = os.path.join(runs_dir(k), name, "meta.json")
-    return json.load(open(p)) if os.path.exists(p) else None
-
-
 def scenario_done(k: dict, name: str) -> bool:
-    m = scenario_meta(k, name)
-    return bool(m and m.get("ok") and m.get("spec") == spec_hash(name))
+    return common.run_done(runs_dir(k), name, spec_hash(name))
 
 
 def write_manifest(k: dict, bdir: str) -> str:
-    scen = {}
-    for name in SCENARIOS:
-        m = scenario_meta(k, name)
-        if m:
-            d = os.path.join(runs_dir(k), name)
-            scen[name] = dict(
-                m,
-                dir=d,
-                console_log=os.path.join(d, "console.log"),
-                vmcore=os.path.join(d, "vmcore") if m["vmcore"] else None,
-            )
+    scen = common.manifest_scenarios(runs_dir(k), SCENARIOS)
     manifest = {
         "kernel_release": k["release"],
         "package_version": k["version"],
@@ -418,10 +403,7 @@ def write_manifest(k: dict, bdir: str) -> str:
         "crashmod_ko": os.path.join(bdir, "crashmod.ko"),
         "scenarios": scen,
     }
-    with open(MANIFEST + ".tmp", "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(MANIFEST + ".tmp", MANIFEST)
-    return MANIFEST
+    return common.write_json(MANIFEST, manifest)
 
 
 # --------------------------------------------------------------------------- commands
@@ -443,17 +425,12 @@ def cmd_all(names: list[str], force: bool, dbg: bool) -> None:
         ver, abi, other = resolve_kernel()
         k = fetch_kernel(ver, abi, other, dbg)
         bdir = build(k)
-        failed = []
-        for n in names or list(SCENARIOS):
+        for n in names:
             if n not in SCENARIOS:
                 raise SystemExit(f"unknown scenario {n}; known: {', '.join(SCENARIOS)}")
-            if not force and scenario_done(k, n):
-                log(f"{n}: cached")
-                continue
-            if not run_scenario(n, k, bdir)["ok"]:
-                log(f"{n}: retrying once")
-                if not run_scenario(n, k, bdir)["ok"]:
-                    failed.append(n)
+        failed = common.run_all(
+            names or list(SCENARIOS), lambda n: not force and scenario_done(k, n), lambda n: run_scenario(n, k, bdir)
+        )
         path = write_manifest(k, bdir)
         log(f"manifest {path}; total {time.time() - t0:.1f} s")
         if failed:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import importlib.util
 import json
 import os
@@ -32,8 +31,10 @@ import subprocess
 import sys
 import time
 
+import common
+from common import CACHE
+
 LAB = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.environ.get("KTRIAGE_LAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ktriage-lab")
 STOCK = os.path.join(CACHE, "stock")
 MANIFEST = os.path.join(CACHE, "stock.json")
 META_PKG = "linux-image-amd64"
@@ -308,7 +309,7 @@ def build(k: dict) -> str:
 
 
 def spec_hash(name: str) -> str:
-    return hashlib.sha256(json.dumps([BOOT_ARGS, QEMU, SCENARIOS[name]], sort_keys=True).encode()).hexdigest()[:12]
+    return common.spec_hash(BOOT_ARGS, QEMU, SCENARIOS[name])
 
 
 def runs_dir(ver: str) -> str:
@@ -399,27 +400,15 @@ def run_scenario(name: str, k: dict, bdir: str, timeout: float = 240) -> dict:
 
 
 def scenario_meta(ver: str, name: str) -> dict | None:
-    p = os.path.join(runs_dir(ver), name, "meta.json")
-    return json.load(open(p)) if os.path.exists(p) else None
+    return common.read_meta(runs_dir(ver), name)
 
 
 def scenario_done(ver: str, name: str) -> bool:
-    m = scenario_meta(ver, name)
-    return bool(m and m.get("ok") and m.get("spec") == spec_hash(name))
+    return common.run_done(runs_dir(ver), name, spec_hash(name))
 
 
 def write_manifest(k: dict, bdir: str) -> str:
-    scen = {}
-    for name in SCENARIOS:
-        m = scenario_meta(k["version"], name)
-        if m:
-            d = os.path.join(runs_dir(k["version"]), name)
-            scen[name] = dict(
-                m,
-                dir=d,
-                console_log=os.path.join(d, "console.log"),
-                vmcore=os.path.join(d, "vmcore") if m.get("vmcore") else None,
-            )
+    scen = common.manifest_scenarios(runs_dir(k["version"]), SCENARIOS)
     bmeta = json.load(open(os.path.join(bdir, "BUILT")))
     manifest = {
         "kernel_release": k["release"],
@@ -439,10 +428,7 @@ def write_manifest(k: dict, bdir: str) -> str:
     dbg = dbg_info(k["version"], k["release"])
     if dbg:
         manifest["dbg"] = dbg  # `stock.py dbg` ran for this package version
-    with open(MANIFEST + ".tmp", "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(MANIFEST + ".tmp", MANIFEST)
-    return MANIFEST
+    return common.write_json(MANIFEST, manifest)
 
 
 def prune(k: dict, bdir: str) -> None:
@@ -546,9 +532,7 @@ def cmd_dbg() -> None:
     try:
         m = json.load(open(MANIFEST))
         m["dbg"] = fetch_dbg(m)
-        with open(MANIFEST + ".tmp", "w") as f:
-            json.dump(m, f, indent=1)
-        os.replace(MANIFEST + ".tmp", MANIFEST)
+        common.write_json(MANIFEST, m)
     finally:
         lock.close()
 
@@ -564,15 +548,9 @@ def cmd_all(force: bool = False) -> None:
         ver, abi = resolve_kernel()
         k = fetch_kernel(ver, abi)
         bdir = build(k)
-        failed = []
-        for n in SCENARIOS:
-            if not force and scenario_done(ver, n):
-                log(f"{n}: cached")
-                continue
-            if not run_scenario(n, k, bdir)["ok"]:
-                log(f"{n}: retrying once")
-                if not run_scenario(n, k, bdir)["ok"]:
-                    failed.append(n)
+        failed = common.run_all(
+            SCENARIOS, lambda n: not force and scenario_done(ver, n), lambda n: run_scenario(n, k, bdir)
+        )
         path = write_manifest(k, bdir)
         prune(k, bdir)
         log(f"manifest {path}; total {time.time() - t0:.1f} s")

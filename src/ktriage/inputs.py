@@ -17,9 +17,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import zstandard
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 PEEK = 64 * 1024
 CHUNK = 4 << 20
@@ -67,7 +70,8 @@ class Decoded(io.RawIOBase):
         self._eof = False
         self._left = b""  # decoded, not yet returned (zstd may give more than asked)
 
-    def _new(self):  # type: ignore[no-untyped-def]
+    def _new(self) -> Any:
+        """The kind's decompressor: zlib's, lzma's, bz2's and zstd's objects share no type (see `_step`)."""
         if self.kind == "gzip":
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         if self.kind == "xz":
@@ -79,11 +83,12 @@ class Decoded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[no-untyped-def, override]
-        if not self._left:
-            self._left = self._read(len(b))
-        n = min(len(b), len(self._left))
-        b[:n] = self._left[:n]
+    def readinto(self, b: WriteableBuffer) -> int:
+        with memoryview(b) as m, m.cast("B") as view:  # released here: the caller may resize a bytearray
+            if not self._left:
+                self._left = self._read(len(view))
+            n = min(len(view), len(self._left))
+            view[:n] = self._left[:n]
         self._left = self._left[n:]
         return n
 
@@ -233,9 +238,10 @@ class Lines(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[no-untyped-def, override]
-        data = self.read(len(b))
-        b[: len(data)] = data
+    def readinto(self, b: WriteableBuffer) -> int:
+        with memoryview(b) as m, m.cast("B") as view:  # released here: the caller may resize a bytearray
+            data = self.read(len(view))
+            view[: len(data)] = data
         return len(data)
 
     def read(self, size: int | None = -1) -> bytes:
@@ -298,7 +304,7 @@ def input_notes(stream: BinaryIO) -> tuple[list[str], str | None]:
     lines = stream if isinstance(stream, Lines) else None
     inner = lines.stream if lines is not None else stream
     if isinstance(inner, io.BufferedReader):
-        inner = inner.raw  # type: ignore[assignment]
+        inner = inner.raw
     if lines is not None and lines.cut:
         notes.append(
             f"{lines.cut} line(s) longer than {lines.max_line // 1024} KiB cut to that length before parsing "
@@ -337,7 +343,8 @@ def open_input(path: str) -> tuple[Input, BinaryIO]:
             raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
         except OSError as e:
             raise InputError(f"{shown}: cannot open: {e.strerror}") from None
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    # a standard input that is not a BufferedReader still has readinto, which typing's BinaryIO does not declare
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
     comp = None
     try:
         head = buffered.peek(PEEK)[:PEEK]
@@ -345,8 +352,8 @@ def open_input(path: str) -> tuple[Input, BinaryIO]:
         stream: BinaryIO = buffered
         if comp:
             dec = Decoded(buffered, comp)
-            stream = io.BufferedReader(dec, buffer_size=PEEK)  # type: ignore[arg-type, assignment]
-            head = stream.peek(PEEK)[:PEEK]  # type: ignore[attr-defined]
+            stream = io.BufferedReader(dec, buffer_size=PEEK)
+            head = stream.peek(PEEK)[:PEEK]
             if not head and dec.broken:
                 raise InputError(f"{printable_path(path)}: {dec.broken}")
     except OSError as e:

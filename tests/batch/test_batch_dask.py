@@ -16,16 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from ktriage.server.live import free_port
+
 from .test_batch_local import LAB_LOGS, REPO, batch, comparable, lines
 
 pytest.importorskip("dask.distributed", reason="Dask not installed (pip install 'ktriage[dask]')")
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dask_cmd(*args: str) -> list[str]:

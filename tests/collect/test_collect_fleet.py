@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ktriage.server.live import LiveServer, free_port
 
 from .helpers import REPO, crashed_kernel_log, debian_crash, rhel_crash
 from .test_collect_sources import run, said
@@ -30,38 +30,14 @@ def ktriage(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
-    """(db url, token, port) of a fleet database; the server is started by the test (it is down first)."""
-    db = f"sqlite:///{tmp_path / 'fleet.db'}"
-    r = ktriage("fleet", "token", "create", "--db", db, "web-17")
-    assert r.returncode == 0, r.stderr
-    yield db, r.stdout.strip(), free_port()
-
-
-def serve(db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "ktriage.cli", "fleet", "serve", "--db", db, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=ENV,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        assert p.poll() is None, log.read_text()[-2000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/buckets?limit=1", timeout=2):
-                return p
-        except OSError:
-            assert time.monotonic() < deadline, "ktriage fleet serve did not answer within 60 s"
-            time.sleep(0.2)
+def fleet(tmp_path: Path) -> Iterator[LiveServer]:
+    """The fleet server on a SQLite database, not started: the test starts it (it is down first)."""
+    server = LiveServer(f"sqlite:///{tmp_path / 'fleet.db'}", tmp_path / "serve.log")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def buckets(port: int) -> list[dict]:
@@ -76,8 +52,8 @@ def machine(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_collect_to_the_real_fleet_server_down_then_up(fleet: tuple[str, str, int], machine: Path) -> None:
-    db, token, port = fleet
+def test_collect_to_the_real_fleet_server_down_then_up(fleet: LiveServer, machine: Path) -> None:
+    token, port = fleet.token("web-17"), fleet.port
     common = [
         "--crash-dir",
         str(machine / "crash"),
@@ -92,35 +68,31 @@ def test_collect_to_the_real_fleet_server_down_then_up(fleet: tuple[str, str, in
     ]
     code, out, err = run(machine, *common)
     assert code == 4 and "unreachable" in err
-    server = serve(db, port, machine / "serve.log")
-    try:
-        code, out, err = run(machine, *common, "--retry-now")
-        assert code == 0, err
-        assert len(said(out, "sent")) == 2 and all("bucket " in x for x in said(out, "sent"))
-        got = {b["kind"]: b for b in buckets(port)}
-        assert set(got) == {"null-deref", "bug"}
-        assert "crashmod_read_rx_count" in got["null-deref"]["title"] and got["bug"]["hosts"] == 1
-        assert all(b["count"] == 1 for b in got.values())
-        code, out, _ = run(machine, *common, "--retry-now")  # nothing new: nothing sent twice
-        assert code == 0 and not said(out, "sent") and all(b["count"] == 1 for b in buckets(port))
-        # ktriage batch sends to the same server: the same crashes, counted again as new submissions
-        r = ktriage(
-            "batch",
-            str(machine / "crash"),
-            "--out",
-            str(machine / "b.jsonl"),
-            "--submit",
-            f"http://127.0.0.1:{port}",
-            "--token",
-            token,
-            "--host",
-            "web-18",
-        )
-        assert r.returncode == 0, r.stderr
-        assert sorted(b["kind"] for b in buckets(port)) == ["bug", "null-deref"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    fleet.start()
+    code, out, err = run(machine, *common, "--retry-now")
+    assert code == 0, err
+    assert len(said(out, "sent")) == 2 and all("bucket " in x for x in said(out, "sent"))
+    got = {b["kind"]: b for b in buckets(port)}
+    assert set(got) == {"null-deref", "bug"}
+    assert "crashmod_read_rx_count" in got["null-deref"]["title"] and got["bug"]["hosts"] == 1
+    assert all(b["count"] == 1 for b in got.values())
+    code, out, _ = run(machine, *common, "--retry-now")  # nothing new: nothing sent twice
+    assert code == 0 and not said(out, "sent") and all(b["count"] == 1 for b in buckets(port))
+    # ktriage batch sends to the same server: the same crashes, counted again as new submissions
+    r = ktriage(
+        "batch",
+        str(machine / "crash"),
+        "--out",
+        str(machine / "b.jsonl"),
+        "--submit",
+        f"http://127.0.0.1:{port}",
+        "--token",
+        token,
+        "--host",
+        "web-18",
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(b["kind"] for b in buckets(port)) == ["bug", "null-deref"]
 
 
 def test_collect_into_a_fleet_database(machine: Path, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ down first (connection refused), then up; the reports come from the lab's real c
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -12,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from ktriage.server.live import free_port
 
 from .helpers import crashed_kernel_log, debian_crash, rhel_crash
 from .test_collect_sources import outbox, run, said
@@ -59,12 +60,6 @@ class Handler(BaseHTTPRequestHandler):
         self.server.hosts.append(query["host"][0])
         self.server.seen.append(query["seen"][0])
         self._reply(202, {"crashes": [{"bucket": c["bucket"], "new": True} for c in report["crashes"]]})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(port: int, after: float = 0.0) -> tuple[Fleet, threading.Thread]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,31 +23,58 @@ def lab_cache() -> Path:
     return Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
 
 
-def lab_artifacts() -> dict:
-    """The lab manifest (lab.json), or fail/skip with a clear message when the lab was not built."""
+def skip_on_request() -> None:
+    """KTRIAGE_LAB=skip: a developer without the lab skips every lab test explicitly."""
     if os.environ.get("KTRIAGE_LAB", "").lower() == "skip":
         pytest.skip("KTRIAGE_LAB=skip: crash lab tests skipped on request")
-    manifest = lab_cache() / "lab.json"
+
+
+def target_manifest(file: str, hint: str, files: tuple[str, ...] = ()) -> dict:
+    """A lab target's manifest (<cache>/FILE: lab.json, stock.json, old510.json), its `files` checked to exist.
+
+    Skips on KTRIAGE_LAB=skip; otherwise a target that was not built FAILS with `hint` (CI must build it)."""
+    skip_on_request()
+    manifest = lab_cache() / file
+    if not manifest.exists():
+        pytest.fail(f"{manifest} missing: {hint}", pytrace=False)
+    m = json.loads(manifest.read_text())
+    for key in files:
+        if not Path(m[key]).exists():
+            pytest.fail(f"{m[key]} missing: {hint}", pytrace=False)
+    return m
+
+
+def lab_artifacts() -> dict:
+    """The lab manifest (lab.json), or fail/skip with a clear message when the lab was not built."""
     hint = (
         "the crash lab is not built: run `python3 lab/lab.py all` (about 25 min from scratch, "
         "seconds when cached), or set KTRIAGE_LAB=skip to skip these tests explicitly"
     )
-    if not manifest.exists():
-        pytest.fail(f"{manifest} missing: {hint}", pytrace=False)
-    lab = json.loads(manifest.read_text())
-    for key in ("vmlinux", "crashmod_ko"):
-        if not Path(lab[key]).exists():
-            pytest.fail(f"{lab[key]} missing: {hint}", pytrace=False)
-    return lab
+    return target_manifest("lab.json", hint, ("vmlinux", "crashmod_ko"))
+
+
+def good_run(manifest: dict, name: str, missing: str, need: str | None = None) -> dict:
+    """The manifest's entry for scenario `name` if its run was good (and its `need` file, e.g. "vmcore", exists);
+    else the test FAILS with `missing`, which says what to rebuild."""
+    s = manifest["scenarios"].get(name)
+    if not s or not s.get("ok") or (need is not None and not (s.get(need) and Path(s[need]).exists())):
+        pytest.fail(missing, pytrace=False)
+    return s
 
 
 def scenario(lab: dict, name: str) -> dict:
-    s = lab["scenarios"].get(name)
-    if not s or not s.get("ok"):
-        pytest.fail(
-            f"lab scenario {name!r} has no good run in {lab_cache()}: run `python3 lab/lab.py all`", pytrace=False
-        )
-    return s
+    return good_run(lab, name, f"lab scenario {name!r} has no good run in {lab_cache()}: run `python3 lab/lab.py all`")
+
+
+@contextmanager
+def no_debuginfod() -> Iterator[None]:
+    """DEBUGINFOD_URLS unset for the block: nothing may fetch a -dbg vmlinux behind a tier test's back."""
+    env_url = os.environ.pop("DEBUGINFOD_URLS", None)
+    try:
+        yield
+    finally:
+        if env_url is not None:
+            os.environ["DEBUGINFOD_URLS"] = env_url
 
 
 def analyze_log(log: str, **kw):

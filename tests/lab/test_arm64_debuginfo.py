@@ -27,7 +27,7 @@ import pytest
 from tests.lab.conftest import analyze_log as _analyze
 from tests.lab.conftest import debug_opts as _opts
 from tests.lab.conftest import findings_of as _find
-from tests.lab.conftest import lab_cache
+from tests.lab.conftest import lab_cache, skip_on_request
 
 A2L = "aarch64-linux-gnu-addr2line"
 OBJDUMP = "aarch64-linux-gnu-objdump"
@@ -36,8 +36,7 @@ VECTOR = re.compile(r"^el1[th]?_64_(?:irq|fiq|sync|error)$")
 
 @pytest.fixture(scope="module")
 def a64() -> dict:
-    if os.environ.get("KTRIAGE_LAB", "").lower() == "skip":
-        pytest.skip("KTRIAGE_LAB=skip: crash lab tests skipped on request")
+    skip_on_request()
     manifest = lab_cache() / "lab.json"
     lab = json.loads(manifest.read_text()).get("arm64") if manifest.exists() else None
     if not lab:

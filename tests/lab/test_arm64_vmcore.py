@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("drgn")
 
+from tests.lab.conftest import good_run  # noqa: E402
 from tests.lab.conftest import one_finding as one  # noqa: E402
 from tests.lab.conftest import stack_functions as frames
 from tests.lab.conftest import vmcore_findings as findings
@@ -33,10 +34,8 @@ def a64(lab) -> dict:
 
 
 def _dump(a64: dict, name: str) -> str:
-    s = a64["scenarios"].get(name) or {}
-    if not s.get("ok") or not s.get("qemu_elf"):
-        pytest.fail(f"arm64 scenario {name!r} has no QEMU dump: run `python3 lab/lab.py arm64 {name}`", pytrace=False)
-    return s["qemu_elf"]
+    why = f"arm64 scenario {name!r} has no QEMU dump: run `python3 lab/lab.py arm64 {name}`"
+    return str(good_run(a64, name, why, need="qemu_elf")["qemu_elf"])
 
 
 def _report(a64: dict, name: str, dwarf: bool):

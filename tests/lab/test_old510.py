@@ -25,8 +25,6 @@ Never addresses, PIDs or CPU numbers (they vary per boot, KASLR).
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -35,7 +33,14 @@ import pytest
 
 pytest.importorskip("drgn")
 
-from tests.lab.conftest import assert_abba_deadlock, assert_no_deadlock, assert_uaf_freed_object  # noqa: E402
+from tests.lab.conftest import (  # noqa: E402
+    assert_abba_deadlock,
+    assert_no_deadlock,
+    assert_uaf_freed_object,
+    good_run,
+    no_debuginfod,
+    target_manifest,
+)
 from tests.lab.conftest import one_finding as one  # noqa: E402
 from tests.lab.conftest import stack_functions as frames  # noqa: E402
 from tests.lab.conftest import vmcore_findings as findings  # noqa: E402
@@ -46,28 +51,15 @@ TIERS = ["dwarf", "system-map", "dump"]
 _REPORTS: dict = {}
 
 
-def cache() -> Path:
-    return Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
-
-
 @pytest.fixture(scope="module")
 def old() -> dict:
-    if os.environ.get("KTRIAGE_LAB", "").lower() == "skip":
-        pytest.skip("KTRIAGE_LAB=skip: crash lab tests skipped on request")
-    manifest = cache() / "old510.json"
-    if not manifest.exists():
-        pytest.fail(
-            f"{manifest} missing: run `python3 lab/old510.py all` (about 8 min from scratch), or set KTRIAGE_LAB=skip",
-            pytrace=False,
-        )
-    return json.loads(manifest.read_text())
+    return target_manifest(
+        "old510.json", "run `python3 lab/old510.py all` (about 8 min from scratch), or set KTRIAGE_LAB=skip"
+    )
 
 
 def scenario(m: dict, name: str) -> dict:
-    s = m["scenarios"].get(name)
-    if not s or not s.get("ok") or not s.get("vmcore") or not Path(s["vmcore"]).exists():
-        pytest.fail(f"5.10 scenario {name!r} has no good run: run `python3 lab/old510.py all`", pytrace=False)
-    return s
+    return good_run(m, name, f"5.10 scenario {name!r} has no good run: run `python3 lab/old510.py all`", need="vmcore")
 
 
 def options(m: dict, tier: str) -> Options:
@@ -87,12 +79,8 @@ def report(old):
     def get(name: str, tier: str):
         key = (name, tier)
         if key not in _REPORTS:
-            env_url = os.environ.pop("DEBUGINFOD_URLS", None)  # nothing may fetch the -dbg vmlinux behind our back
-            try:
+            with no_debuginfod():
                 _REPORTS[key] = analyze_paths([scenario(old, name)["vmcore"]], options(old, tier))
-            finally:
-                if env_url is not None:
-                    os.environ["DEBUGINFOD_URLS"] = env_url
         return _REPORTS[key]
 
     return get

@@ -39,6 +39,7 @@ import pytest
 
 pytest.importorskip("drgn")
 
+from tests.lab.conftest import good_run, lab_cache, no_debuginfod, target_manifest  # noqa: E402
 from tests.lab.conftest import one_finding as one
 from tests.lab.conftest import stack_functions as frames
 from tests.lab.conftest import vmcore_findings as findings  # noqa: E402
@@ -51,53 +52,26 @@ BTF_TYPES = {"6.1.192-2": 100750}
 _REPORTS: dict = {}
 
 
-def stock_cache() -> Path:
-    return Path(os.environ.get("KTRIAGE_LAB_CACHE") or Path.home() / ".cache" / "ktriage-lab")
-
-
-def stock_artifacts() -> dict:
-    """stock.json, or fail/skip with a clear message when the stock target was not built (as lab_artifacts())."""
-    if os.environ.get("KTRIAGE_LAB", "").lower() == "skip":
-        pytest.skip("KTRIAGE_LAB=skip: crash lab tests skipped on request")
-    manifest = stock_cache() / "stock.json"
+@pytest.fixture(scope="module")
+def stock() -> dict:
     hint = (
         "the stock Debian kernel target is not built: run `python3 lab/stock.py all` (about 1-2 min from "
         "scratch, seconds when cached), or set KTRIAGE_LAB=skip to skip these tests explicitly"
     )
-    if not manifest.exists():
-        pytest.fail(f"{manifest} missing: {hint}", pytrace=False)
-    st = json.loads(manifest.read_text())
-    for key in ("vmlinuz", "crashmod_ko"):
-        if not Path(st[key]).exists():
-            pytest.fail(f"{st[key]} missing: {hint}", pytrace=False)
-    return st
-
-
-@pytest.fixture(scope="module")
-def stock() -> dict:
-    return stock_artifacts()
+    return target_manifest("stock.json", hint, ("vmlinuz", "crashmod_ko"))
 
 
 def scenario(st: dict, name: str) -> dict:
-    s = st["scenarios"].get(name)
-    if not s or not s.get("ok") or not s.get("vmcore") or not Path(s["vmcore"]).exists():
-        pytest.fail(
-            f"stock scenario {name!r} has no good run in {stock_cache()}/stock: run `python3 lab/stock.py all`",
-            pytrace=False,
-        )
-    return s
+    why = f"stock scenario {name!r} has no good run in {lab_cache()}/stock: run `python3 lab/stock.py all`"
+    return good_run(st, name, why, need="vmcore")
 
 
 @pytest.fixture(scope="module")
 def report(stock):
     def get(name: str):
         if name not in _REPORTS:
-            env_url = os.environ.pop("DEBUGINFOD_URLS", None)  # nothing may fetch the -dbg vmlinux behind our back
-            try:
+            with no_debuginfod():
                 _REPORTS[name] = analyze_paths([scenario(stock, name)["vmcore"]], Options())  # no --vmlinux/--debuginfo
-            finally:
-                if env_url is not None:
-                    os.environ["DEBUGINFOD_URLS"] = env_url
         return _REPORTS[name]
 
     return get

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import LiveServer, ktriage
 from server_inputs import XSS, lab_log, seed_texts, with_comm
+
+from ktriage.server.live import LiveServer
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install 'ktriage[test]')")
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or ""
@@ -49,7 +50,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer
     # the same log from the same host is one crash (stored once), so each post below comes from another host
     server = LiveServer(f"sqlite:///{tmp}/fleet.db", tmp / "serve.log").start()
     try:
-        token = ktriage("fleet", "token", "create", "--db", server.db_url, "browser-test").strip()
+        token = server.token("browser-test")
         days = ["2026-11-24", "2026-11-26", "2026-11-29", "2026-12-01", "2026-12-03", "2026-12-04"]
         buckets = {}
         for i, day in enumerate(days):

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from live_server import LiveServer, free_port, ktriage
 from server_inputs import lab_log
 
+from ktriage.server.live import LiveServer, free_port
 from realdata import REPO
 
 SCENARIOS = ["bug-on", "warn", "soft-lockup", "uaf-poison", "panic", "list-corruption", "null-member", "hung-task"]
@@ -34,7 +34,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def live_token(server: LiveServer) -> str:
-    return ktriage("fleet", "token", "create", "--db", server.db_url, "writer").strip()
+    return server.token("writer")
 
 
 def _post(base: str, token: str, body: bytes, host: str) -> tuple[int, dict]:

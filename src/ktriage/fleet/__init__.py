@@ -15,59 +15,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from ktriage.fleet.bucketing import FleetError
-    from ktriage.fleet.store import FleetStore
-    from ktriage.fleet.types import (
-        STATES,
-        BucketDetail,
-        BucketFilter,
-        BucketSummary,
-        CrashDetail,
-        CrashSummary,
-        IngestResult,
-        IngestSummary,
-        KernelRow,
-        RebucketSummary,
-    )
+from ktriage.fleet import types as _types
+from ktriage.fleet.types import *  # noqa: F403 - the records (plain dataclasses, no extra needed): types.__all__
 
-_WHERE = {
-    "FleetError": "ktriage.fleet.bucketing",
-    "FleetStore": "ktriage.fleet.store",
-    **{
-        n: "ktriage.fleet.types"
-        for n in (
-            "STATES",
-            "BucketDetail",
-            "BucketFilter",
-            "BucketSummary",
-            "CrashDetail",
-            "CrashSummary",
-            "IngestResult",
-            "IngestSummary",
-            "KernelRow",
-            "RebucketSummary",
-        )
-    },
-}
+if TYPE_CHECKING:  # these need the extra: imported on first use, through __getattr__ and _LAZY below
+    from ktriage.fleet.bucketing import FleetError as FleetError
+    from ktriage.fleet.store import FleetStore as FleetStore
 
-__all__ = [
-    "STATES",
-    "BucketDetail",
-    "BucketFilter",
-    "BucketSummary",
-    "CrashDetail",
-    "CrashSummary",
-    "FleetError",
-    "FleetStore",
-    "IngestResult",
-    "IngestSummary",
-    "KernelRow",
-    "RebucketSummary",
-]
+_LAZY = {"FleetError": "ktriage.fleet.bucketing", "FleetStore": "ktriage.fleet.store"}
+__all__ = [*_types.__all__, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ktriage.fleet' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -413,10 +414,10 @@ def _form_sig(form: dict[str, Any]) -> dict[str, Any]:
 def parse_rule_text(text: str, path: str) -> Any:
     """YAML (or TOML for *.toml) text -> data; raises RuleError with the line of a syntax error."""
     if path.endswith(".toml"):
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
-            raise RuleError(path, "TOML rules need Python 3.11+ (tomllib)") from None
+        else:
+            import tomli as tomllib
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -467,28 +468,24 @@ def configured_dirs(notes: list[str] | None = None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     cfg = config_path()
     if cfg.is_file():
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:
-            tomllib = None  # type: ignore[assignment]
-        if tomllib is None:
-            if notes is not None:
-                notes.append(f"{cfg}: not read (TOML needs Python 3.11+)")
         else:
-            try:
-                conf = tomllib.loads(cfg.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-                if notes is not None:
-                    notes.append(f"{cfg}: not read: {e}")
-                conf = {}
-            dirs = conf.get("kb_dirs", [])
-            if isinstance(dirs, str):
-                dirs = [dirs]
-            if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-                if notes is not None:
-                    notes.append(f"{cfg}: field kb_dirs: expected a list of directory names")
-                dirs = []
-            out += [(str(cfg), os.path.expanduser(d)) for d in dirs]
+            import tomli as tomllib
+        try:
+            conf = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            if notes is not None:
+                notes.append(f"{cfg}: not read: {e}")
+            conf = {}
+        dirs = conf.get("kb_dirs", [])
+        if isinstance(dirs, str):
+            dirs = [dirs]
+        if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+            if notes is not None:
+                notes.append(f"{cfg}: field kb_dirs: expected a list of directory names")
+            dirs = []
+        out += [(str(cfg), os.path.expanduser(d)) for d in dirs]
     env = os.environ.get(ENV_PATH, "")
     out += [(ENV_PATH, os.path.expanduser(d)) for d in env.split(":") if d]
     return out
