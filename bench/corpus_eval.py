@@ -48,7 +48,9 @@ TYPE_TO_KIND = {
     "ATOMIC_SLEEP": {"atomic-sleep"},
     "HANG": {"hung-task", "rcu-stall", "soft-lockup", "hard-lockup"},
     "LEAK": {"memory-leak"},
-    "WARNING": {"warning", "refcount", "list-corruption"},
+    # ktriage's kinds are finer than syzkaller's types: a WARN from mm/usercopy.c is a usercopy violation
+    # (as the BUG form already is), a `Kernel panic - not syncing: stack-protector:` a stack-protector crash
+    "WARNING": {"warning", "refcount", "list-corruption", "usercopy"},
     "REFCOUNT_WARNING": {"refcount"},
     "BUG": {"bug", "list-corruption", "invalid-opcode", "bad-page", "slab-corruption", "usercopy"},
     "MEMORY_SAFETY_BUG": {
@@ -65,6 +67,7 @@ TYPE_TO_KIND = {
     },
     "DoS": {
         "panic",
+        "stack-protector",
         "soft-lockup",
         "gpf",
         "paging-request",
@@ -129,6 +132,8 @@ def evaluate(corpus: Path) -> dict:
             stats["framed"] += 1
             if c.guilty_frame == hdr["FRAME"][0]:
                 stats["frame_agree"] += 1
+            else:
+                misses.append({"file": p.name, "cause": "frame", "want": hdr["FRAME"][0], "got": c.guilty_frame})
         want_corrupt = hdr.get("CORRUPTED", ["N"])[0] == "Y"
         stats["corrupted_agree"] += int(c.corrupted == want_corrupt)
     pos = max(stats["positive"], 1)

@@ -210,7 +210,7 @@ FORMATS: tuple[Format, ...] = (
     F(
         r"BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu recursion|bad magic|"
         r"wrong owner|wrong CPU|trylock failure on UP)",
-        "bug",
+        "lockdep",  # CONFIG_DEBUG_SPINLOCK's checks (kernel/locking/spinlock_debug.c): a locking bug, no BUG_ON
         "BUG: {h1} {h2} in {func}",
         skip=("spin_", "_lock", "_unlock"),
     ),

@@ -1,0 +1,50 @@
+"""General rules of how the kernel prints, checked on excerpts of syzkaller's report corpus
+(tests/fixtures/syzkaller, each file's source in its README). The expected titles are syzkaller's
+own (the corpus file's TITLE: line); each rule was missing before and is named in the test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ktriage.logs import parse_log_text
+from ktriage.logs.guilty import strip_prefixes
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "syzkaller"
+
+
+def first(name: str):
+    crashes = parse_log_text((FIX / name).read_text(encoding="utf-8", errors="replace"))
+    assert crashes, f"no crash found in {name}"
+    return crashes[0]
+
+
+def test_bare_sys_prefix_of_32bit_arm_is_dropped() -> None:
+    """32-bit ARM calls the syscall body `sys_openat2` (no `__arm_` wrapper): the name is `openat2`."""
+    c = first("arm-rcu-stall-sys-openat2.log")
+    assert c.title == "INFO: rcu detected stall in openat2"
+    assert c.guilty_frame == "openat2"
+
+
+def test_one_wrapper_prefix_is_dropped_the_one_that_leaves_the_shortest_name() -> None:
+    # x86's wrapper keeps `sys_` (syzkaller corpus: `BUG: soft lockup in sys_rmdir` from `__x64_sys_rmdir`)
+    assert strip_prefixes("__x64_sys_rmdir") == "sys_rmdir"
+    assert strip_prefixes("__se_sys_memfd_secret") == "memfd_secret"
+    assert strip_prefixes("SyS_ioctl") == "ioctl"
+    assert strip_prefixes("__sys_sendmsg") == "sendmsg"
+    assert strip_prefixes("ksys_write") == "write"
+    assert strip_prefixes("sysfs_kf_write") == "sysfs_kf_write"  # a prefix of words, not of a name
+
+
+def test_warning_in_mark_buffer_dirty_names_its_caller() -> None:
+    """mark_buffer_dirty() WARNs when its caller dirties a buffer that is not uptodate: the caller is guilty."""
+    c = first("warning-mark-buffer-dirty.log")
+    assert c.kind == "warning"
+    assert c.title == "WARNING in bfs_get_block"
+    assert c.guilty_frame == "bfs_get_block"
+
+
+def test_spinlock_debug_report_is_a_locking_bug_not_a_bug_on() -> None:
+    c = first("spinlock-bad-magic.log")
+    assert c.kind == "lockdep"
+    assert c.title == "BUG: spinlock bad magic in tcp_nuke_addr"
