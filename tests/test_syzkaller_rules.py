@@ -48,3 +48,13 @@ def test_spinlock_debug_report_is_a_locking_bug_not_a_bug_on() -> None:
     c = first("spinlock-bad-magic.log")
     assert c.kind == "lockdep"
     assert c.title == "BUG: spinlock bad magic in tcp_nuke_addr"
+
+
+def test_a_stack_printed_by_another_message_inside_the_report_is_not_the_reports() -> None:
+    """`FAULT_FLAG_ALLOW_RETRY missing` prints its own stack right after the lockdep header; the console
+    lines carry no caller id, so that stack (ending in entry_SYSCALL_64_fastpath) cannot be told from the
+    report's: the report is corrupted and names no function, rather than the wrong one."""
+    c = first("unlock-balance-interleaved.log")
+    assert c.title == "BUG: bad unlock balance in corrupted"
+    assert c.guilty_frame is None
+    assert c.corrupted and "interleaved" in (c.corrupted_reason or "")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ktriage import linear
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
-from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
+from ktriage.logs.formats import FORMATS, INFO_WITH_STACK, TITLE_REPLACEMENTS, Format
 from ktriage.logs.frames import (
     ARM_REGS_LINE,
     EL1_VECTOR,
@@ -415,6 +415,19 @@ def _title(fmt: Format, groups: dict[str, str], func: str | None) -> tuple[str, 
 
 
 _TS_IN_TITLE = re.compile(r"\[ *\d+\.\d+\]")
+_INFO_WITH_STACK = re.compile("|".join(re.escape(text) for text, _ in INFO_WITH_STACK))
+
+
+def interleaved_at(region: Sequence[Record]) -> int | None:
+    """Index of the first line inside a report where a message with a stack of its own (a vmalloc
+    failure, fault injection) starts, when the lines carry no caller id to tell the two apart: the
+    frames after it may be either's, so the guilty frame is read from the lines before it."""
+    if region[0].caller:
+        return None
+    for i, rec in enumerate(region[1:], 1):
+        if _INFO_WITH_STACK.search(rec.text):
+            return i
+    return None
 
 
 def stack_corruption(lines: Sequence[str]) -> str | None:
@@ -552,7 +565,8 @@ def build_crash(
     if rmatch is not None:
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
-    guilty, polluted = _guilty(fmt, groups, lines)
+    mixed = interleaved_at(region)
+    guilty, polluted = _guilty(fmt, groups, lines[:mixed] if mixed else lines)
     notes: list[str] = []  # how a value was read when it did not come from its usual field
     if arch_from_context:
         notes.append(f"arch {arch}: from the log's lines before the report; the report itself does not show it")
@@ -689,6 +703,8 @@ def build_crash(
     corrupted, reason = fmt.corrupted, "the report format is known to be incomplete" if fmt.corrupted else None
     if not corrupted and _TS_IN_TITLE.search(title):
         corrupted, reason = True, "a timestamp is merged into the title"
+    if mixed and not corrupted:
+        corrupted, reason = True, f"another message's stack is interleaved from line {region[mixed].lineno}"
     if missing and not corrupted:
         corrupted, reason = True, "no function could be read for the title"
     if polluted and not corrupted:
