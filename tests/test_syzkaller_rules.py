@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ktriage.logs import parse_log_text
+from ktriage.logs.frames import normalize
 from ktriage.logs.guilty import strip_prefixes
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "syzkaller"
@@ -58,3 +59,19 @@ def test_a_stack_printed_by_another_message_inside_the_report_is_not_the_reports
     assert c.title == "BUG: bad unlock balance in corrupted"
     assert c.guilty_frame is None
     assert c.corrupted and "interleaved" in (c.corrupted_reason or "")
+
+
+def test_rust_frames_are_demangled_and_the_panic_machinery_skipped() -> None:
+    """Kernel Rust code is built with v0 symbol mangling: the guilty frame is the demangled path of the
+    first frame below rust_begin_unwind and core::panicking (both are the panic's machinery)."""
+    c = first("rust-panic-sub-overflow.log")
+    assert c.guilty_frame == "<rust_binder::process::Process>::update_ref"
+    assert c.title == "attempt to subtract with overflow in <rust_binder::process::Process>::update_ref"
+    # the frames keep the symbol as printed (for addr2line / a debugger)
+    assert any(f.symbol and f.symbol.startswith("_RNvMs3_") for f in c.frames)
+
+
+def test_a_name_that_is_not_a_rust_v0_symbol_is_left_as_printed() -> None:
+    assert normalize("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind") == "__rustc::rust_begin_unwind"
+    assert normalize("_RNvXbad") == "_RNvXbad"  # starts like one, does not decode
+    assert normalize("_Raw_spin_lock") == "_Raw_spin_lock"
