@@ -102,7 +102,8 @@ def evaluate(corpus: Path) -> dict:
     for p in files:
         hdr, log = read_case(p)
         crashes = parse_log_text(log, str(p))
-        want = hdr.get("TITLE", [None])[0]
+        # an empty `TITLE:` says syzkaller finds no crash in the log (a user-space segfault), like a missing one
+        want = hdr.get("TITLE", [None])[0] or None
         if want is None:
             stats["negative"] += 1
             if crashes:
@@ -130,7 +131,8 @@ def evaluate(corpus: Path) -> dict:
                 misses.append({"file": p.name, "cause": "kind", "want": hdr["TYPE"][0], "got": c.kind})
         if "FRAME" in hdr:
             stats["framed"] += 1
-            if c.guilty_frame == hdr["FRAME"][0]:
+            # syzkaller writes `corrupted` where no frame can be named
+            if c.guilty_frame == hdr["FRAME"][0] or (c.guilty_frame is None and hdr["FRAME"][0] == "corrupted"):
                 stats["frame_agree"] += 1
             else:
                 misses.append({"file": p.name, "cause": "frame", "want": hdr["FRAME"][0], "got": c.guilty_frame})

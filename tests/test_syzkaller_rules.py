@@ -75,3 +75,12 @@ def test_a_name_that_is_not_a_rust_v0_symbol_is_left_as_printed() -> None:
     assert normalize("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind") == "__rustc::rust_begin_unwind"
     assert normalize("_RNvXbad") == "_RNvXbad"  # starts like one, does not decode
     assert normalize("_Raw_spin_lock") == "_Raw_spin_lock"
+
+
+def test_an_rcu_stall_whose_only_trace_is_all_questionable_names_no_function() -> None:
+    """rcu_tasks prints the holdout task's stack from another CPU: every frame is `?`, topped by stale
+    scheduler addresses. That is no evidence of where the task loops: no guilty frame, title `corrupted`."""
+    c = first("rcu-tasks-stall-all-questionable.log")
+    assert c.kind == "rcu-stall"
+    assert c.title == "INFO: rcu detected stall in corrupted"
+    assert c.guilty_frame is None

@@ -414,6 +414,12 @@ def _title(fmt: Format, groups: dict[str, str], func: str | None) -> tuple[str, 
     return sanitize_title(title.strip()), missing
 
 
+# Reports whose stacks are other tasks' read by the detecting CPU (an RCU stall's preempted readers,
+# `sched_show_task()` of a task running elsewhere): an all-`?` trace there is stale return addresses
+# topped by the scheduler (`? __schedule+0x11d7`), not an unwinder without frame pointers, and names no
+# guilty function. (A hung task's all-`?` trace on an old kernel does: ddnet issue 401, `walk_component`.)
+_OTHER_TASK_STACKS = ("rcu-stall",)
+
 _TS_IN_TITLE = re.compile(r"\[ *\d+\.\d+\]")
 _INFO_WITH_STACK = re.compile("|".join(re.escape(text) for text, _ in INFO_WITH_STACK))
 
@@ -691,7 +697,7 @@ def build_crash(
         related_recs.append(Record(region[0].lineno, head_prefix[rm.start() :].strip(" “”\"'。,，;"), region[0].ts))
     related = tuple(Event("log", r.text.strip(), r.lineno) for r in related_recs[-10:])
     related += tuple(Event("slab", r.text.strip(), r.lineno) for r in region if _SLUB_TRACK.match(r.text))
-    if guilty is None and frames and not any(f.reliable for f in frames):
+    if guilty is None and frames and not any(f.reliable for f in frames) and fmt.kind not in _OTHER_TASK_STACKS:
         # old kernels without frame pointers print every frame with `?`: still the best evidence there is
         guilty = first_guilty([f.symbol for f in frames if f.symbol and not f.inline], fmt.skip)
         if guilty is not None:
