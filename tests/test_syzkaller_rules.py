@@ -84,3 +84,14 @@ def test_an_rcu_stall_whose_only_trace_is_all_questionable_names_no_function() -
     assert c.kind == "rcu-stall"
     assert c.title == "INFO: rcu detected stall in corrupted"
     assert c.guilty_frame is None
+
+
+def test_an_oops_printed_into_a_reports_call_trace_is_another_report() -> None:
+    """CPU 1's WARNING gets as far as `Call Trace:` when CPU 0's general protection fault is printed into
+    it. The GPF is its own crash; its RIP (native_write_cr4) is not where the WARNING fired."""
+    crashes = parse_log_text((FIX / "warning-cut-by-another-cpus-gpf.log").read_text())
+    assert [(c.kind, c.task.pid) for c in crashes] == [("warning", 18244), ("gpf", 18241)]
+    warn, gpf = crashes
+    assert warn.title == "WARNING in corrupted" and warn.corrupted
+    assert warn.guilty_frame != "native_write_cr4"
+    assert gpf.title == "general protection fault in native_write_cr4"

@@ -27,6 +27,7 @@ MAX_REPORT_LINES = 1000
 CONTEXT_LINES = 300
 _BOOT = re.compile(r"^Linux version \d")
 _ABSORB_LINES = 12
+_STACK_KEYWORD = re.compile(r"^\s*Call [Tt]race:\s*$")
 # Without timestamps, a report ends where the text stops looking like an oops (mail, blog, notes).
 _OOPSY = re.compile(
     r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
@@ -285,7 +286,9 @@ class Scanner:
             self._open(rec, *hit)
             return
         self.region.append(rec)
-        if "+0x" in rec.text:
+        if "+0x" in rec.text or _STACK_KEYWORD.search(rec.text):
+            # the report reached its stack: a header from here on is another report (another CPU's oops
+            # printed into this one's `Call Trace:`), not the second line of this one
             self.has_frames = True
         if rec.ts is None:
             self.prose = 0 if _OOPSY.search(rec.text) else self.prose + 1
