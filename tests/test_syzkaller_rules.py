@@ -95,3 +95,12 @@ def test_an_oops_printed_into_a_reports_call_trace_is_another_report() -> None:
     assert warn.title == "WARNING in corrupted" and warn.corrupted
     assert warn.guilty_frame != "native_write_cr4"
     assert gpf.title == "general protection fault in native_write_cr4"
+
+
+def test_a_questionable_frame_is_no_anchor_for_a_stall_walk() -> None:
+    """An RCU stall with only blocked tasks' stacks: the walk looks for the timer interrupt that sampled the
+    stalled CPU, and the only one printed is a stale `? asm_sysvec_apic_timer_interrupt+0x1f/0x30`. That is
+    no interrupt entry: the frames after it (syscall_exit_to_user_mode) do not name the stall."""
+    c = first("rcu-stall-blocked-tasks.log")
+    assert c.title == "INFO: rcu detected stall in corrupted"
+    assert c.guilty_frame is None

@@ -358,9 +358,14 @@ def _later_header(
 _LATER_HEADER_LINES = 30
 
 
+_QUESTIONABLE = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)?\? ")
+
+
 def _stack_lines(lines: Sequence[str]) -> list[str]:
-    """Report lines for the guilty-frame walk: unreliable ppc frames never count."""
-    return [ln for ln in lines if not ln.rstrip().endswith("(unreliable)")]
+    """Report lines for the guilty-frame walk: unreliable frames (x86 `? func`, ppc `(unreliable)`)
+    never count, neither as a frame nor as the anchor a walk looks for (a stale
+    `? asm_sysvec_apic_timer_interrupt` is no interrupt entry)."""
+    return [ln for ln in lines if not ln.rstrip().endswith("(unreliable)") and not _QUESTIONABLE.match(ln)]
 
 
 def _guilty(fmt: Format, groups: dict[str, str], lines: Sequence[str]) -> tuple[str | None, bool]:
