@@ -104,3 +104,13 @@ def test_a_questionable_frame_is_no_anchor_for_a_stall_walk() -> None:
     c = first("rcu-stall-blocked-tasks.log")
     assert c.title == "INFO: rcu detected stall in corrupted"
     assert c.guilty_frame is None
+
+
+def test_a_report_interleaved_with_a_vmalloc_failure_is_read_up_to_it() -> None:
+    """Another task's `vmalloc: allocation failure` (warn_alloc, with its own stack) is printed into a
+    suspicious-RCU-usage report on the fourth line, before the file:line the title needs: no frame of the
+    warn_alloc stack (xt_alloc_entry_offsets) is taken as the RCU report's, and the title is the header."""
+    c = first("rcu-usage-interleaved-vmalloc-failure.log")
+    assert c.title == "WARNING: suspicious RCU usage"
+    assert c.guilty_frame is None
+    assert c.corrupted

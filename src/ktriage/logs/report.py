@@ -560,7 +560,8 @@ def build_crash(
     arch_from_context = arch is None and (arch := archmod.detect_arch([r.text for r in before[-100:]])) is not None
     frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
 
-    fmt, header, rmatch = select_format(fmt, lines)
+    mixed = interleaved_at(region)
+    fmt, header, rmatch = select_format(fmt, lines[:mixed] if mixed else lines)
     own = _own_lines(fmt, lines)
     regs = archmod.parse_registers(own, arch)
     ip = archmod.parse_ip(own)
@@ -576,7 +577,6 @@ def build_crash(
     if rmatch is not None:
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
-    mixed = interleaved_at(region)
     guilty, polluted = _guilty(fmt, groups, lines[:mixed] if mixed else lines)
     notes: list[str] = []  # how a value was read when it did not come from its usual field
     if arch_from_context:
