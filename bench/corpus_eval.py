@@ -3,7 +3,9 @@
 the corpus of real production/bug-tracker/mailing-list texts (tests/corpora/real).
 
 syzkaller: each corpus file holds header lines (TITLE:, ALT:, TYPE:, FRAME:, CORRUPTED:), a blank
-line, then the raw console log. ktriage reads the log; its first crash is compared with the header.
+line, then the raw console log. ktriage reads the log; its first crash is compared with the header:
+title, kind, guilty frame (FRAME:, and the function a title ends with), corrupted. `--misses` lists each
+disagreement with its cause.
 
 real: tests/corpora/real/index.yaml lists every text with the answers checked by hand (kind, guilty
 function, arch, release, task, fault address, frames, whether it is a crash at all); the first crash
