@@ -114,3 +114,14 @@ def test_a_report_interleaved_with_a_vmalloc_failure_is_read_up_to_it() -> None:
     assert c.title == "WARNING: suspicious RCU usage"
     assert c.guilty_frame is None
     assert c.corrupted
+
+
+def test_a_header_after_the_reports_task_line_starts_another_report() -> None:
+    """CPU 0's double fault prints its `CPU: 0 PID: 0 Comm: swapper/0` line, then a paging request's header
+    comes: that is a second report, not the double fault's second header line, and the `RIP:` printed
+    after it (__udp6_lib_lookup) is not the double fault's."""
+    crashes = parse_log_text((FIX / "double-fault-and-paging-request-two-cpus.log").read_text())
+    assert [c.kind for c in crashes[:2]] == ["double-fault", "paging-request"]
+    df = crashes[0]
+    assert df.title == "PANIC: double fault in corrupted" and df.guilty_frame is None
+    assert (df.task.comm, df.task.cpu) == ("swapper/0", 0)
