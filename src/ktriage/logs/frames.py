@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import re
 
-from rust_demangler.rust_v0 import V0Demangler
-
 from ktriage import linear
 from ktriage.model import Frame, Location
 
@@ -190,6 +188,8 @@ def demangle_rust(name: str) -> str:
     """A Rust v0-mangled symbol (the kernel builds Rust with `-Csymbol-mangling-version=v0`) as Rust
     writes the path: `_RNvMs3_NtCs..._11rust_binder7processNtB5_7Process10update_ref` is
     `<rust_binder::process::Process>::update_ref`. A name that does not decode stays as printed."""
+    from rust_demangler.rust_v0 import V0Demangler  # imported on the first Rust frame: most logs have none
+
     try:
         out = V0Demangler().demangle(name)  # the demangler keeps its state in the instance
     except Exception:  # the library raises bare exceptions on input it cannot decode
