@@ -41,7 +41,7 @@ KINDS: dict[str, str] = {
     "divide-error": "division by zero",
     "double-fault": "double fault",
     "mce": "machine check exception (hardware error)",
-    "lockdep": "lock dependency validator report",
+    "lockdep": "lock debugging report (lockdep's validator, spinlock/rwlock debug checks)",
     "atomic-sleep": "sleeping function called from atomic context",
     "memory-leak": "kmemleak report",
     "oom": "out of memory",

@@ -210,7 +210,7 @@ FORMATS: tuple[Format, ...] = (
     F(
         r"BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu recursion|bad magic|"
         r"wrong owner|wrong CPU|trylock failure on UP)",
-        "bug",
+        "lockdep",  # CONFIG_DEBUG_SPINLOCK's checks (kernel/locking/spinlock_debug.c): a locking bug, no BUG_ON
         "BUG: {h1} {h2} in {func}",
         skip=("spin_", "_lock", "_unlock"),
     ),
@@ -839,6 +839,15 @@ IGNORE = re.compile(
 
 # What varies between runs of one bug, replaced in titles (syzkaller's convention, so that one
 # bug has one title): executor names, addresses, file lines, `func+0x1/0x2` offsets, numbers.
+# Messages that are no crash but print a stack of their own (syzkaller's infoMessagesWithStack), with
+# what prints them. Inside a report whose lines carry no caller id (CONFIG_PRINTK_CALLER), their frames
+# and the report's are interleaved on the console: the report is read up to that line.
+INFO_WITH_STACK: tuple[tuple[str, str], ...] = (
+    ("vmalloc: allocation failure:", "warn_alloc() for a failed vmalloc (mm/vmalloc.c)"),
+    ("FAULT_INJECTION: forcing a failure", "fault injection (lib/fault-inject.c)"),
+    ("FAULT_FLAG_ALLOW_RETRY missing", "handle_userfault() (fs/userfaultfd.c)"),
+)
+
 TITLE_REPLACEMENTS: tuple[tuple[linear.Pattern, str], ...] = tuple(
     (linear.compile(a), b)
     for a, b in (

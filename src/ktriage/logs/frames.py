@@ -10,6 +10,7 @@ symbolized      ` func+0x12/0x40 net/core/dev.c:123`, ` __dump_stack lib/dump_st
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ktriage import linear
@@ -168,11 +169,29 @@ _SUFFIX = re.compile(r"(?:\.(?:isra|constprop|part|cold|llvm|lto_priv|clone|loca
 
 
 def normalize(name: str) -> str:
-    """Drop compiler clone suffixes (`.isra.0`, `.constprop.3`, `.cold`) that vary between builds."""
+    """Drop compiler clone suffixes (`.isra.0`, `.constprop.3`, `.cold`) that vary between builds, and
+    demangle Rust symbols (the name a Rust developer knows, without the crate hash that varies)."""
     if name.startswith(".") and len(name) > 1:
         name = name[1:]
     prev = None
     while prev != name:
         prev = name
         name = _SUFFIX.sub("", name)
-    return name
+    return demangle_rust(name) if _RUST_V0.match(name) else name
+
+
+_RUST_V0 = re.compile(r"_R[NI][A-Za-z]")  # a v0 function symbol: a nested path, or one with generic args
+
+
+@functools.lru_cache(maxsize=4096)
+def demangle_rust(name: str) -> str:
+    """A Rust v0-mangled symbol (the kernel builds Rust with `-Csymbol-mangling-version=v0`) as Rust
+    writes the path: `_RNvMs3_NtCs..._11rust_binder7processNtB5_7Process10update_ref` is
+    `<rust_binder::process::Process>::update_ref`. A name that does not decode stays as printed."""
+    from rust_demangler.rust_v0 import V0Demangler  # imported on the first Rust frame: most logs have none
+
+    try:
+        out = V0Demangler().demangle(name)  # the demangler keeps its state in the instance
+    except Exception:  # the library raises bare exceptions on input it cannot decode
+        return name
+    return out if isinstance(out, str) and out else name

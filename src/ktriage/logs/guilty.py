@@ -264,24 +264,34 @@ GENERIC_FRAMES: tuple[str, ...] = (
     "__mod_timer",
     "fast_dput",
     "dput",
+    # buffer-head helpers that WARN on their caller's contract (fs/buffer.c: mark_buffer_dirty() warns
+    # when the caller dirties a buffer that is not uptodate): the caller is the one to read
+    "^mark_buffer_dirty$",
 )
 
 _GENERIC = re.compile("|".join(GENERIC_FRAMES))
 
 # Syscall wrappers differ between architectures and releases (`SyS_x`, `__x64_sys_x`,
-# `__arm64_sys_x`, `__se_sys_x`): the prefixes are dropped, in this order, from every name.
+# `__arm64_sys_x`, `__se_sys_x`, a bare `sys_x` on 32-bit ARM, `__sys_x`/`ksys_x` bodies): one
+# prefix is dropped from every name, the one that leaves it shortest (syzkaller's stripFramePrefixes),
+# so `__x64_sys_rmdir` is `sys_rmdir` and ARM's `sys_openat2` is `openat2`, as syzkaller titles them.
 STRIP_PREFIXES = (
     "SYSC_",
     "SyS_",
+    "sys_",
+    "____sys_",
+    "___sys_",
+    "__sys_",
+    "__se_sys_",
+    "__do_sys_",
+    "compat_SYSC_",
+    "compat_SyS_",
     "__x64_",
     "__ia32_",
     "__arm64_",
     "__riscv_",
     "__s390x_",
-    "__se_sys_",
-    "__do_sys_",
-    "compat_SYSC_",
-    "compat_SyS_",
+    "ksys_",
 )
 
 # Frames that say the stack is polluted by fault injection (a report mixed with its output).
@@ -393,11 +403,13 @@ HANG_SKIP = (
 
 
 def strip_prefixes(name: str) -> str:
-    """Drop syscall-wrapper prefixes (in table order), so one syscall has one name everywhere."""
+    """Drop the syscall-wrapper prefix that leaves the name shortest, so one syscall has one name
+    on every architecture and release."""
+    best = name
     for p in STRIP_PREFIXES:
-        if name.startswith(p):
-            name = name[len(p) :]
-    return name
+        if name.startswith(p) and len(name) - len(p) < len(best):
+            best = name[len(p) :]
+    return best
 
 
 def is_generic(name: str, extra: Sequence[str] = ()) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ktriage import linear
 from ktriage.kernel_info import decode_taint, guess_distro
 from ktriage.logs import arch as archmod
-from ktriage.logs.formats import FORMATS, TITLE_REPLACEMENTS, Format
+from ktriage.logs.formats import FORMATS, INFO_WITH_STACK, TITLE_REPLACEMENTS, Format
 from ktriage.logs.frames import (
     ARM_REGS_LINE,
     EL1_VECTOR,
@@ -370,9 +370,14 @@ def _later_header(
 _LATER_HEADER_LINES = 30
 
 
+_QUESTIONABLE = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)?\? ")
+
+
 def _stack_lines(lines: Sequence[str]) -> list[str]:
-    """Report lines for the guilty-frame walk: unreliable ppc frames never count."""
-    return [ln for ln in lines if not ln.rstrip().endswith("(unreliable)")]
+    """Report lines for the guilty-frame walk: unreliable frames (x86 `? func`, ppc `(unreliable)`)
+    never count, neither as a frame nor as the anchor a walk looks for (a stale
+    `? asm_sysvec_apic_timer_interrupt` is no interrupt entry)."""
+    return [ln for ln in lines if not ln.rstrip().endswith("(unreliable)") and not _QUESTIONABLE.match(ln)]
 
 
 def _guilty(fmt: Format, groups: dict[str, str], lines: Sequence[str]) -> tuple[str | None, bool]:
@@ -428,7 +433,26 @@ def _title(fmt: Format, groups: dict[str, str], func: str | None) -> tuple[str, 
     return sanitize_title(title.strip()), missing
 
 
+# Reports whose stacks are other tasks' read by the detecting CPU (an RCU stall's preempted readers,
+# `sched_show_task()` of a task running elsewhere): an all-`?` trace there is stale return addresses
+# topped by the scheduler (`? __schedule+0x11d7`), not an unwinder without frame pointers, and names no
+# guilty function. (A hung task's all-`?` trace on an old kernel does: ddnet issue 401, `walk_component`.)
+_OTHER_TASK_STACKS = ("rcu-stall",)
+
 _TS_IN_TITLE = re.compile(r"\[ *\d+\.\d+\]")
+_INFO_WITH_STACK = re.compile("|".join(re.escape(text) for text, _ in INFO_WITH_STACK))
+
+
+def interleaved_at(region: Sequence[Record]) -> int | None:
+    """Index of the first line inside a report where a message with a stack of its own (a vmalloc
+    failure, fault injection) starts, when the lines carry no caller id to tell the two apart: the
+    frames after it may be either's, so the guilty frame is read from the lines before it."""
+    if region[0].caller:
+        return None
+    for i, rec in enumerate(region[1:], 1):
+        if _INFO_WITH_STACK.search(rec.text):
+            return i
+    return None
 
 
 def stack_corruption(lines: Sequence[str]) -> str | None:
@@ -550,7 +574,8 @@ def build_crash(
     arch_from_context = arch is None and (arch := archmod.detect_arch([r.text for r in before[-100:]])) is not None
     frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
 
-    fmt, header, rmatch = select_format(fmt, lines)
+    mixed = interleaved_at(region)
+    fmt, header, rmatch = select_format(fmt, lines[:mixed] if mixed else lines)
     own = _own_lines(fmt, lines)
     regs = archmod.parse_registers(own, arch)
     ip = archmod.parse_ip(own)
@@ -571,7 +596,7 @@ def build_crash(
     if rmatch is not None:
         groups.update({f"r{i}": g or "" for i, g in enumerate(rmatch.groups(), 1)})
 
-    guilty, polluted = _guilty(fmt, groups, lines)
+    guilty, polluted = _guilty(fmt, groups, lines[:mixed] if mixed else lines)
     notes: list[str] = []  # how a value was read when it did not come from its usual field
     if arch_from_context:
         notes.append(f"arch {arch}: from the log's lines before the report; the report itself does not show it")
@@ -723,7 +748,7 @@ def build_crash(
         related_recs.append(Record(region[0].lineno, head_prefix[rm.start() :].strip(" “”\"'。,，;"), region[0].ts))
     related = tuple(Event("log", r.text.strip(), r.lineno) for r in related_recs[-10:])
     related += tuple(Event("slab", r.text.strip(), r.lineno) for r in region if _SLUB_TRACK.match(r.text))
-    if guilty is None and frames and not any(f.reliable for f in frames):
+    if guilty is None and frames and not any(f.reliable for f in frames) and fmt.kind not in _OTHER_TASK_STACKS:
         # old kernels without frame pointers print every frame with `?`: still the best evidence there is
         guilty = first_guilty([f.symbol for f in frames if f.symbol and not f.inline], fmt.skip)
         if guilty is not None:
@@ -735,6 +760,8 @@ def build_crash(
     corrupted, reason = fmt.corrupted, "the report format is known to be incomplete" if fmt.corrupted else None
     if not corrupted and _TS_IN_TITLE.search(title):
         corrupted, reason = True, "a timestamp is merged into the title"
+    if mixed and not corrupted:
+        corrupted, reason = True, f"another message's stack is interleaved from line {region[mixed].lineno}"
     if missing and not corrupted:
         corrupted, reason = True, "no function could be read for the title"
     if polluted and not corrupted:

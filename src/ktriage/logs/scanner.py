@@ -28,6 +28,8 @@ MAX_REPORT_LINES = 1000
 CONTEXT_LINES = 300
 _BOOT = re.compile(r"^Linux version \d")
 _ABSORB_LINES = 12
+_STACK_KEYWORD = re.compile(r"^\s*Call [Tt]race:\s*$")
+_TASK_LINE_START = re.compile(r"^CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: ")
 # Without timestamps, a report ends where the text stops looking like an oops (mail, blog, notes).
 _OOPSY = re.compile(
     r"[0-9a-f]{4,}|\+0x|Call Trace|Call trace|Modules linked|Hardware name|Tainted|CPU|"
@@ -324,7 +326,9 @@ class Scanner:
             self._open(rec, *hit)
             return
         self.region.append(rec)
-        if "+0x" in rec.text:
+        if "+0x" in rec.text or _STACK_KEYWORD.search(rec.text) or _TASK_LINE_START.match(rec.text):
+            # the report reached its task line or its stack: a header from here on is another report
+            # (another CPU's oops printed into this one), not the second line of a two-line header
             self.has_frames = True
         if rec.ts is None:
             self.prose = 0 if _OOPSY.search(rec.text) else self.prose + 1
