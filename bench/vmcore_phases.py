@@ -90,7 +90,8 @@ def main() -> int:
     t0, c0 = time.perf_counter(), cpu_s()
     from ktriage.pipeline import Options, analyze_paths, warm
 
-    opts = Options(vmlinux=a.vmlinux, debuginfo_dirs=a.debuginfo)
+    # in this process, not in the forked child the command reads a dump in (its phases would be invisible here)
+    opts = Options(vmlinux=a.vmlinux, debuginfo_dirs=a.debuginfo, isolate_dumps=False)
     if not a.no_prefetch:
         from ktriage.vmcore import prefetch
 

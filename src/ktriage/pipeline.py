@@ -194,16 +194,17 @@ def _drop_dmesg_duplicates(report: Report) -> None:
     report.crashes = kept
 
 
-def warm(opts: Options, fmt: str = "text") -> None:
+def warm(opts: Options, fmt: str | None = "text") -> None:
     """Import what the report of a vmcore needs and load the knowledge base now, while the dump opens on the
     worker thread (ktriage.vmcore.prefetch): all of it is needed anyway, and drgn's loading leaves the main
-    thread free (the GIL released) for that long."""
+    thread free (the GIL released) for that long. `fmt` None: no renderer (a dump's child does not render)."""
     import importlib
 
     from ktriage.analyzers import load_all
 
     load_all()
-    mods = [{"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(fmt, "ktriage.render.text")]
+    renderer = {"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(fmt or "", "ktriage.render.text")
+    mods = [renderer] if fmt else []
     if opts.analyze:
         mods += [
             "drgn.helpers.linux",
@@ -302,6 +303,10 @@ def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Optio
         faulthandler.disable()  # its death is reported by the parent in one line, not as a stack dump
         code = 0
         try:
+            # drgn opens the dump and indexes the DWARF on a worker thread (C code, GIL released) while this
+            # thread imports the analyzers and loads the knowledge base: the child forks nothing afterwards, so
+            # its threads are safe here, where the parent's would not be (see _fork_safe)
+            _open_early_in_child(path, opts)
             with os.fdopen(w, "wb") as out:
 
                 def emit(cr: CrashReport) -> None:
@@ -347,6 +352,17 @@ def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Optio
         rec.format = "vmcore"
         rec.status = "partial" if got else "error"
         rec.error = f"{printable_path(path)}: damaged dump: the dump reader {how} {read}{why}"
+
+
+def _open_early_in_child(path: str, opts: Options) -> None:
+    """Only a head start: whatever fails here, read_vmcore opens the dump itself and reports it."""
+    from ktriage.vmcore import open_early
+
+    try:
+        if open_early(path, opts) and opts.analyze:
+            warm(opts, None)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _read_input(

@@ -583,9 +583,18 @@ def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     debuginfod client; none of them imports the modules the main thread is importing meanwhile, so the two
     threads can only wait for each other's imports, never deadlock on them.
     """
-    if not looks_like_vmcore(path) or os.environ.get("KTRIAGE_PREFETCH") != "1":
-        # off by default: the pipeline reads each dump in a forked child (a damaged dump cannot kill the run),
-        # and a parent that opened a dump here runs drgn's OpenMP threads, which a fork must not copy
+    if os.environ.get("KTRIAGE_PREFETCH") != "1":
+        # off by default in the command's own process: the pipeline reads each dump in a forked child (a damaged
+        # dump cannot kill the run), and a parent that opened a dump here runs drgn's OpenMP threads, which a
+        # fork must not copy. The child overlaps the same way instead (open_early, from ktriage.pipeline).
+        return False
+    return open_early(path, opts)
+
+
+def open_early(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
+    """Start opening `path` on a worker thread now (prefetch says why); False when it is not a dump this may
+    open off the main thread. Safe only in a process that will not fork afterwards (the dump's own child)."""
+    if not looks_like_vmcore(path):
         return False
     from ktriage.vmcore.guard import validate
 
