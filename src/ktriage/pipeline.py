@@ -203,7 +203,9 @@ def warm(opts: Options, fmt: str | None = "text") -> None:
     from ktriage.analyzers import load_all
 
     load_all()
-    renderer = {"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(fmt or "", "ktriage.render.text")
+    renderer = {"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(
+        fmt or "", "ktriage.render.text"
+    )
     mods = [renderer] if fmt else []
     if opts.analyze:
         mods += [
