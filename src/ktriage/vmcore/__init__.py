@@ -169,7 +169,7 @@ def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
     """drgn.Program on the dump. A flattened file is read in place (libkdumpfile reads that format), else
     reassembled in a temp dir with `makedumpfile -R`. Raises InputError."""
     try:
-        import drgn
+        import drgn  # noqa: F401 - only to say so in one line when it is missing
     except ImportError:
         raise InputError(f"{path}: a kernel dump (vmcore); vmcore analysis needs drgn (pip install drgn)") from None
     try:
