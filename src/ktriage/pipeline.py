@@ -22,9 +22,6 @@ from ktriage.inputs import (
     open_input,
     printable_path,
 )
-from ktriage.logs import scan_binary
-from ktriage.logs.report import unread_fields
-from ktriage.logs.ureport import ureport_refusal
 from ktriage.model import Crash, CrashReport, InputRecord, Report
 
 if TYPE_CHECKING:
@@ -51,6 +48,11 @@ class Options:
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:
     """Dispatch one opened input to its source."""
+    # the log reader is imported here, not at the top: a command given a vmcore forks the dump's child before it
+    # needs it, and that child imports it while drgn indexes the DWARF (ktriage.vmcore.open_early)
+    from ktriage.logs import scan_binary
+    from ktriage.logs.ureport import ureport_refusal
+
     opts = opts or Options()
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
     if inp.kind == "empty":
@@ -139,6 +141,8 @@ def _vmcore_for(crash: Crash):
 
 
 def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
+    from ktriage.logs.report import unread_fields
+
     cr = CrashReport(crash)
     cr.skipped = unread_fields(crash) if crash.source.format != "vmcore" else []
     if opts.analyze:
@@ -202,6 +206,7 @@ def warm(opts: Options, fmt: str | None = "text") -> None:
 
     from ktriage.analyzers import load_all
 
+    importlib.import_module("ktriage.logs")  # the dump's kernel log is parsed with it
     load_all()
     renderer = {"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(
         fmt or "", "ktriage.render.text"
