@@ -24,12 +24,15 @@ import shutil
 import subprocess
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktriage.inputs import InputError
 from ktriage.model import Crash, InputRecord, SourceSpan
+
+if TYPE_CHECKING:  # drgn is imported when a dump is opened, not with this module
+    import drgn
 
 _SESSIONS: dict[int, VmcoreSession] = {}
 MAX_DEBUG_SCAN = 4000  # files looked at per --debuginfo directory
@@ -67,10 +70,10 @@ class VmcoreSession:
         """Locals, inlined frames and source lines: only DWARF has them."""
         return self.tier == "dwarf"
 
-    def crashed_thread(self):  # type: ignore[no-untyped-def]
+    def crashed_thread(self) -> drgn.Thread:
         return self.prog.crashed_thread()
 
-    def crashed_trace(self):  # type: ignore[no-untyped-def]
+    def crashed_trace(self) -> list[drgn.StackFrame] | None:
         """The crashed thread's stack trace (cached), or None with `trace_error` set."""
         if self._trace is None and self._trace_error is None:
             try:
@@ -97,11 +100,11 @@ class VmcoreSession:
             self.tmpdir = None
 
 
-def kernel_frames(trace) -> list:  # type: ignore[no-untyped-def]
+def kernel_frames(trace: Iterable[drgn.StackFrame]) -> list[drgn.StackFrame]:
     """The frames down to the first user-space one (past it, drgn walks user stacks without their CFI), and
     never the same frame twice in a row: an unwinder that cannot leave a frame (seen on arm64 with CFI for a
     leaf function entered through an exception) would repeat it up to drgn's limit."""
-    out: list = []
+    out: list[drgn.StackFrame] = []
     seen = None
     for f in trace:
         key = (f.pc, _frame_position(f), f.name, f.is_inline)  # inlined frames share pc and sp with their caller
@@ -114,7 +117,7 @@ def kernel_frames(trace) -> list:  # type: ignore[no-untyped-def]
     return out
 
 
-def _frame_position(f):  # type: ignore[no-untyped-def]
+def _frame_position(f: drgn.StackFrame) -> int | None:
     try:
         return f.sp
     except LookupError:
@@ -550,7 +553,7 @@ def _system(s: VmcoreSession) -> dict[str, str]:
     return sysd
 
 
-def _task_cpu(task) -> str:  # type: ignore[no-untyped-def]
+def _task_cpu(task: drgn.Object) -> str:
     try:
         from drgn.helpers.linux.sched import task_cpu
 
@@ -574,7 +577,8 @@ _OpenArgs = tuple[str, "str | None", tuple[str, ...], bool]
 _PREFETCH: dict[_OpenArgs, concurrent.futures.Future[VmcoreSession]] = {}
 
 
-def _open_args(path: str, opts) -> _OpenArgs:  # type: ignore[no-untyped-def]
+def _open_args(path: str, opts: object) -> _OpenArgs:
+    """The key of an open: `opts` is the pipeline's Options or the CLI's early copy of the same fields."""
     return (
         os.path.realpath(path),
         getattr(opts, "vmlinux", None),
@@ -610,7 +614,7 @@ def looks_like_vmcore(path: str) -> bool:
     return head.startswith((b"KDUMP   ", b"DISKDUMP", b"makedumpfile"))
 
 
-def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
+def prefetch(path: str, opts: object) -> bool:
     """Start opening a vmcore and loading its debug info on a worker thread; read_vmcore takes the result.
 
     Why: drgn releases the GIL while it reads the dump and reads and indexes the DWARF (0.1-0.2 s on a
@@ -627,7 +631,7 @@ def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     return open_early(path, opts)
 
 
-def open_early(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
+def open_early(path: str, opts: object) -> bool:
     """Start opening `path` on a worker thread now (prefetch says why); False when it is not a dump this may
     open off the main thread. Safe only in a process that will not fork afterwards (the dump's own child)."""
     if not looks_like_vmcore(path):
@@ -660,7 +664,7 @@ def open_early(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def _clean_if_untaken(fut) -> None:  # type: ignore[no-untyped-def]
+def _clean_if_untaken(fut: concurrent.futures.Future[VmcoreSession]) -> None:
     """A reassembled temporary dump must not outlive the run even if nobody asks for the session."""
     try:
         s = fut.result()
@@ -693,7 +697,7 @@ def _take_prefetched(want: _OpenArgs) -> VmcoreSession | None:
     return None if fut is None else fut.result()  # re-raises the worker's InputError
 
 
-def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def read_vmcore(path: str, opts: object, rec: InputRecord) -> Iterator[Crash]:
     """The crashes a vmcore's own kernel log describes, each with `system` facts and a live session."""
     import logging
 
@@ -701,8 +705,8 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
     from ktriage.logs.records import records
 
     logging.getLogger("drgn").setLevel(logging.ERROR)  # drgn's DWARF-opcode warnings are not the user's problem
-    want = _open_args(path, opts)
-    s = _take_prefetched(want) or _open_session(*want)
+    key = _open_args(path, opts)
+    s = _take_prefetched(key) or _open_session(*key)
     rec.format = "vmcore"
     tmpdir = s.tmpdir
     _read_dmesg(s)
