@@ -381,6 +381,11 @@ def _read_input(
 ) -> None:
     """One input to crashes in `report`. Whatever happens, the input ends as read, partial (with the reason)
     or an error: a failure here never costs another input its report."""
+    # out of the try below: failing to import the log reader (out of memory under a batch task's limit) is not
+    # this input's error. Not at the module's top: a vmcore's child imports it while drgn indexes (open_early).
+    import ktriage.logs.report  # noqa: F401
+    import ktriage.logs.ureport  # noqa: F401
+
     shown = printable_path(path)
     over: dict[str, int] = {}  # titles of the crashes past opts.max_crashes
     stream = None
