@@ -4,7 +4,9 @@ batch `sys; mod -s MODULE KO; bt; log; dis -l <RIP>` on the same vmcore and vmli
 info (the BTF tier: types from the dump's own BTF; crash cannot start without a vmlinux).
 
 Wall time (median of --repeat runs, after one warm-up of each so both read a warm page cache) and
-peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio.
+peak RSS (ru_maxrss of the child, from wait4) of both, and their ratio; CPU seconds (user + system of the child
+and what it waited for, from wait4) too: on a machine shared with other jobs wall time follows the load, CPU time
+much less.
 
     python3 bench/vmcore_bench.py                       # every lab scenario's kdump vmcore
     python3 bench/vmcore_bench.py --scenario null-member --repeat 5
@@ -39,8 +41,9 @@ from pathlib import Path
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int, bytes]:
-    """(seconds, peak RSS in KiB, exit status, stdout) of one child."""
+def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int, bytes, float]:
+    """(seconds, peak RSS in KiB, exit status, stdout, CPU seconds) of one child (CPU: user + system of the child
+    and the processes it waited for, all threads: less sensitive than wall time to other jobs on the machine)."""
     with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out:
         if stdin_text is not None:
             inp.write(stdin_text.encode())
@@ -51,7 +54,7 @@ def run(cmd: list[str], stdin_text: str | None = None) -> tuple[float, int, int,
         dt = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        return dt, ru.ru_maxrss, p.returncode, out.read()
+        return dt, ru.ru_maxrss, p.returncode, out.read(), ru.ru_utime + ru.ru_stime
 
 
 def ktriage_cmd(vmcore: str, vmlinux: str | None, ko: str | None) -> list[str]:
@@ -91,7 +94,7 @@ def crash_cmds(ko: str | None, module: str | None, rip: str | None) -> str:
 
 def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int, system_map: str | None = None) -> dict:
     kcmd = ktriage_cmd(vmcore, vmlinux, ko)
-    _, _, rc, out = run(kcmd)  # warm-up, and the RIP for crash's dis -l
+    _, _, rc, out, _ = run(kcmd)  # warm-up, and the RIP for crash's dis -l
     if rc != 0:
         return {"scenario": name, "error": f"ktriage exit {rc}"}
     rip = rip_of(json.loads(out))
@@ -113,6 +116,8 @@ def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int,
     k_s = statistics.median(x[0] for x in kt)
     c_s = statistics.median(x[0] for x in cr)
     b_s = statistics.median(x[0] for x in bt)
+    k_cpu = statistics.median(x[4] for x in kt)
+    c_cpu = statistics.median(x[4] for x in cr)
     k_rss = max(x[1] for x in kt) / 1024
     c_rss = max(x[1] for x in cr) / 1024
     row = (
@@ -128,6 +133,10 @@ def bench_one(name: str, vmcore: str, vmlinux: str, ko: str | None, repeat: int,
         "ktriage_s": round(k_s, 2),
         "crash_s": round(c_s, 2),
         "speedup": round(c_s / k_s, 1) if k_s else None,
+        "ktriage_cpu_s": round(k_cpu, 2),
+        "crash_cpu_s": round(c_cpu, 2),
+        "cpu_ratio": round(c_cpu / k_cpu, 1) if k_cpu else None,
+        "btf_cpu_s": round(statistics.median(x[4] for x in bt), 2),
         "ktriage_rss_mb": round(k_rss),
         "btf_s": round(b_s, 2),
         "btf_speedup": round(c_s / b_s, 1) if b_s else None,
@@ -204,7 +213,8 @@ def main() -> int:
                 + (f"System.map+BTF {r['smap_s']:5.2f}s {r['smap_rss_mb']:4d} MB | " if "smap_s" in r else "")
                 + f"crash {r['crash_s']:5.2f}s "
                 f"{r['crash_rss_mb']:4d} MB | crash/ktriage time x{r['speedup']} (BTF x{r['btf_speedup']}), "
-                f"RSS x{r['rss_ratio']}",
+                f"RSS x{r['rss_ratio']} | CPU ktriage {r['ktriage_cpu_s']:.2f}s (BTF {r['btf_cpu_s']:.2f}s) "
+                f"crash {r['crash_cpu_s']:.2f}s x{r['cpu_ratio']}",
                 flush=True,
             )
     ok = [r for r in rows if "error" not in r]

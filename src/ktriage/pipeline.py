@@ -22,9 +22,6 @@ from ktriage.inputs import (
     open_input,
     printable_path,
 )
-from ktriage.logs import scan_binary
-from ktriage.logs.report import unread_fields
-from ktriage.logs.ureport import ureport_refusal
 from ktriage.model import Crash, CrashReport, InputRecord, Report
 
 if TYPE_CHECKING:
@@ -51,6 +48,11 @@ class Options:
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:
     """Dispatch one opened input to its source."""
+    # the log reader is imported here, not at the top: a command given a vmcore forks the dump's child before it
+    # needs it, and that child imports it while drgn indexes the DWARF (ktriage.vmcore.open_early)
+    from ktriage.logs import scan_binary
+    from ktriage.logs.ureport import ureport_refusal
+
     opts = opts or Options()
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
     if inp.kind == "empty":
@@ -139,6 +141,8 @@ def _vmcore_for(crash: Crash):
 
 
 def analyze_crash(crash: Crash, opts: Options) -> CrashReport:
+    from ktriage.logs.report import unread_fields
+
     cr = CrashReport(crash)
     cr.skipped = unread_fields(crash) if crash.source.format != "vmcore" else []
     if opts.analyze:
@@ -194,16 +198,20 @@ def _drop_dmesg_duplicates(report: Report) -> None:
     report.crashes = kept
 
 
-def warm(opts: Options, fmt: str = "text") -> None:
+def warm(opts: Options, fmt: str | None = "text") -> None:
     """Import what the report of a vmcore needs and load the knowledge base now, while the dump opens on the
     worker thread (ktriage.vmcore.prefetch): all of it is needed anyway, and drgn's loading leaves the main
-    thread free (the GIL released) for that long."""
+    thread free (the GIL released) for that long. `fmt` None: no renderer (a dump's child does not render)."""
     import importlib
 
     from ktriage.analyzers import load_all
 
+    importlib.import_module("ktriage.logs")  # the dump's kernel log is parsed with it
     load_all()
-    mods = [{"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(fmt, "ktriage.render.text")]
+    renderer = {"json": "ktriage.render.json_out", "markdown": "ktriage.render.markdown"}.get(
+        fmt or "", "ktriage.render.text"
+    )
+    mods = [renderer] if fmt else []
     if opts.analyze:
         mods += [
             "drgn.helpers.linux",
@@ -302,6 +310,10 @@ def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Optio
         faulthandler.disable()  # its death is reported by the parent in one line, not as a stack dump
         code = 0
         try:
+            # drgn opens the dump and indexes the DWARF on a worker thread (C code, GIL released) while this
+            # thread imports the analyzers and loads the knowledge base: the child forks nothing afterwards, so
+            # its threads are safe here, where the parent's would not be (see _fork_safe)
+            _open_early_in_child(path, opts)
             with os.fdopen(w, "wb") as out:
 
                 def emit(cr: CrashReport) -> None:
@@ -349,6 +361,17 @@ def _read_dump_in_child(path: str, rec: InputRecord, report: Report, opts: Optio
         rec.error = f"{printable_path(path)}: damaged dump: the dump reader {how} {read}{why}"
 
 
+def _open_early_in_child(path: str, opts: Options) -> None:
+    """Only a head start: whatever fails here, read_vmcore opens the dump itself and reports it."""
+    from ktriage.vmcore import open_early
+
+    try:
+        if open_early(path, opts) and opts.analyze:
+            warm(opts, None)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _read_input(
     path: str,
     rec: InputRecord,
@@ -358,6 +381,11 @@ def _read_input(
 ) -> None:
     """One input to crashes in `report`. Whatever happens, the input ends as read, partial (with the reason)
     or an error: a failure here never costs another input its report."""
+    # out of the try below: failing to import the log reader (out of memory under a batch task's limit) is not
+    # this input's error. Not at the module's top: a vmcore's child imports it while drgn indexes (open_early).
+    import ktriage.logs.report  # noqa: F401
+    import ktriage.logs.ureport  # noqa: F401
+
     shown = printable_path(path)
     over: dict[str, int] = {}  # titles of the crashes past opts.max_crashes
     stream = None

@@ -99,7 +99,7 @@ def test_every_layout_reaches_the_crash_from_the_dump(tree: Path, lab_scenario) 
         assert any("tier: btf" in n for n in rep["inputs"][0]["notes"])
         assert c["task"]["comm"] == "sh"
     flat = [e for e in envs if e["source"] == "kdump-debian"]
-    assert flat and all(any("reassembled" in n for n in e["report"]["inputs"][0]["notes"]) for e in flat)
+    assert flat and all(any("read in place" in n for n in e["report"]["inputs"][0]["notes"]) for e in flat)
     assert {p: digest(p) for p in dumps} == before and digest(target) == target_before
     assert not [p for p in tree.iterdir() if p.name.startswith("ktriage-")]  # temporary copies removed
 

@@ -271,22 +271,46 @@ def test_missing_header_is_one_line_error(lab_scenario, tmp_path):
     assert rep.inputs[0].status == "error" and "\n" not in rep.inputs[0].error
 
 
-def test_flattened_vmcore_reassembled(lab_scenario, tmp_path, report):
+def _flattened(src: str, flat) -> None:
+    """The lab's kdump file re-filtered into makedumpfile's flattened (-F) stream format (skip without it)."""
     if not shutil.which("makedumpfile"):
         pytest.skip("makedumpfile not installed")
-    src = lab_scenario("null-member")["vmcore"]
-    flat = tmp_path / "vmcore.flat"
-    # re-filter the lab's kdump file into makedumpfile's flattened (-F) stream format
     with open(flat, "wb") as out:
         r = subprocess.run(["makedumpfile", "-F", "-d", "31", "-c", src], stdout=out, stderr=subprocess.PIPE)
     if r.returncode != 0 or flat.stat().st_size < 4096:
         pytest.skip(f"makedumpfile -F could not flatten the lab vmcore: {r.stderr.decode()[-200:]}")
+
+
+def test_flattened_vmcore_read_in_place(lab_scenario, tmp_path, report):
+    flat = tmp_path / "vmcore.flat"
+    _flattened(lab_scenario("null-member")["vmcore"], flat)
     before = flat.read_bytes()[:64]
+    rep = report("null-member", path=str(flat))
+    assert rep.inputs[0].status == "ok"
+    assert any("read in place" in n for n in rep.inputs[0].notes)
+    assert findings(rep)["_crash"].ip.symbol == "crashmod_read_rx_count"
+    assert flat.read_bytes()[:64] == before, "input untouched"
+
+
+def test_flattened_vmcore_reassembled_when_not_read_in_place(lab_scenario, tmp_path, report, monkeypatch):
+    """A libkdumpfile that does not take the flattened file (before 0.5.1) leaves makedumpfile -R: same crash."""
+    import ktriage.vmcore as V
+
+    flat = tmp_path / "vmcore.flat"
+    _flattened(lab_scenario("null-member")["vmcore"], flat)
+    real = V._try_open
+
+    def refuse_flat(target, errors):  # type: ignore[no-untyped-def]
+        if target == str(flat):
+            errors.append("flattened format not supported")
+            return None
+        return real(target, errors)
+
+    monkeypatch.setattr(V, "_try_open", refuse_flat)
     rep = report("null-member", path=str(flat))
     assert rep.inputs[0].status == "ok"
     assert any("reassembled" in n for n in rep.inputs[0].notes)
     assert findings(rep)["_crash"].ip.symbol == "crashmod_read_rx_count"
-    assert flat.read_bytes()[:64] == before, "input untouched"
 
 
 def test_cli_json(lab, lab_scenario):

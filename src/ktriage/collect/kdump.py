@@ -6,7 +6,8 @@ Debian/Ubuntu kdump-tools (`kdump-config`, `kdump_save_core`): one directory per
 while makedumpfile's output is piped through the configured compressor, renamed to
 `dump.<stamp>[.ext]` when it succeeds. When makedumpfile fails it falls back to `cp /proc/vmcore`:
 `vmcore-incomplete`, then `vmcore.<stamp>`. makedumpfile writes to a pipe there, so the dump is in
-makedumpfile's flattened format (ktriage reassembles it in a temporary file).
+makedumpfile's flattened format (read in place through libkdumpfile; reassembled in a temporary file only when
+libkdumpfile refuses it).
 
 RHEL/Fedora kdump (kdump-utils' dracut module `99kdumpbase/kdump.sh`): `<HOST_IP>-<%Y-%m-%d-%T>/`
 (`127.0.0.1-...` for local targets) with `vmcore-dmesg-incomplete.txt` renamed `vmcore-dmesg.txt`, then

@@ -24,12 +24,15 @@ import shutil
 import subprocess
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktriage.inputs import InputError
 from ktriage.model import Crash, InputRecord, SourceSpan
+
+if TYPE_CHECKING:  # drgn is imported when a dump is opened, not with this module
+    import drgn
 
 _SESSIONS: dict[int, VmcoreSession] = {}
 MAX_DEBUG_SCAN = 4000  # files looked at per --debuginfo directory
@@ -67,10 +70,10 @@ class VmcoreSession:
         """Locals, inlined frames and source lines: only DWARF has them."""
         return self.tier == "dwarf"
 
-    def crashed_thread(self):  # type: ignore[no-untyped-def]
+    def crashed_thread(self) -> drgn.Thread:
         return self.prog.crashed_thread()
 
-    def crashed_trace(self):  # type: ignore[no-untyped-def]
+    def crashed_trace(self) -> list[drgn.StackFrame] | None:
         """The crashed thread's stack trace (cached), or None with `trace_error` set."""
         if self._trace is None and self._trace_error is None:
             try:
@@ -97,11 +100,11 @@ class VmcoreSession:
             self.tmpdir = None
 
 
-def kernel_frames(trace) -> list:  # type: ignore[no-untyped-def]
+def kernel_frames(trace: Iterable[drgn.StackFrame]) -> list[drgn.StackFrame]:
     """The frames down to the first user-space one (past it, drgn walks user stacks without their CFI), and
     never the same frame twice in a row: an unwinder that cannot leave a frame (seen on arm64 with CFI for a
     leaf function entered through an exception) would repeat it up to drgn's limit."""
-    out: list = []
+    out: list[drgn.StackFrame] = []
     seen = None
     for f in trace:
         key = (f.pc, _frame_position(f), f.name, f.is_inline)  # inlined frames share pc and sp with their caller
@@ -114,7 +117,7 @@ def kernel_frames(trace) -> list:  # type: ignore[no-untyped-def]
     return out
 
 
-def _frame_position(f):  # type: ignore[no-untyped-def]
+def _frame_position(f: drgn.StackFrame) -> int | None:
     try:
         return f.sp
     except LookupError:
@@ -166,41 +169,49 @@ def _one_line(e: BaseException) -> str:
 
 
 def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
-    """drgn.Program on the dump, reassembling a flattened file in a temp dir. Raises InputError."""
+    """drgn.Program on the dump. A flattened file is read in place (libkdumpfile reads that format), else
+    reassembled in a temp dir with `makedumpfile -R`. Raises InputError."""
     try:
-        import drgn
+        import drgn  # noqa: F401 - only to say so in one line when it is missing
     except ImportError:
         raise InputError(f"{path}: a kernel dump (vmcore); vmcore analysis needs drgn (pip install drgn)") from None
     try:
         head = _head(path)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    tmpdir = None
-    target = path
+    errors: list[str] = []
     if head.startswith(b"makedumpfile"):
-        if not shutil.which("makedumpfile"):
-            raise InputError(
-                f"{path}: flattened makedumpfile format; reassemble it with `makedumpfile -R out < "
-                f"{path}` (makedumpfile is not installed here)"
+        # Why in place: reassembling copies the whole dump (40 MB for a small guest, gigabytes for a server) to a
+        # temporary file before drgn can start; libkdumpfile (0.5.1 and later) maps the flattened segments itself
+        prog = _try_open(path, errors)
+        if prog is not None:
+            # opening scans every segment header through libkdumpfile's mapped windows of the file: ~the whole
+            # file stays resident (page-cache pages, +40 MB of RSS for a 40 MB dump); give them back as for the
+            # vmlinux (ktriage.residency), a page read later faults back in
+            from ktriage.residency import drop_resident
+
+            drop_resident(path)
+            session_notes.append(
+                "flattened makedumpfile format: read in place by libkdumpfile (the input is untouched)"
             )
-        tmpdir = tempfile.mkdtemp(prefix="ktriage-vmcore-")
-        target = os.path.join(tmpdir, "vmcore")
-        with open(path, "rb") as src:
-            r = subprocess.run(["makedumpfile", "-R", target], stdin=src, capture_output=True, timeout=600)
-        if r.returncode != 0 or not os.path.exists(target):
-            shutil.rmtree(tmpdir, ignore_errors=True)
-            err = r.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise InputError(
-                f"{path}: flattened makedumpfile dump could not be reassembled: "
-                f"{err[-1] if err else 'makedumpfile -R failed'}"
-            )
-        session_notes.append(
-            "flattened makedumpfile format: reassembled with `makedumpfile -R` into a temporary "
-            "file (the input is untouched)"
-        )
+            return prog, None
+        return _open_reassembled(path, session_notes)
+    prog = _try_open(path, errors)
+    if prog is None:
+        raise InputError(f"{path}: not readable as a kernel dump: {errors[0]}")
+    return prog, None
+
+
+def _try_open(target: str, errors: list[str]) -> Any:
+    """A drgn.Program on `target` if drgn takes it as a Linux kernel dump, else None with the reasons in `errors`."""
+    import logging
+
+    import drgn
+
     from ktriage.drgn_plugins import without_drgn_command_plugins
 
-    errors = []
+    # drgn warns (logger "drgn") that a flattened file may be slow to open: that is measured, not the user's problem
+    logging.getLogger("drgn").setLevel(logging.ERROR)
     for make in (lambda: drgn.Program(), lambda: drgn.Program(drgn.host_platform)):
         prog = make()
         try:
@@ -209,12 +220,40 @@ def open_program(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
             if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
                 errors.append("not a Linux kernel dump (no VMCOREINFO)")
                 continue
-            return prog, tmpdir
+            return prog
         except Exception as e:  # noqa: BLE001 - drgn.Error, OSError, ValueError
             errors.append(_one_line(e))
-    if tmpdir:
+    return None
+
+
+def _open_reassembled(path: str, session_notes: list[str]) -> tuple[Any, str | None]:
+    """A flattened dump libkdumpfile did not take: `makedumpfile -R` into a temp dir, then drgn on that."""
+    if not shutil.which("makedumpfile"):
+        raise InputError(
+            f"{path}: flattened makedumpfile format; reassemble it with `makedumpfile -R out < "
+            f"{path}` (makedumpfile is not installed here)"
+        )
+    tmpdir = tempfile.mkdtemp(prefix="ktriage-vmcore-")
+    target = os.path.join(tmpdir, "vmcore")
+    with open(path, "rb") as src:
+        r = subprocess.run(["makedumpfile", "-R", target], stdin=src, capture_output=True, timeout=600)
+    if r.returncode != 0 or not os.path.exists(target):
         shutil.rmtree(tmpdir, ignore_errors=True)
-    raise InputError(f"{path}: not readable as a kernel dump: {errors[0]}")
+        err = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError(
+            f"{path}: flattened makedumpfile dump could not be reassembled: "
+            f"{err[-1] if err else 'makedumpfile -R failed'}"
+        )
+    session_notes.append(
+        "flattened makedumpfile format: reassembled with `makedumpfile -R` into a temporary "
+        "file (the input is untouched)"
+    )
+    errors: list[str] = []
+    prog = _try_open(target, errors)
+    if prog is None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise InputError(f"{path}: not readable as a kernel dump: {errors[0]}")
+    return prog, tmpdir
 
 
 def _default_debug_paths(release: str) -> list[str]:
@@ -514,7 +553,7 @@ def _system(s: VmcoreSession) -> dict[str, str]:
     return sysd
 
 
-def _task_cpu(task) -> str:  # type: ignore[no-untyped-def]
+def _task_cpu(task: drgn.Object) -> str:
     try:
         from drgn.helpers.linux.sched import task_cpu
 
@@ -538,7 +577,8 @@ _OpenArgs = tuple[str, "str | None", tuple[str, ...], bool]
 _PREFETCH: dict[_OpenArgs, concurrent.futures.Future[VmcoreSession]] = {}
 
 
-def _open_args(path: str, opts) -> _OpenArgs:  # type: ignore[no-untyped-def]
+def _open_args(path: str, opts: object) -> _OpenArgs:
+    """The key of an open: `opts` is the pipeline's Options or the CLI's early copy of the same fields."""
     return (
         os.path.realpath(path),
         getattr(opts, "vmlinux", None),
@@ -574,7 +614,7 @@ def looks_like_vmcore(path: str) -> bool:
     return head.startswith((b"KDUMP   ", b"DISKDUMP", b"makedumpfile"))
 
 
-def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
+def prefetch(path: str, opts: object) -> bool:
     """Start opening a vmcore and loading its debug info on a worker thread; read_vmcore takes the result.
 
     Why: drgn releases the GIL while it reads the dump and reads and indexes the DWARF (0.1-0.2 s on a
@@ -583,9 +623,18 @@ def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     debuginfod client; none of them imports the modules the main thread is importing meanwhile, so the two
     threads can only wait for each other's imports, never deadlock on them.
     """
-    if not looks_like_vmcore(path) or os.environ.get("KTRIAGE_PREFETCH") != "1":
-        # off by default: the pipeline reads each dump in a forked child (a damaged dump cannot kill the run),
-        # and a parent that opened a dump here runs drgn's OpenMP threads, which a fork must not copy
+    if os.environ.get("KTRIAGE_PREFETCH") != "1":
+        # off by default in the command's own process: the pipeline reads each dump in a forked child (a damaged
+        # dump cannot kill the run), and a parent that opened a dump here runs drgn's OpenMP threads, which a
+        # fork must not copy. The child overlaps the same way instead (open_early, from ktriage.pipeline).
+        return False
+    return open_early(path, opts)
+
+
+def open_early(path: str, opts: object) -> bool:
+    """Start opening `path` on a worker thread now (prefetch says why); False when it is not a dump this may
+    open off the main thread. Safe only in a process that will not fork afterwards (the dump's own child)."""
+    if not looks_like_vmcore(path):
         return False
     from ktriage.vmcore.guard import validate
 
@@ -615,7 +664,7 @@ def prefetch(path: str, opts) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def _clean_if_untaken(fut) -> None:  # type: ignore[no-untyped-def]
+def _clean_if_untaken(fut: concurrent.futures.Future[VmcoreSession]) -> None:
     """A reassembled temporary dump must not outlive the run even if nobody asks for the session."""
     try:
         s = fut.result()
@@ -648,7 +697,7 @@ def _take_prefetched(want: _OpenArgs) -> VmcoreSession | None:
     return None if fut is None else fut.result()  # re-raises the worker's InputError
 
 
-def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def read_vmcore(path: str, opts: object, rec: InputRecord) -> Iterator[Crash]:
     """The crashes a vmcore's own kernel log describes, each with `system` facts and a live session."""
     import logging
 
@@ -656,8 +705,8 @@ def read_vmcore(path: str, opts, rec: InputRecord) -> Iterator[Crash]:  # type: 
     from ktriage.logs.records import records
 
     logging.getLogger("drgn").setLevel(logging.ERROR)  # drgn's DWARF-opcode warnings are not the user's problem
-    want = _open_args(path, opts)
-    s = _take_prefetched(want) or _open_session(*want)
+    key = _open_args(path, opts)
+    s = _take_prefetched(key) or _open_session(*key)
     rec.format = "vmcore"
     tmpdir = s.tmpdir
     _read_dmesg(s)

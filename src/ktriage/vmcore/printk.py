@@ -10,6 +10,10 @@ pre-5.10 `log_buf` format is not decoded here).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import drgn
 
 DESC_FLAGS_SHIFT = 62
 DESC_ID_MASK = (1 << DESC_FLAGS_SHIFT) - 1
@@ -25,7 +29,7 @@ def vmcoreinfo_dict(text: str) -> dict[str, str]:
     return out
 
 
-def dmesg_from_vmcoreinfo(prog, vi: Mapping[str, str], max_records: int = 1 << 20) -> str | None:  # type: ignore[no-untyped-def]
+def dmesg_from_vmcoreinfo(prog: drgn.Program, vi: Mapping[str, str], max_records: int = 1 << 20) -> str | None:
     """The log as `[   12.345678] text` lines, or None when VMCOREINFO lacks the ring buffer layout."""
     try:
         prb_sym = int(vi["SYMBOL(prb)"], 16)
