@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from ktriage.logs.anchors import compile_prefilter
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.pstore import Part, part_of, reorder
 from ktriage.logs.records import OTHER_SYSLOG_RUN, Record, other_program_line, records
@@ -133,7 +134,9 @@ class Scanner:
         self.caller: str | None = None
         self.has_frames = False
         self.done: list[Crash] = []
-        self.since_close = 10**9
+        self.since_close = 10**9  # lines since the last report closed (a panic trailer belongs to it when close)
+        self.lineno = 0  # the line of the record being read
+        self.closed_line = -(10**9)  # the line the last report closed at
         self.prose = 0
         self.foreign = 0
         self.indent: str | None = None  # the open report is an indented excerpt (mail, commit message)
@@ -146,7 +149,11 @@ class Scanner:
         return self.region is None
 
     def _context(self) -> list[Record]:
-        ctx = list(self.before)
+        """The kernel's records of the CONTEXT_LINES lines before the report (a line window, not a count of
+        records: the block pre-filter of `scan_binary` keeps exactly that window of a block it skips)."""
+        assert self.region is not None
+        first = self.region[0].lineno - CONTEXT_LINES
+        ctx = [r for r in self.before if r.lineno >= first]
         if self.release_line and (not ctx or self.release_line.lineno < ctx[0].lineno):
             ctx.insert(0, self.release_line)
         return ctx
@@ -177,6 +184,7 @@ class Scanner:
         self.region = None
         self.indent = None
         self.since_close = 0
+        self.closed_line = self.lineno
 
     def _headless(self, crash: Crash) -> Crash:
         """A report whose head is not in the log: say so, and where the head is when pstore tells it."""
@@ -225,6 +233,7 @@ class Scanner:
     def feed(self, rec: Record) -> None:
         if rec.origin != "kernel":
             return
+        self.lineno = rec.lineno
         if rec.ts is None and (p := part_of(rec.text)) is not None:
             self._part_header(p)
             return
@@ -243,7 +252,7 @@ class Scanner:
             indent, rec = _dedent(rec)
         hit = match_header(rec.text)
         if self.region is None:
-            self.since_close += 1
+            self.since_close = rec.lineno - self.closed_line
             if hit:
                 fmt, m = hit
                 if not fmt.starts_report and self._attach_panic(rec):
@@ -335,10 +344,14 @@ def _split_lines(text: str) -> list[str]:
 CHUNK = 4 << 20
 
 
-def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def scan_binary(  # type: ignore[no-untyped-def]
+    f: BinaryIO, path: str, source_format: str = "log", line_filter=None, prefilter: bool = True
+) -> Iterator[Crash]:
     """Scan a (possibly huge) binary stream; yields crashes as they close.
 
     `line_filter` optionally maps each decoded line to the kernel text (journal JSON/export).
+    `prefilter`: skip blocks without a header anchor at C speed (see `_scan_chunk`); False reads every line
+    (the reference the pre-filter is tested against: both give the same crashes).
     """
     sc = Scanner(path, source_format)
     lineno = 0
@@ -356,85 +369,69 @@ def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=
             yield from sc.finish()
             return
         first = False
-        data = tail + data
+        data = tail + data if tail else data
         cut = data.rfind(b"\n")
         if cut < 0:
             tail = data
             continue
-        chunk, tail = data[: cut + 1], data[cut + 1 :]
-        lineno = yield from _scan_chunk(sc, chunk, lineno, line_filter)
+        tail = data[cut + 1 :]
+        lineno = yield from _scan_chunk(sc, data, cut + 1, lineno, line_filter, prefilter)
     if tail:
-        lineno = yield from _scan_chunk(sc, tail + b"\n", lineno, line_filter)
+        lineno = yield from _scan_chunk(sc, tail + b"\n", len(tail) + 1, lineno, line_filter, prefilter)
     yield from sc.finish()
 
 
 _PART_BYTES = re.compile(rb"(?m)^(?:<\d{1,3}>)?[A-Z][a-z]{3,8}#\d{1,9} Part\d{1,9}\s{0,4}$")
-
-
-def _fast_trigger():  # type: ignore[no-untyped-def]
-    """The chunk prefilter: RE2 runs the trigger alternation as a DFA, ~20x faster than `re`."""
-    try:
-        import re2  # google-re2
-
-        return re2.compile(TRIGGER.pattern)
-    except Exception:  # pragma: no cover - fall back to the standard engine
-        return TRIGGER
-
-
-_FAST = _fast_trigger()
+_ANCHOR = compile_prefilter()
 
 
 def _skip(sc: Scanner, chunk: bytes, start: int, end: int, lineno: int) -> int:
-    """Lines [start, end) of a chunk hold no trigger: count them, keep only what later reports need
-    (the last boot banner, and the last CONTEXT_LINES lines as context)."""
+    """Lines [start, end) of a chunk hold no anchor: no header, boot banner or pstore part can be among them, so
+    fed one by one they would only add the kernel's records to the context. Count them, and read only the last
+    CONTEXT_LINES of them, the window `Scanner._context` keeps."""
     n = chunk.count(b"\n", start, end)
-    sc.since_close += n  # a panic trailer belongs to a report only when it comes right after it
-    boot = chunk.rfind(b"Linux version ", start, end)
-    if boot >= 0:
-        b0 = chunk.rfind(b"\n", start, boot) + 1 if chunk.rfind(b"\n", start, boot) >= 0 else start
-        b1 = chunk.find(b"\n", boot, end)
-        rec_line = lineno + chunk.count(b"\n", start, b0) + 1
-        for r in records([(rec_line, chunk[b0:b1].decode("utf-8", "replace"))]):
-            sc.feed(r)
-    ctx = end
-    for _ in range(CONTEXT_LINES + 1):
-        ctx = chunk.rfind(b"\n", start, ctx - 1) if ctx - 1 > start else -1
+    ctx = end - 1
+    for _ in range(min(n, CONTEXT_LINES)):
+        ctx = chunk.rfind(b"\n", start, ctx)
         if ctx < 0:
             break
-    ctx = max(ctx + 1, start)
-    first = lineno + chunk.count(b"\n", start, ctx) + 1
+    ctx = max(ctx + 1, start) if n > CONTEXT_LINES else start
+    first = lineno + n - min(n, CONTEXT_LINES) + 1
     for r in records(enumerate(_split_lines(chunk[ctx:end].decode("utf-8", "replace")), first)):
-        if r.origin == "kernel" and not _BOOT.match(r.text):
+        if r.origin == "kernel":
             sc.before.append(r)
     return lineno + n
 
 
-def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
-    """Feed only the lines around trigger hits to the scanner; skip the rest at memchr speed."""
+def _scan_chunk(  # type: ignore[no-untyped-def]
+    sc: Scanner, chunk: bytes, size: int, lineno: int, line_filter, prefilter: bool = True
+) -> Iterator[Crash]:
+    """Feed the lines of chunk[:size] (it ends with a newline) to the scanner. While no report is open, one
+    search for the anchors (RE2 over the whole block) finds the next line that may matter; the lines before it
+    are skipped at memchr speed. Other programs' syslog lines inside a report are stepped over."""
     if line_filter is not None:
-        lines = _split_lines(chunk.decode("utf-8", "replace"))
+        lines = _split_lines(chunk[:size].decode("utf-8", "replace"))
         pairs = ((n, t) for n, t in ((n, line_filter(l)) for n, l in enumerate(lines, lineno + 1)) if t is not None)
         for r in records(pairs):
             sc.feed(r)
             if sc.done:
                 yield from sc.take()
         return lineno + len(lines)
-    pos, size = 0, len(chunk)  # the chunk ends with a newline
+    pos = 0
     while pos < size:
-        if sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
-            m = _FAST.search(chunk, pos)
+        if prefilter and sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
+            m = _ANCHOR.search(chunk, pos, size)
             if m is None:
                 return _skip(sc, chunk, pos, size, lineno)
             line_start = chunk.rfind(b"\n", pos, m.start()) + 1 or pos
-            line_start = max(line_start, pos)
             if line_start > pos:
                 lineno = _skip(sc, chunk, pos, line_start, lineno)
                 pos = line_start
-        elif m := OTHER_SYSLOG_RUN.match(chunk, pos):  # other programs' lines, ignored by the scanner: step over
+        elif m := OTHER_SYSLOG_RUN.match(chunk, pos, size):  # other programs' lines, ignored by the scanner
             lineno += chunk.count(b"\n", pos, m.end())
             pos = m.end()
             continue
-        end = chunk.find(b"\n", pos)
+        end = chunk.find(b"\n", pos, size)
         lineno += 1
         line = chunk[pos:end].decode("utf-8", "replace")
         if other_program_line(line):  # fed, it would be ignored (not the kernel's): skip its parsing
