@@ -123,9 +123,11 @@ def _dedent(rec: Record) -> tuple[str | None, Record]:
 class Scanner:
     """Feed Records in order; collect Crashes as their reports close."""
 
-    def __init__(self, path: str, source_format: str = "log") -> None:
+    def __init__(self, path: str, source_format: str = "log", full: int | None = None) -> None:
         self.path = path
         self.source_format = source_format
+        self.full = full  # reports built whole; past them, only what a count by title needs (--max-crashes)
+        self.built = 0
         self.before: deque[Record] = deque(maxlen=CONTEXT_LINES)
         self.release_line: Record | None = None
         self.region: list[Record] | None = None
@@ -160,15 +162,17 @@ class Scanner:
 
     def _close(self, cut: bool = False, eof: bool = False) -> None:
         assert self.region is not None and self.fmt is not None and self.match is not None
+        light = self.full is not None and self.built >= self.full and self.fmt is not HEADLESS
         crash = build_crash(
             self.region,
             self.fmt,
             self.match,
             self.path,
-            self._context(),
+            () if light else self._context(),  # the title is read from the report's own lines
             cut=cut,
             source_format=self.source_format,
             eof=eof,
+            title_only=light,
         )
         if self.fmt is HEADLESS:
             self.before.extend(self.region[1:])  # still the context of the reports after it (their arch...)
@@ -181,6 +185,7 @@ class Scanner:
             note = f"the log ends with pstore part {self.part.label}: the report's end is in part {rest}"
             crash = crash.replace(related_events=crash.related_events + (Event("note", note, crash.source.last_line),))
         self.done.append(crash)
+        self.built += 1
         self.region = None
         self.indent = None
         self.since_close = 0
@@ -345,15 +350,21 @@ CHUNK = 4 << 20
 
 
 def scan_binary(  # type: ignore[no-untyped-def]
-    f: BinaryIO, path: str, source_format: str = "log", line_filter=None, prefilter: bool = True
+    f: BinaryIO,
+    path: str,
+    source_format: str = "log",
+    line_filter=None,
+    prefilter: bool = True,
+    full: int | None = None,
 ) -> Iterator[Crash]:
     """Scan a (possibly huge) binary stream; yields crashes as they close.
 
     `line_filter` optionally maps each decoded line to the kernel text (journal JSON/export).
     `prefilter`: skip blocks without a header anchor at C speed (see `_scan_chunk`); False reads every line
     (the reference the pre-filter is tested against: both give the same crashes).
+    `full`: build the first `full` crashes whole, the others with only their kind, title, panic line and source span (a run that reports `--max-crashes` of them counts the rest by title).
     """
-    sc = Scanner(path, source_format)
+    sc = Scanner(path, source_format, full)
     lineno = 0
     tail = b""
     first = True
