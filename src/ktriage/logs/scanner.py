@@ -365,6 +365,7 @@ def scan_binary(  # type: ignore[no-untyped-def]
     `full`: build the first `full` crashes whole, the others with only their kind, title, panic line and source span (a run that reports `--max-crashes` of them counts the rest by title).
     """
     sc = Scanner(path, source_format, full)
+    skipped = _Skipped()  # (the crashes found do not depend on what is left in it at the end)
     lineno = 0
     tail = b""
     first = True
@@ -386,9 +387,9 @@ def scan_binary(  # type: ignore[no-untyped-def]
             tail = data
             continue
         tail = data[cut + 1 :]
-        lineno = yield from _scan_chunk(sc, data, cut + 1, lineno, line_filter, prefilter)
+        lineno = yield from _scan_chunk(sc, data, cut + 1, lineno, line_filter, prefilter, skipped)
     if tail:
-        lineno = yield from _scan_chunk(sc, tail + b"\n", len(tail) + 1, lineno, line_filter, prefilter)
+        lineno = yield from _scan_chunk(sc, tail + b"\n", len(tail) + 1, lineno, line_filter, prefilter, skipped)
     yield from sc.finish()
 
 
@@ -396,9 +397,29 @@ _PART_BYTES = re.compile(rb"(?m)^(?:<\d{1,3}>)?[A-Z][a-z]{3,8}#\d{1,9} Part\d{1,
 _ANCHOR = compile_prefilter()
 
 
-def _skip(sc: Scanner, chunk: bytes, start: int, end: int, lineno: int) -> int:
+class _Skipped:
+    """The last lines of the runs skipped since the scanner was last fed: read into its context only when a line
+    is fed next (a run followed by another of CONTEXT_LINES lines or more is never read at all)."""
+
+    def __init__(self) -> None:
+        self.tails: list[tuple[bytes, int]] = []  # (lines, number of the first)
+
+    def add(self, lines: bytes, first: int, n: int) -> None:
+        if n >= CONTEXT_LINES:
+            self.tails.clear()  # what came before is out of the window of any report to come
+        self.tails.append((lines, first))
+
+    def flush(self, sc: Scanner) -> None:
+        for lines, first in self.tails:
+            for r in records(enumerate(_split_lines(lines.decode("utf-8", "replace")), first)):
+                if r.origin == "kernel":
+                    sc.before.append(r)
+        self.tails.clear()
+
+
+def _skip(skipped: _Skipped, chunk: bytes, start: int, end: int, lineno: int) -> int:
     """Lines [start, end) of a chunk hold no anchor: no header, boot banner or pstore part can be among them, so
-    fed one by one they would only add the kernel's records to the context. Count them, and read only the last
+    fed one by one they would only add the kernel's records to the context. Count them, and keep only the last
     CONTEXT_LINES of them, the window `Scanner._context` keeps."""
     n = chunk.count(b"\n", start, end)
     ctx = end - 1
@@ -407,15 +428,12 @@ def _skip(sc: Scanner, chunk: bytes, start: int, end: int, lineno: int) -> int:
         if ctx < 0:
             break
     ctx = max(ctx + 1, start) if n > CONTEXT_LINES else start
-    first = lineno + n - min(n, CONTEXT_LINES) + 1
-    for r in records(enumerate(_split_lines(chunk[ctx:end].decode("utf-8", "replace")), first)):
-        if r.origin == "kernel":
-            sc.before.append(r)
+    skipped.add(chunk[ctx:end], lineno + n - min(n, CONTEXT_LINES) + 1, n)
     return lineno + n
 
 
 def _scan_chunk(  # type: ignore[no-untyped-def]
-    sc: Scanner, chunk: bytes, size: int, lineno: int, line_filter, prefilter: bool = True
+    sc: Scanner, chunk: bytes, size: int, lineno: int, line_filter, prefilter: bool, skipped: _Skipped
 ) -> Iterator[Crash]:
     """Feed the lines of chunk[:size] (it ends with a newline) to the scanner. While no report is open, one
     search for the anchors (RE2 over the whole block) finds the next line that may matter; the lines before it
@@ -433,11 +451,12 @@ def _scan_chunk(  # type: ignore[no-untyped-def]
         if prefilter and sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
             m = _ANCHOR.search(chunk, pos, size)
             if m is None:
-                return _skip(sc, chunk, pos, size, lineno)
+                return _skip(skipped, chunk, pos, size, lineno)
             line_start = chunk.rfind(b"\n", pos, m.start()) + 1 or pos
             if line_start > pos:
-                lineno = _skip(sc, chunk, pos, line_start, lineno)
+                lineno = _skip(skipped, chunk, pos, line_start, lineno)
                 pos = line_start
+            skipped.flush(sc)
         elif m := OTHER_SYSLOG_RUN.match(chunk, pos, size):  # other programs' lines, ignored by the scanner
             lineno += chunk.count(b"\n", pos, m.end())
             pos = m.end()
