@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import BinaryIO
 
 from ktriage.logs.anchors import compile_prefilter
@@ -272,8 +272,11 @@ class Scanner:
                 elif not _OOPSY.search(rec.text) and not _HEADLESS_START.match(rec.text):
                     self.fresh = False  # prose or an ordinary log line first: a trace after it is quoted, not cut
                 elif _HEADLESS_START.match(rec.text):
-                    self._open(dataclasses.replace(rec, text=""), HEADLESS, HEADLESS.header.match(""))  # type: ignore[arg-type]
-                    self.region.append(rec)  # type: ignore[union-attr]
+                    empty = HEADLESS.header.match("")
+                    assert empty is not None  # `^` matches the empty text
+                    self._open(dataclasses.replace(rec, text=""), HEADLESS, empty)
+                    assert self.region is not None
+                    self.region.append(rec)
                     self.has_frames = "+0x" in rec.text
                     return
             self.before.append(rec)
@@ -347,13 +350,14 @@ def _split_lines(text: str) -> list[str]:
 
 
 CHUNK = 4 << 20
+LineFilter = Callable[[str], "str | None"]  # a journal export's line -> the kernel's text in it, None: not the kernel's
 
 
-def scan_binary(  # type: ignore[no-untyped-def]
+def scan_binary(
     f: BinaryIO,
     path: str,
     source_format: str = "log",
-    line_filter=None,
+    line_filter: LineFilter | None = None,
     prefilter: bool = True,
     full: int | None = None,
 ) -> Iterator[Crash]:
@@ -432,9 +436,15 @@ def _skip(skipped: _Skipped, chunk: bytes, start: int, end: int, lineno: int) ->
     return lineno + n
 
 
-def _scan_chunk(  # type: ignore[no-untyped-def]
-    sc: Scanner, chunk: bytes, size: int, lineno: int, line_filter, prefilter: bool, skipped: _Skipped
-) -> Iterator[Crash]:
+def _scan_chunk(
+    sc: Scanner,
+    chunk: bytes,
+    size: int,
+    lineno: int,
+    line_filter: LineFilter | None,
+    prefilter: bool,
+    skipped: _Skipped,
+) -> Generator[Crash, None, int]:
     """Feed the lines of chunk[:size] (it ends with a newline) to the scanner. While no report is open, one
     search for the anchors (RE2 over the whole block) finds the next line that may matter; the lines before it
     are skipped at memchr speed. Other programs' syslog lines inside a report are stepped over."""
