@@ -14,7 +14,7 @@ import pytest
 
 from ktriage.logs import anchors, scanner
 from ktriage.logs.formats import FORMATS
-from ktriage.logs.records import records
+from ktriage.logs.records import OTHER_SYSLOG_RUN, records
 from ktriage.logs.scanner import scan_binary
 from ktriage.model import Crash
 from realdata import CORPUS, REPO, SEEDS
@@ -238,3 +238,47 @@ def test_a_skipped_run_keeps_line_numbers() -> None:
     (c,) = _scan(data, True)
     assert c.source.first_line == 100_001
     assert re.search(r"NULL pointer", c.title)
+
+
+# --- the RE2 spelling of the other-program run accepts the lines the `re` one does ---------------------------------
+
+_ONE_OTHER_LINE = re.compile(OTHER_SYSLOG_RUN.pattern.replace(b"{1,1024}", b""))
+_RE2_RUN = anchors.compile_other_run()
+_H, _P = b"h" * 41, b"p" * 40
+EDGE_LINES = [
+    b"Dec  5 10:00:00 host systemd[1]: Started session 4 of user u4 (pid 1004).",
+    b"Dec  5 10:00:00 UTC systemd[1]: msg",  # a time zone where the host would be: not skipped
+    b"Dec  5 10:00:00 Z systemd[1]: msg",
+    b"Dec  5 10:00:00 UTCx systemd[1]: msg",
+    b"Dec  5 10:00:00 UT systemd[1]: msg",
+    b"Dec  5 10:00:00 U systemd[1]: msg",
+    b"Dec  5 10:00:00 host kernel: BUG: x",  # the kernel's lines are never skipped
+    b"Dec  5 10:00:00 host kernel[0]: x",
+    b"Dec  5 10:00:00 host kernelx: x",
+    b"Dec  5 10:00:00 host kerne: x",
+    b"Dec  5 10:00:00 host k: x",
+    b"Dec  5 10:00:00 host kernel2[3]: x",
+    b"Dec  5 10:00:00 " + _H + b" p: x",  # the longest host and program, and one character more
+    b"Dec  5 10:00:00 " + _H + b"h p: x",
+    b"Dec  5 10:00:00 h " + _P + b": x",
+    b"Dec  5 10:00:00 h " + _P + b"p: x",
+    b"Dec  5 10:00:00 h kernel" + _P[:34] + b": x",
+    b"Dec  5 10:00:00 h kernel" + _P[:35] + b": x",
+    b"Dec  5 10:00:00 UTC" + _H[:38] + b" p: x",
+    b"Dec  5 10:00:00 UTC" + _H[:39] + b" p: x",
+    b"Dec  5 10:00:00 host foo: text [   12.345678] BUG: unable to handle page fault",
+    b"Dec  5 10:00:00 host foo: \x1b[1mbold",
+]
+
+
+@pytest.mark.parametrize("line", EDGE_LINES)
+def test_the_re2_run_skips_what_the_re_run_skips(line: bytes) -> None:
+    assert bool(_RE2_RUN.fullmatch(line + b"\n")) == bool(_ONE_OTHER_LINE.fullmatch(line + b"\n"))
+
+
+def test_the_re2_run_is_not_vacuous() -> None:
+    accepted = [line for line in EDGE_LINES if _RE2_RUN.fullmatch(line + b"\n")]
+    assert 5 <= len(accepted) < len(EDGE_LINES)
+    run = b"".join(line + b"\n" for line in EDGE_LINES[:1] * 3000)
+    m = _RE2_RUN.match(run + b"Dec  5 10:00:00 host kernel: x\n")
+    assert m is not None and m.end() == len(run)

@@ -6,12 +6,15 @@ programs' syslog lines). Read with and without the pre-filter, the crashes are t
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ktriage.logs import scanner
+from ktriage.logs.anchors import compile_other_run
+from ktriage.logs.records import OTHER_SYSLOG_RUN
 from ktriage.logs.scanner import parse_log_text, scan_binary
 from ktriage.model import Crash
 from realdata import REPO
@@ -87,3 +90,23 @@ def test_prefilter_reads_what_every_line_reads(
     assert fast == full
     if splices:
         assert full, "a spliced oops is found"
+
+
+_ONE_OTHER_LINE = re.compile(OTHER_SYSLOG_RUN.pattern.replace(b"{1,1024}", b""))
+_RE2_RUN = compile_other_run()
+_word = st.one_of(
+    st.sampled_from(["Z", "UTC", "UT", "UTCx", "kernel", "kerne", "kernelx", "k", "host", "systemd"]),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), min_size=0, max_size=45),
+)
+
+
+@given(
+    st.sampled_from(["Dec  5 10:00:00 ", "Jan 15 23:59:59 ", "dec  5 10:00:00 ", "Dec 5 10:00:00 "]),
+    _word,
+    _word,
+    st.sampled_from(["", "[1]", "[12345678901]", "["]),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=200),
+)
+def test_re2_run_accepts_the_lines_the_re_run_accepts(date: str, host: str, prog: str, pid: str, msg: str) -> None:
+    line = f"{date}{host} {prog}{pid}: {msg}".replace("\n", " ").encode() + b"\n"
+    assert bool(_RE2_RUN.fullmatch(line)) == bool(_ONE_OTHER_LINE.fullmatch(line))

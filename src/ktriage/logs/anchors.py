@@ -185,3 +185,60 @@ def compile_prefilter() -> Any:
         return re2.compile(pattern)
     except Exception:  # pragma: no cover - the standard engine gives the same matches, slower
         return re.compile(pattern)
+
+
+# --- what the reader may step over inside a report or before a log's first kernel line ---------------------------
+# `records.OTHER_SYSLOG_RUN` (a run of other programs' syslog lines) in RE2, ~4x faster than `re` on a big syslog.
+# RE2 has no look-ahead: the two the `re` pattern uses (the host is not `Z`/`UTC`, the program is not `kernel`)
+# become the complement of those words, spelled out (tests/test_prefilter.py checks both accept the same lines).
+_R = frozenset(range(0x21, 0x3A)) | frozenset(range(0x3B, 0x5B)) | frozenset(range(0x5C, 0x7F))  # no : or [
+_HOST_FIRST = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _cls(chars: Iterable[int]) -> str:
+    return "[" + "".join(f"\\x{c:02x}" for c in sorted(chars)) + "]"
+
+
+def not_words(words: Iterable[bytes], first: frozenset[int], rest: frozenset[int], maxlen: int) -> str:
+    """A regular expression for the strings of 1..maxlen characters (the first in `first`, the others in `rest`)
+    that are none of `words`: a negative look-ahead RE2 can run."""
+    rest_cls = _cls(rest)
+
+    def node(suffixes: set[bytes], allowed: frozenset[int], remaining: int) -> str:
+        heads = {s[0] for s in suffixes}
+        alts = []
+        if free := allowed - heads:
+            alts.append(_cls(free) + (f"{rest_cls}{{0,{remaining - 1}}}" if remaining > 1 else ""))
+        for h in sorted(heads & allowed):
+            tails = {s[1:] for s in suffixes if s[0] == h}
+            ends_here = b"" in tails
+            tails.discard(b"")
+            if remaining == 1:
+                if not ends_here:
+                    alts.append(f"\\x{h:02x}")
+                continue
+            sub = node(tails, rest, remaining - 1) if tails else f"{rest_cls}{{1,{remaining - 1}}}"
+            alts.append(f"\\x{h:02x}(?:{sub}{'' if ends_here else '|'})")
+        return "(?:" + "|".join(alts) + ")"
+
+    return node(set(words), first, maxlen)
+
+
+OTHER_LINE = (
+    r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
+    + not_words({b"Z", b"UTC"}, _HOST_FIRST, _R, 41)
+    + " "
+    + not_words({b"kernel"}, _R, _R, 40)
+    + r"(?:\[\d{1,10}\])?:[^\x00-\x1f\x7f\[]{0,180}\n"
+)
+
+
+def compile_other_run() -> Any:
+    """One or more other programs' syslog lines, matched at a position (RE2; `re` where google-re2 is missing)."""
+    pattern = ("(?:" + OTHER_LINE + ")+").encode()
+    try:
+        import re2
+
+        return re2.compile(pattern)
+    except Exception:  # pragma: no cover
+        return re.compile(pattern)

@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import BinaryIO
 
-from ktriage.logs.anchors import compile_prefilter
+from ktriage.logs.anchors import compile_other_run, compile_prefilter
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.pstore import Part, part_of, reorder
-from ktriage.logs.records import OTHER_SYSLOG_RUN, Record, other_program_line, records
+from ktriage.logs.records import Record, other_program_line, records
 from ktriage.logs.report import build_crash
 from ktriage.model import Crash, Event
 
@@ -399,6 +399,7 @@ def scan_binary(
 
 _PART_BYTES = re.compile(rb"(?m)^(?:<\d{1,3}>)?[A-Z][a-z]{3,8}#\d{1,9} Part\d{1,9}\s{0,4}$")
 _ANCHOR = compile_prefilter()
+_OTHER_RUN = compile_other_run()  # records.OTHER_SYSLOG_RUN, in RE2
 
 
 class _Skipped:
@@ -467,7 +468,7 @@ def _scan_chunk(
                 lineno = _skip(skipped, chunk, pos, line_start, lineno)
                 pos = line_start
             skipped.flush(sc)
-        elif m := OTHER_SYSLOG_RUN.match(chunk, pos, size):  # other programs' lines, ignored by the scanner
+        elif m := _OTHER_RUN.match(chunk, pos, size):  # other programs' lines, ignored by the scanner
             lineno += chunk.count(b"\n", pos, m.end())
             pos = m.end()
             continue
