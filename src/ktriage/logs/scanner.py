@@ -437,6 +437,11 @@ def _skip(skipped: _Skipped, chunk: bytes, start: int, end: int, lineno: int) ->
     return lineno + n
 
 
+def _month_first(chunk: bytes, pos: int) -> bool:
+    """The line may begin another program's syslog line (`Mon `): a call into RE2 costs more than this test."""
+    return 65 <= chunk[pos] <= 90 and chunk[pos + 3 : pos + 4] == b" "
+
+
 def _scan_chunk(
     sc: Scanner,
     chunk: bytes,
@@ -468,7 +473,7 @@ def _scan_chunk(
                 lineno = _skip(skipped, chunk, pos, line_start, lineno)
                 pos = line_start
             skipped.flush(sc)
-        elif m := _OTHER_RUN.match(chunk, pos, size):  # other programs' lines, ignored by the scanner
+        elif _month_first(chunk, pos) and (m := _OTHER_RUN.match(chunk, pos, size)):  # other programs' lines
             lineno += chunk.count(b"\n", pos, m.end())
             pos = m.end()
             continue
