@@ -4,8 +4,8 @@ Streaming and bounded: the scanner keeps a ring of recent records (for context s
 kernel release or a warning printed just before the oops) and at most one open report.
 A report quoted in a mail or commit message (untimestamped, its header indented by spaces or a
 tab) is read with that indentation removed, and ends where the text goes back to a lesser one.
-`scan_binary` adds a fast path for huge logs: a chunk with no trigger word is only counted,
-never split into lines, so a 2 GB syslog is read at close to disk speed.
+`scan_binary` adds a fast path for huge logs: while no report is open, a block with none of the anchors
+derived from the header patterns (ktriage.logs.anchors) is only counted, never split into lines.
 """
 
 from __future__ import annotations
@@ -366,7 +366,8 @@ def scan_binary(
     `line_filter` optionally maps each decoded line to the kernel text (journal JSON/export).
     `prefilter`: skip blocks without a header anchor at C speed (see `_scan_chunk`); False reads every line
     (the reference the pre-filter is tested against: both give the same crashes).
-    `full`: build the first `full` crashes whole, the others with only their kind, title, panic line and source span (a run that reports `--max-crashes` of them counts the rest by title).
+    `full`: build the first `full` crashes whole, the others with only their kind, title, panic line and source
+    span (a run that reports `--max-crashes` of them counts the rest by title).
     """
     sc = Scanner(path, source_format, full)
     skipped = _Skipped()  # (the crashes found do not depend on what is left in it at the end)
