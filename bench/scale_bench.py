@@ -81,8 +81,9 @@ def make_code_line(path: Path, n: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run(cmd: list[str], timeout: float = 0) -> tuple[float, int, int]:
-    """(seconds, peak RSS in MB, exit status); a run past `timeout` seconds is killed (exit -9)."""
+def run(cmd: list[str], timeout: float = 0) -> tuple[float, int, int, float]:
+    """(seconds, peak RSS in MB, exit status, CPU seconds); a run past `timeout` seconds is killed (exit -9).
+    CPU seconds (user + system) tell the work done when other jobs share the cores and stretch the wall time."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
     if timeout:
@@ -91,7 +92,8 @@ def run(cmd: list[str], timeout: float = 0) -> tuple[float, int, int]:
         except subprocess.TimeoutExpired:
             p.kill()
     _, status, ru = os.wait4(p.pid, 0)
-    return time.perf_counter() - t0, ru.ru_maxrss // 1024, os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    return wall, ru.ru_maxrss // 1024, os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime
 
 
 CASES = {
@@ -111,7 +113,10 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600, help="seconds before a ktriage run is killed (exit -9)")
     args = ap.parse_args()
     extra = ["--no-analysis"] if args.no_analysis else []
-    print(f"{'case':11} {'size':>9} {'ktriage':>9} {'RSS':>7} {'exit':>4} {'grep -c':>8} {'ratio':>6} {'x2':>5}")
+    print(
+        f"{'case':11} {'size':>9} {'ktriage':>9} {'cpu':>8} {'RSS':>7} {'exit':>4} {'grep -c':>8} {'grep cpu':>8} "
+        f"{'ratio':>6} {'x2':>5}"
+    )
     with tempfile.TemporaryDirectory(prefix="ktriage-scale-") as tmp:
         for name in args.case or list(CASES):
             times = []
@@ -119,14 +124,15 @@ def main() -> None:
                 path = Path(tmp) / f"{name}.log"
                 CASES[name](path, args.size * factor)
                 size = path.stat().st_size
-                t, rss, code = run(
+                t, rss, code, cpu = run(
                     [sys.executable, "-m", "ktriage.cli", "analyze", "-o", os.devnull, *extra, str(path)]
                 )
-                g, _, _ = run(["grep", "-c", "-E", GREP, str(path)])
+                g, _, _, gcpu = run(["grep", "-c", "-E", GREP, str(path)])
                 times.append(t)
                 x2 = f"{times[1] / times[0]:5.2f}" if len(times) == 2 else ""
                 print(
-                    f"{name:11} {size / 1e6:8.1f}M {t:8.2f}s {rss:5d}MB {code:4d} {g:7.2f}s {t / g:6.1f} {x2:>5}",
+                    f"{name:11} {size / 1e6:8.1f}M {t:8.2f}s {cpu:7.2f}s {rss:5d}MB {code:4d} {g:7.2f}s {gcpu:7.2f}s "
+                    f"{t / g:6.1f} {x2:>5}",
                     flush=True,
                 )
                 path.unlink()

@@ -47,25 +47,27 @@ class Options:
 
 
 def read_crashes(inp: Input, stream, rec: InputRecord, opts: Options | None = None) -> Iterator[Crash]:
-    """Dispatch one opened input to its source."""
+    """Dispatch one opened input to its source. Given `opts`, crashes past `opts.max_crashes` only carry what
+    their count by title needs."""
     # the log reader is imported here, not at the top: a command given a vmcore forks the dump's child before it
     # needs it, and that child imports it while drgn indexes the DWARF (ktriage.vmcore.open_early)
     from ktriage.logs import scan_binary
     from ktriage.logs.ureport import ureport_refusal
 
+    full = opts.max_crashes if opts is not None else None
     opts = opts or Options()
     rec.format = inp.kind if not inp.compression else f"{inp.kind}+{inp.compression}"
     if inp.kind == "empty":
         rec.notes.append("empty input")
         return
     if inp.kind in ("log",):
-        yield from scan_binary(stream, inp.path, "log")
+        yield from scan_binary(stream, inp.path, "log", full=full)
     elif inp.kind == "journal-json":
         lines = JournalJson()
-        yield from scan_binary(stream, inp.path, "journal", line_filter=lines)
+        yield from scan_binary(stream, inp.path, "journal", line_filter=lines, full=full)
         rec.notes += lines.notes()
     elif inp.kind == "journal-export":
-        yield from scan_binary(stream, inp.path, "journal", line_filter=journal_export_filter())
+        yield from scan_binary(stream, inp.path, "journal", line_filter=journal_export_filter(), full=full)
     elif inp.kind == "crash-output":
         data = _read_upto(stream, MAX_CRASH_OUTPUT + 1)
         if len(data) > MAX_CRASH_OUTPUT:

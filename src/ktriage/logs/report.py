@@ -554,6 +554,41 @@ def crash_bucket(crash: Crash) -> str:
     return _bucket(crash.kind, crash.title, crash.guilty_frame, crash.frames)
 
 
+def _panic(lines: Sequence[str]) -> str | None:
+    """What the report's `Kernel panic - not syncing:` line says (a trailer after it is then not attached)."""
+    for line in lines:
+        m = _PANIC.search(line)
+        if m:
+            return str(m.group(1))
+    return None
+
+
+def _split_rest(header: re.Match[str], lines: Sequence[str]) -> tuple[str, int] | None:
+    """The kind the second half of a split `BUG: unable to handle kernel` header gives, and how many lines later
+    it was printed: it is a separate printk, and other lines (syslog, another CPU) can come in between, leaving
+    `BUG: unable to handle kernel` / ... / `NULL pointer dereference at 0000000000000050`."""
+    if not header.group(0).rstrip().endswith("handle kernel"):
+        return None
+    for n, ln in enumerate(lines[1:_SPLIT_WINDOW], 1):
+        rest = next((k for rx, k in _SPLIT_REST if rx.match(ln)), None)
+        if rest is not None:
+            return rest, n
+    return None
+
+
+def _kind(fmt: Format, header: re.Match[str], lines: Sequence[str]) -> str:
+    kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1) :].split(":", 1)[0], "unknown")
+    split = _split_rest(header, lines)
+    if split is not None:
+        kind = split[0]
+    joined = "\n".join(lines[:80])
+    if kind in ("warning", "bug", "gpf", "paging-request") and re.search(r"list_(?:add|del)\w* corruption", joined):
+        kind = "list-corruption"
+    if kind == "warning" and re.search(r"refcount_t: ", joined):
+        kind = "refcount"
+    return kind
+
+
 def build_crash(
     region: Sequence[Record],
     fmt: Format,
@@ -563,21 +598,26 @@ def build_crash(
     cut: bool = False,
     source_format: str = "log",
     eof: bool = False,
+    title_only: bool = False,
 ) -> Crash:
     """One report's records (header first) -> Crash. `before` holds earlier records of the same log;
     `cut`: the report was still open when the log ended or the machine rebooted; `eof`: the input
-    itself ended inside the report."""
+    itself ended inside the report. `title_only`: a report past the number a run reports in full is only
+    counted by title (`--max-crashes`): the Crash holds its kind, title, panic line and source span."""
     lines = [r.text for r in region]
     # one machine, one architecture: the log's lines just before the report tell it when the report does not
     # (a panic line whose oops scrolled away, a report cut to its header)
-    arch = archmod.detect_arch(lines)
-    arch_from_context = arch is None and (arch := archmod.detect_arch([r.text for r in before[-100:]])) is not None
-    frames = parse_frames(lines[1:] if fmt.stack != "none" else lines)
+    arch = None if title_only else archmod.detect_arch(lines)
+    arch_from_context = (
+        not title_only and arch is None and (arch := archmod.detect_arch([r.text for r in before[-100:]])) is not None
+    )
+    frame_lines = lines[1:] if fmt.stack != "none" else lines
+    frames = [] if title_only else parse_frames(frame_lines)  # a title needs them only in the two cases below
 
     mixed = interleaved_at(region)
     fmt, header, rmatch = select_format(fmt, lines[:mixed] if mixed else lines)
     own = _own_lines(fmt, lines)
-    regs = archmod.parse_registers(own, arch)
+    regs = {} if title_only else archmod.parse_registers(own, arch)
     ip = archmod.parse_ip(own)
     groups: dict[str, str] = {f"h{i}": g or "" for i, g in enumerate(header.groups(), 1)}
     if "{FUNC}" in fmt.header.pattern or fmt.stack in ("header", "header_trace", "warning"):
@@ -603,6 +643,7 @@ def build_crash(
     if guilty is None and fmt.stack in ("warning", "trace") and not any(CALL_TRACE.search(ln) for ln in lines):
         # A WARN quoted in a commit message: frame lines under the header, without the `RIP:` line
         # and the `Call Trace:` keyword. Only whole-line frames count (`func+0x12/0x40`).
+        frames = frames or parse_frames(frame_lines)
         guilty = first_guilty(
             [f.symbol for f in frames if f.symbol and f.reliable and not f.inline], fmt.skip + STACKS["warning"].skip
         )
@@ -613,10 +654,13 @@ def build_crash(
         if guilty is not None:
             notes.append(f"guilty frame {guilty}: from the faulting IP line; no call trace names a function")
     if fmt.stack == "address" and groups.get("h1"):
-        guilty = _frame_at(frames, int(groups["h1"], 16))
+        guilty = _frame_at(frames or parse_frames(frame_lines), int(groups["h1"], 16))
     if guilty is None and fmt.stack == "none" and "{r1}" in fmt.title and groups.get("r1"):
         guilty = strip_prefixes(normalize(groups["r1"]))
     title, missing = _title(fmt, groups, guilty)
+    if title_only:
+        span = SourceSpan(path, region[0].lineno, region[-1].lineno, source_format)
+        return Crash(kind=_kind(fmt, header, lines), title=title, source=span, panic=_panic(lines))
     if (
         guilty is None
         and ip is not None
@@ -714,32 +758,16 @@ def build_crash(
             )
     access, errcode = archmod.parse_access(lines, arch)
 
-    panic = None
-    for line in lines:
-        m = _PANIC.search(line)
-        if m:
-            panic = m.group(1)
-            break
+    panic = _panic(lines)
 
-    kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1) :].split(":", 1)[0], "unknown")
-    if header.group(0).rstrip().endswith("handle kernel"):
-        # the header's second half is a separate printk: other lines printed in between (syslog, another CPU)
-        # leave `BUG: unable to handle kernel` / ... / `NULL pointer dereference at 0000000000000050`
-        for n, ln in enumerate(lines[1:_SPLIT_WINDOW], 1):
-            rest = next((k for rx, k in _SPLIT_REST if rx.match(ln)), None)
-            if rest is not None:
-                kind = rest
-                notes.append(
-                    f"kind {rest}: from the header's second half, printed {n} lines later after other messages"
-                )
-                if guilty is None and ip is not None and ip.symbol:
-                    guilty = first_guilty([ip.symbol], fmt.skip)
-                break
-    joined = "\n".join(lines[:80])
-    if kind in ("warning", "bug", "gpf", "paging-request") and re.search(r"list_(?:add|del)\w* corruption", joined):
-        kind = "list-corruption"
-    if kind == "warning" and re.search(r"refcount_t: ", joined):
-        kind = "refcount"
+    kind = _kind(fmt, header, lines)
+    split = _split_rest(header, lines)
+    if split is not None:
+        notes.append(
+            f"kind {split[0]}: from the header's second half, printed {split[1]} lines later after other messages"
+        )
+        if guilty is None and ip is not None and ip.symbol:
+            guilty = first_guilty([ip.symbol], fmt.skip)
 
     related_recs = [r for r in before if _RELATED.search(r.text)]
     head_prefix = region[0].text[: header.start()] if header.string == region[0].text else ""

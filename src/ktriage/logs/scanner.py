@@ -4,8 +4,8 @@ Streaming and bounded: the scanner keeps a ring of recent records (for context s
 kernel release or a warning printed just before the oops) and at most one open report.
 A report quoted in a mail or commit message (untimestamped, its header indented by spaces or a
 tab) is read with that indentation removed, and ends where the text goes back to a lesser one.
-`scan_binary` adds a fast path for huge logs: a chunk with no trigger word is only counted,
-never split into lines, so a 2 GB syslog is read at close to disk speed.
+`scan_binary` adds a fast path for huge logs: while no report is open, a block with none of the anchors
+derived from the header patterns (ktriage.logs.anchors) is only counted, never split into lines.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import BinaryIO
 
+from ktriage.logs.anchors import compile_other_run, compile_prefilter
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.guilty import first_guilty
 from ktriage.logs.pstore import Part, part_of, reorder
-from ktriage.logs.records import OTHER_SYSLOG_RUN, Record, other_program_line, records
+from ktriage.logs.records import Record, other_program_line, records
 from ktriage.logs.report import build_crash
 from ktriage.model import Crash, Event
 
@@ -132,9 +133,11 @@ def _dedent(rec: Record) -> tuple[str | None, Record]:
 class Scanner:
     """Feed Records in order; collect Crashes as their reports close."""
 
-    def __init__(self, path: str, source_format: str = "log") -> None:
+    def __init__(self, path: str, source_format: str = "log", full: int | None = None) -> None:
         self.path = path
         self.source_format = source_format
+        self.full = full  # reports built whole; past them, only what a count by title needs (--max-crashes)
+        self.built = 0
         self.before: deque[Record] = deque(maxlen=CONTEXT_LINES)
         self.release_line: Record | None = None
         self.region: list[Record] | None = None
@@ -143,7 +146,9 @@ class Scanner:
         self.caller: str | None = None
         self.has_frames = False
         self.done: list[Crash] = []
-        self.since_close = 10**9
+        self.since_close = 10**9  # lines since the last report closed (a panic trailer belongs to it when close)
+        self.lineno = 0  # the line of the record being read
+        self.closed_line = -(10**9)  # the line the last report closed at
         self.prose = 0
         self.foreign = 0
         self.indent: str | None = None  # the open report is an indented excerpt (mail, commit message)
@@ -156,22 +161,28 @@ class Scanner:
         return self.region is None
 
     def _context(self) -> list[Record]:
-        ctx = list(self.before)
+        """The kernel's records of the CONTEXT_LINES lines before the report (a line window, not a count of
+        records: the block pre-filter of `scan_binary` keeps exactly that window of a block it skips)."""
+        assert self.region is not None
+        first = self.region[0].lineno - CONTEXT_LINES
+        ctx = [r for r in self.before if r.lineno >= first]
         if self.release_line and (not ctx or self.release_line.lineno < ctx[0].lineno):
             ctx.insert(0, self.release_line)
         return ctx
 
     def _close(self, cut: bool = False, eof: bool = False) -> None:
         assert self.region is not None and self.fmt is not None and self.match is not None
+        light = self.full is not None and self.built >= self.full and self.fmt is not HEADLESS
         crash = build_crash(
             self.region,
             self.fmt,
             self.match,
             self.path,
-            self._context(),
+            () if light else self._context(),  # the title is read from the report's own lines
             cut=cut,
             source_format=self.source_format,
             eof=eof,
+            title_only=light,
         )
         if self.fmt is HEADLESS:
             self.before.extend(self.region[1:])  # still the context of the reports after it (their arch...)
@@ -185,9 +196,11 @@ class Scanner:
             note = f"the log ends with pstore part {self.part.label}: the report's end is in part {rest}"
             crash = crash.replace(related_events=crash.related_events + (Event("note", note, crash.source.last_line),))
         self.done.append(crash)
+        self.built += 1
         self.region = None
         self.indent = None
         self.since_close = 0
+        self.closed_line = self.lineno
 
     def _headless(self, crash: Crash) -> Crash:
         """A report whose head is not in the log: say so, and where the head is when pstore tells it."""
@@ -252,6 +265,7 @@ class Scanner:
     def feed(self, rec: Record) -> None:
         if rec.origin != "kernel":
             return
+        self.lineno = rec.lineno
         if rec.ts is None and (p := part_of(rec.text)) is not None:
             self._part_header(p)
             return
@@ -270,7 +284,7 @@ class Scanner:
             indent, rec = _dedent(rec)
         hit = match_header(rec.text)
         if self.region is None:
-            self.since_close += 1
+            self.since_close = rec.lineno - self.closed_line
             if hit:
                 fmt, m = hit
                 if not fmt.starts_report and self._attach_panic(rec):
@@ -285,8 +299,11 @@ class Scanner:
                 elif not _OOPSY.search(rec.text) and not _HEADLESS_START.match(rec.text):
                     self.fresh = False  # prose or an ordinary log line first: a trace after it is quoted, not cut
                 elif _HEADLESS_START.match(rec.text):
-                    self._open(dataclasses.replace(rec, text=""), HEADLESS, HEADLESS.header.match(""))  # type: ignore[arg-type]
-                    self.region.append(rec)  # type: ignore[union-attr]
+                    empty = HEADLESS.header.match("")
+                    assert empty is not None  # `^` matches the empty text
+                    self._open(dataclasses.replace(rec, text=""), HEADLESS, empty)
+                    assert self.region is not None
+                    self.region.append(rec)
                     self.has_frames = "+0x" in rec.text
                     return
             self.before.append(rec)
@@ -376,14 +393,27 @@ def _split_lines(text: str) -> list[str]:
 
 
 CHUNK = 4 << 20
+LineFilter = Callable[[str], "str | None"]  # a journal export's line -> the kernel's text in it, None: not the kernel's
 
 
-def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=None) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
+def scan_binary(
+    f: BinaryIO,
+    path: str,
+    source_format: str = "log",
+    line_filter: LineFilter | None = None,
+    prefilter: bool = True,
+    full: int | None = None,
+) -> Iterator[Crash]:
     """Scan a (possibly huge) binary stream; yields crashes as they close.
 
     `line_filter` optionally maps each decoded line to the kernel text (journal JSON/export).
+    `prefilter`: skip blocks without a header anchor at C speed (see `_scan_chunk`); False reads every line
+    (the reference the pre-filter is tested against: both give the same crashes).
+    `full`: build the first `full` crashes whole, the others with only their kind, title, panic line and source
+    span (a run that reports `--max-crashes` of them counts the rest by title).
     """
-    sc = Scanner(path, source_format)
+    sc = Scanner(path, source_format, full)
+    skipped = _Skipped()  # (the crashes found do not depend on what is left in it at the end)
     lineno = 0
     tail = b""
     first = True
@@ -399,85 +429,99 @@ def scan_binary(f: BinaryIO, path: str, source_format: str = "log", line_filter=
             yield from sc.finish()
             return
         first = False
-        data = tail + data
+        data = tail + data if tail else data
         cut = data.rfind(b"\n")
         if cut < 0:
             tail = data
             continue
-        chunk, tail = data[: cut + 1], data[cut + 1 :]
-        lineno = yield from _scan_chunk(sc, chunk, lineno, line_filter)
+        tail = data[cut + 1 :]
+        lineno = yield from _scan_chunk(sc, data, cut + 1, lineno, line_filter, prefilter, skipped)
     if tail:
-        lineno = yield from _scan_chunk(sc, tail + b"\n", lineno, line_filter)
+        lineno = yield from _scan_chunk(sc, tail + b"\n", len(tail) + 1, lineno, line_filter, prefilter, skipped)
     yield from sc.finish()
 
 
 _PART_BYTES = re.compile(rb"(?m)^(?:<\d{1,3}>)?[A-Z][a-z]{3,8}#\d{1,9} Part\d{1,9}\s{0,4}$")
+_ANCHOR = compile_prefilter()
+_OTHER_RUN = compile_other_run()  # records.OTHER_SYSLOG_RUN, in RE2
 
 
-def _fast_trigger():  # type: ignore[no-untyped-def]
-    """The chunk prefilter: RE2 runs the trigger alternation as a DFA, ~20x faster than `re`."""
-    try:
-        import re2  # google-re2
+class _Skipped:
+    """The last lines of the runs skipped since the scanner was last fed: read into its context only when a line
+    is fed next (a run followed by another of CONTEXT_LINES lines or more is never read at all)."""
 
-        return re2.compile(TRIGGER.pattern)
-    except Exception:  # pragma: no cover - fall back to the standard engine
-        return TRIGGER
+    def __init__(self) -> None:
+        self.tails: list[tuple[bytes, int]] = []  # (lines, number of the first)
+
+    def add(self, lines: bytes, first: int, n: int) -> None:
+        if n >= CONTEXT_LINES:
+            self.tails.clear()  # what came before is out of the window of any report to come
+        self.tails.append((lines, first))
+
+    def flush(self, sc: Scanner) -> None:
+        for lines, first in self.tails:
+            for r in records(enumerate(_split_lines(lines.decode("utf-8", "replace")), first)):
+                if r.origin == "kernel":
+                    sc.before.append(r)
+        self.tails.clear()
 
 
-_FAST = _fast_trigger()
-
-
-def _skip(sc: Scanner, chunk: bytes, start: int, end: int, lineno: int) -> int:
-    """Lines [start, end) of a chunk hold no trigger: count them, keep only what later reports need
-    (the last boot banner, and the last CONTEXT_LINES lines as context)."""
+def _skip(skipped: _Skipped, chunk: bytes, start: int, end: int, lineno: int) -> int:
+    """Lines [start, end) of a chunk hold no anchor: no header, boot banner or pstore part can be among them, so
+    fed one by one they would only add the kernel's records to the context. Count them, and keep only the last
+    CONTEXT_LINES of them, the window `Scanner._context` keeps."""
     n = chunk.count(b"\n", start, end)
-    sc.since_close += n  # a panic trailer belongs to a report only when it comes right after it
-    boot = chunk.rfind(b"Linux version ", start, end)
-    if boot >= 0:
-        b0 = chunk.rfind(b"\n", start, boot) + 1 if chunk.rfind(b"\n", start, boot) >= 0 else start
-        b1 = chunk.find(b"\n", boot, end)
-        rec_line = lineno + chunk.count(b"\n", start, b0) + 1
-        for r in records([(rec_line, chunk[b0:b1].decode("utf-8", "replace"))]):
-            sc.feed(r)
-    ctx = end
-    for _ in range(CONTEXT_LINES + 1):
-        ctx = chunk.rfind(b"\n", start, ctx - 1) if ctx - 1 > start else -1
+    ctx = end - 1
+    for _ in range(min(n, CONTEXT_LINES)):
+        ctx = chunk.rfind(b"\n", start, ctx)
         if ctx < 0:
             break
-    ctx = max(ctx + 1, start)
-    first = lineno + chunk.count(b"\n", start, ctx) + 1
-    for r in records(enumerate(_split_lines(chunk[ctx:end].decode("utf-8", "replace")), first)):
-        if r.origin == "kernel" and not _BOOT.match(r.text):
-            sc.before.append(r)
+    ctx = max(ctx + 1, start) if n > CONTEXT_LINES else start
+    skipped.add(chunk[ctx:end], lineno + n - min(n, CONTEXT_LINES) + 1, n)
     return lineno + n
 
 
-def _scan_chunk(sc: Scanner, chunk: bytes, lineno: int, line_filter) -> Iterator[Crash]:  # type: ignore[no-untyped-def]
-    """Feed only the lines around trigger hits to the scanner; skip the rest at memchr speed."""
+def _month_first(chunk: bytes, pos: int) -> bool:
+    """The line may begin another program's syslog line (`Mon `): a call into RE2 costs more than this test."""
+    return 65 <= chunk[pos] <= 90 and chunk[pos + 3 : pos + 4] == b" "
+
+
+def _scan_chunk(
+    sc: Scanner,
+    chunk: bytes,
+    size: int,
+    lineno: int,
+    line_filter: LineFilter | None,
+    prefilter: bool,
+    skipped: _Skipped,
+) -> Generator[Crash, None, int]:
+    """Feed the lines of chunk[:size] (it ends with a newline) to the scanner. While no report is open, one
+    search for the anchors (RE2 over the whole block) finds the next line that may matter; the lines before it
+    are skipped at memchr speed. Other programs' syslog lines inside a report are stepped over."""
     if line_filter is not None:
-        lines = _split_lines(chunk.decode("utf-8", "replace"))
+        lines = _split_lines(chunk[:size].decode("utf-8", "replace"))
         pairs = ((n, t) for n, t in ((n, line_filter(l)) for n, l in enumerate(lines, lineno + 1)) if t is not None)
         for r in records(pairs):
             sc.feed(r)
             if sc.done:
                 yield from sc.take()
         return lineno + len(lines)
-    pos, size = 0, len(chunk)  # the chunk ends with a newline
+    pos = 0
     while pos < size:
-        if sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
-            m = _FAST.search(chunk, pos)
+        if prefilter and sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
+            m = _ANCHOR.search(chunk, pos, size)
             if m is None:
-                return _skip(sc, chunk, pos, size, lineno)
+                return _skip(skipped, chunk, pos, size, lineno)
             line_start = chunk.rfind(b"\n", pos, m.start()) + 1 or pos
-            line_start = max(line_start, pos)
             if line_start > pos:
-                lineno = _skip(sc, chunk, pos, line_start, lineno)
+                lineno = _skip(skipped, chunk, pos, line_start, lineno)
                 pos = line_start
-        elif m := OTHER_SYSLOG_RUN.match(chunk, pos):  # other programs' lines, ignored by the scanner: step over
+            skipped.flush(sc)
+        elif _month_first(chunk, pos) and (m := _OTHER_RUN.match(chunk, pos, size)):  # other programs' lines
             lineno += chunk.count(b"\n", pos, m.end())
             pos = m.end()
             continue
-        end = chunk.find(b"\n", pos)
+        end = chunk.find(b"\n", pos, size)
         lineno += 1
         line = chunk[pos:end].decode("utf-8", "replace")
         if other_program_line(line):  # fed, it would be ignored (not the kernel's): skip its parsing
