@@ -106,13 +106,61 @@ def test_anchors_are_necessary_on_real_header_lines() -> None:
     assert checked > 500
 
 
-def test_the_prefilter_finds_every_anchor_and_hidden_byte() -> None:
-    rx = anchors.compile_prefilter()
+def _engines() -> list[str]:
+    """RE2 always; Hyperscan where the `fast` extra is installed (CI installs it, so both are tested there)."""
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return ["re2"]
+    return ["re2", "hyperscan"]
+
+
+@pytest.mark.parametrize("engine", _engines())
+def test_the_prefilter_finds_every_anchor_and_hidden_byte(engine: str) -> None:
+    rx = anchors.compile_prefilter(engine)
+    assert rx.engine == engine
     for a in anchors.all_anchors():
-        assert rx.search(b"xx " + a.encode() + b" yy"), a
+        hit = rx.first_end(b"xx " + a.encode() + b" yy")
+        assert hit == 3 + len(a.encode()), a
     for hidden in (b"BU\x00G: x", b"\x1b[1mBUG: x", b'{"log": "\\u0042UG: x"}', b"a\x7fb"):
-        assert rx.search(hidden), hidden
-    assert rx.search(b"Dec  5 10:00:00 host systemd[1]: Started session 4 of user u4.\r\n") is None
+        assert rx.first_end(hidden), hidden
+    assert rx.first_end(b"Dec  5 10:00:00 host systemd[1]: Started session 4 of user u4.\r\n") is None
+    # the window is respected: an anchor before `pos` or from `end` on is not seen
+    line = b"BUG: a\nok\nOops: b\n"
+    assert rx.first_end(line, 1) == line.index(b"Oops") + 4
+    assert rx.first_end(line, 1, line.index(b"Oops") + 3) is None
+
+
+def _anchor_lines(rx: anchors.AnchorSearch, data: bytes, block: int) -> list[int]:
+    """The start of every line the pre-filter stops at, searching block by block as the scanner does."""
+    out, pos = [], 0
+    while pos < len(data):
+        end = min(pos + block, len(data))
+        hit = rx.first_end(data, pos, end)
+        if hit is None:
+            pos = end
+            continue
+        start = data.rfind(b"\n", 0, hit) + 1
+        out.append(start)
+        pos = data.find(b"\n", hit)
+        pos = len(data) if pos < 0 else pos + 1
+    return out
+
+
+@pytest.mark.skipif(len(_engines()) < 2, reason="Hyperscan (the `fast` extra) is not installed")
+def test_hyperscan_stops_at_the_lines_re2_stops_at() -> None:
+    """Both engines, on every text of the repository (and the syzkaller corpus when present), at two block
+    sizes: the same lines, in the same order."""
+    re2_rx, hs_rx = anchors.compile_prefilter("re2"), anchors.compile_prefilter("hyperscan")
+    paths = list(_texts()) + (sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else [])
+    stops = 0
+    for path in paths:
+        data = path.read_bytes()
+        for block in (4096, 1 << 22):
+            want = _anchor_lines(re2_rx, data, block)
+            assert _anchor_lines(hs_rx, data, block) == want, (path, block)
+            stops += len(want)
+    assert stops > 1000  # a real comparison: thousands of lines stopped at, not a few
 
 
 # --- the same crashes with and without it ------------------------------------------------------------

@@ -509,10 +509,10 @@ def _scan_chunk(
     pos = 0
     while pos < size:
         if prefilter and sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
-            m = _ANCHOR.search(chunk, pos, size)
-            if m is None:
+            hit = _ANCHOR.first_end(chunk, pos, size)
+            if hit is None:
                 return _skip(skipped, chunk, pos, size, lineno)
-            line_start = chunk.rfind(b"\n", pos, m.start()) + 1 or pos
+            line_start = chunk.rfind(b"\n", pos, hit) + 1 or pos
             if line_start > pos:
                 lineno = _skip(skipped, chunk, pos, line_start, lineno)
                 pos = line_start
