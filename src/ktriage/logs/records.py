@@ -40,8 +40,9 @@ _LEVEL = re.compile(r"^<(\d{1,3})>")
 _DMESG_T = re.compile(r"^\[(?=[^\]]*\d\d:\d\d:\d\d)[^\]]{8,40}\]\s?")
 _INDENTED_TS = re.compile(r"^\s+(?:<\d{1,3}>)?\[\s*\d+\.\d+\]")
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
-# what a syslog header and a `dmesg -T` date both hold (a line without it cannot carry either)
-_CLOCK = re.compile(r"\d:\d\d:\d\d")
+# what a syslog header's and a `dmesg -T` date's clock time both hold (a line without it cannot carry either; a
+# pattern starting with a literal is searched ~5x faster than one starting with `\d`)
+_CLOCK = re.compile(r":\d\d:\d\d")
 _CALLER = re.compile(r"^\[\s*([TC]\d+)\]")
 # "[ 1234.567890] host kernel: msg" (journalctl -o short-monotonic)
 _HOST_KERNEL = re.compile(r"^\S+ kernel: ")
@@ -123,8 +124,8 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str, str |
     if text[:1] == "[" and (m := _TS.match(text)) and _CLOCK.search(text) is None:
         # the common dmesg line, "[   12.345678] msg": no collector prefix, quote, dmesg -T date or syslog header
         # can start it (each of the last two needs a clock time), so the rules before the timestamp are skipped
-        text, caller = _after_ts(text[m.end() :])
-        return _tail(text), float(m.group(1)), caller, "kernel", None
+        msg, by = _after_ts(text[m.end() :])
+        return _tail(msg), float(m.group(1)), by, "kernel", None
     ts: float | None = None
     stamp: str | None = None
     caller: str | None = None
@@ -256,13 +257,16 @@ def json_text(line: str) -> list[str] | None:
 def records(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
     """Turn (lineno, raw line) pairs into Records, splitting flattened lines and unwrapping JSON-a-line exports."""
     for lineno, raw in lines:
-        if raw[:1] == "{" or raw.lstrip()[:1] == "{":
-            texts = json_text(raw)
-            if texts is not None:
-                yield from records((lineno, t) for t in texts)
-                continue
-        line = clean(raw)
-        parts = split_flattened(line) if "[" in line else [line]
-        for part in parts:
-            text, ts, caller, origin, stamp = strip_prefixes(part)
-            yield Record(lineno, text, ts, caller, origin, stamp)
+        yield from line_records(lineno, raw)
+
+
+def line_records(lineno: int, raw: str) -> list[Record]:
+    """The Records of one input line (a list: the scanner reads a line at a time, without a generator's cost)."""
+    if raw[:1] == "{" or (raw[:1].isspace() and raw.lstrip()[:1] == "{"):
+        texts = json_text(raw)
+        if texts is not None:
+            return list(records((lineno, t) for t in texts))
+    line = clean(raw)
+    if "[" not in line:
+        return [Record(lineno, *strip_prefixes(line))]
+    return [Record(lineno, *strip_prefixes(part)) for part in split_flattened(line)]

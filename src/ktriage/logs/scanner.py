@@ -20,7 +20,7 @@ from ktriage.logs.anchors import compile_other_run, compile_prefilter
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.guilty import first_guilty
 from ktriage.logs.pstore import Part, part_of, reorder
-from ktriage.logs.records import Record, other_program_line, records
+from ktriage.logs.records import Record, line_records, other_program_line, records
 from ktriage.logs.report import build_crash
 from ktriage.model import Crash, Event
 
@@ -527,7 +527,7 @@ def _scan_chunk(
         if other_program_line(line):  # fed, it would be ignored (not the kernel's): skip its parsing
             pos = end + 1
             continue
-        for r in records([(lineno, line)]):
+        for r in line_records(lineno, line):
             sc.feed(r)
         if sc.done:
             yield from sc.take()
