@@ -170,15 +170,16 @@ def strip_prefixes(text: str) -> tuple[str, float | None, str | None, str, str |
 def _after_ts(text: str) -> tuple[str, str | None]:
     """What follows a dmesg timestamp: the caller id, the separating space, a journal's "host kernel: "."""
     caller: str | None = None
-    c = _CALLER.match(text)
+    c = _CALLER.match(text) if text[:1] == "[" else None
     if c:
         caller = c.group(1)
         text = text[c.end() :]
     if text.startswith(" "):
         text = text[1:]
-    h = _HOST_KERNEL.match(text) or _KERNEL_WORD.match(text)
-    if h:
-        text = text[h.end() :]
+    if "kernel: " in text:  # what both forms hold (most lines do not: two matches saved)
+        h = _HOST_KERNEL.match(text) or _KERNEL_WORD.match(text)
+        if h:
+            text = text[h.end() :]
     return text, caller
 
 
