@@ -414,19 +414,19 @@ def strip_prefixes(name: str) -> str:
 
 
 def is_generic(name: str, extra: Sequence[str] = ()) -> bool:
-    if _generic(str(name)) if len(name) <= _CACHED_NAME else _GENERIC.search(name):
-        return True
-    return any(re.search(p, name) for p in extra)
+    if len(name) <= _CACHED_NAME:
+        return _generic(str(name), tuple(extra))
+    return _GENERIC.search(name) is not None or any(re.search(p, name) for p in extra)
 
 
 _CACHED_NAME = 256  # characters: longer names (bad input) are searched each time, the cache stays small
 
 
 @functools.lru_cache(maxsize=8192)
-def _generic(name: str) -> bool:
+def _generic(name: str, extra: tuple[str, ...]) -> bool:
     """Whether a function name is generic machinery: the same few thousand names recur in every trace of a log,
     and the search over all the generic patterns costs ~10 us a name."""
-    return _GENERIC.search(name) is not None
+    return _GENERIC.search(name) is not None or any(re.search(p, name) for p in extra)
 
 
 def first_guilty(candidates: Sequence[str], extra_skip: Sequence[str] = ()) -> str | None:
