@@ -53,10 +53,14 @@ class Pattern:
         return self._rx, text[:BOUNDED]
 
     def search(self, text: str, pos: int = 0) -> Any:
+        if len(text) <= SHORT:  # the common case without the call to _pick: a log makes millions of these
+            return self._rx.search(text, pos)
         rx, text = self._pick(text)
         return rx.search(text, pos)
 
     def match(self, text: str, pos: int = 0) -> Any:
+        if len(text) <= SHORT:
+            return self._rx.match(text, pos)
         rx, text = self._pick(text)
         return rx.match(text, pos)
 

@@ -12,6 +12,7 @@ Inline frames (`func file.c:12 [inline]`) and questionable frames (`? func+0x..`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -413,9 +414,19 @@ def strip_prefixes(name: str) -> str:
 
 
 def is_generic(name: str, extra: Sequence[str] = ()) -> bool:
-    if _GENERIC.search(name):
-        return True
-    return any(re.search(p, name) for p in extra)
+    if len(name) <= _CACHED_NAME:
+        return _generic(str(name), tuple(extra))
+    return _GENERIC.search(name) is not None or any(re.search(p, name) for p in extra)
+
+
+_CACHED_NAME = 256  # characters: longer names (bad input) are searched each time, the cache stays small
+
+
+@functools.lru_cache(maxsize=8192)
+def _generic(name: str, extra: tuple[str, ...]) -> bool:
+    """Whether a function name is generic machinery: the same few thousand names recur in every trace of a log,
+    and the search over all the generic patterns costs ~10 us a name."""
+    return _GENERIC.search(name) is not None or any(re.search(p, name) for p in extra)
 
 
 def first_guilty(candidates: Sequence[str], extra_skip: Sequence[str] = ()) -> str | None:
