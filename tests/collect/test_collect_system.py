@@ -43,40 +43,16 @@ def test_full_disk_one_line_each_and_the_rest_still_handled(tmp_path: Path, tiny
 
     from ktriage.cli import main
 
-    r = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--crash-dir",
-            str(crash),
-            "--pstore",
-            str(tmp_path / "none"),
-            "--spool",
-            str(spool),
-            "--state",
-            str(state),
-        ],
-    )
+    args = ["collect", "--crash-dir", str(crash), "--pstore", str(tmp_path / "none")]
+    args += ["--spool", str(spool), "--state", str(state)]
+    r = CliRunner().invoke(main, args)
     assert r.exit_code == 3, r.output
     errs = [x for x in r.stderr.splitlines() if x]
     assert len(errs) == 2 and all("No space left on device" in x and "analyzed again next time" in x for x in errs)
     assert len(said(r.stdout, "found")) == 2  # both were analyzed; neither marked handled
     assert not state.exists() or "crash" not in state.read_text()
     os.unlink(tiny_fs / "filler")  # room again: the next run queues both
-    r = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--crash-dir",
-            str(crash),
-            "--pstore",
-            str(tmp_path / "none"),
-            "--spool",
-            str(spool),
-            "--state",
-            str(state),
-        ],
-    )
+    r = CliRunner().invoke(main, args)  # the same command, run again
     assert r.exit_code == 0 and len(list((spool / "outbox").glob("*.json"))) == 2
 
 
