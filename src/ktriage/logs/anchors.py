@@ -20,7 +20,7 @@ import importlib
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from ktriage.logs.formats import FORMATS
 from ktriage.logs.pstore import PART_HEADER
@@ -175,9 +175,20 @@ def prefilter_pattern() -> bytes:
     return b"|".join([re.escape(a.encode()) for a in all_anchors()] + [HIDDEN])
 
 
-class AnchorSearch:
-    """The first anchor in a block, with RE2 (a DFA, linear, several times faster than `re` on a literal
-    alternation), or `re` where google-re2 is missing."""
+class AnchorSearch(Protocol):
+    """The first anchor in a block: what the scanner asks of either engine."""
+
+    engine: str
+
+    def first_end(self, data: bytes, pos: int = 0, end: int | None = None) -> int | None:
+        """The offset just past the first anchor in data[pos:end], or None. No anchor holds a newline, so the
+        line this offset is in is the first line that holds an anchor."""
+        ...
+
+
+class Re2Search:
+    """RE2 (a DFA, linear, several times faster than `re` on a literal alternation), or `re` where google-re2
+    is missing."""
 
     engine = "re2"
 
@@ -191,13 +202,11 @@ class AnchorSearch:
             self.engine = "re"
 
     def first_end(self, data: bytes, pos: int = 0, end: int | None = None) -> int | None:
-        """The offset just past the first anchor in data[pos:end], or None. No anchor holds a newline, so the
-        line this offset is in is the first line that holds an anchor."""
         m = self._rx.search(data, pos, len(data) if end is None else end)
         return None if m is None else int(m.end())
 
 
-class HyperscanSearch(AnchorSearch):
+class HyperscanSearch:
     """The same search with Hyperscan (`pip install 'ktriage[fast]'`): SIMD literal matching, 3.9 GB/s against
     RE2's 0.64 GB/s on the scale benchmark's syslog (bench/scale_bench.py), which is what brings a large syslog
     near grep's speed. Matches are reported in order of their end, so the first one reported, the scan then
@@ -243,7 +252,7 @@ def compile_prefilter(engine: str | None = None) -> AnchorSearch:
         except ImportError:
             if engine == "hyperscan":
                 raise
-    return AnchorSearch()
+    return Re2Search()
 
 
 # --- what the reader may step over inside a report or before a log's first kernel line ---------------------------
