@@ -416,7 +416,7 @@ def strip_prefixes(name: str) -> str:
 def is_generic(name: str, extra: Sequence[str] = ()) -> bool:
     if len(name) <= _CACHED_NAME:
         return _generic(str(name), tuple(extra))
-    return _GENERIC.search(name) is not None or any(re.search(p, name) for p in extra)
+    return _generic.__wrapped__(name, tuple(extra))  # the same test, uncached
 
 
 _CACHED_NAME = 256  # characters: longer names (bad input) are searched each time, the cache stays small
