@@ -27,6 +27,8 @@ def _near_limit(mb: int) -> bool:
     try:
         with open("/proc/self/status") as f:
             peak = next(int(x.split()[1]) for x in f if x.startswith("VmPeak:")) << 10
+    except MemoryError:  # not even the status file can be read: the limit itself (seen at 21 MB)
+        return True
     except (OSError, StopIteration, ValueError):
         return False
     limit = mb << 20
