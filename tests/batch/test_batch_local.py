@@ -5,6 +5,7 @@ crashmod_check_state (line 232-235), warn "WARNING: ... crashmod_warn+0xb/0x10" 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def batch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**__import__("os").environ, "PYTHONPATH": env_path},
+        env={**os.environ, "PYTHONPATH": env_path},
     )
 
 
@@ -65,7 +66,7 @@ def test_one_line_per_task_then_rerun_skips(logs: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "ktriage.cli", "analyze", "--format", "json", str(logs / "warn.console.log")],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")},
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert json.loads(a.stdout)["crashes"] == got["warn.console.log"]["crashes"]
     r = batch(str(logs), "--out", str(out))
@@ -110,7 +111,7 @@ def test_child_counts_any_failure_at_its_limit_as_memory(logs: Path, mb: int) ->
     from ktriage.batch.child import MEMORY_EXIT
 
     task = json.dumps({"path": str(logs / "warn.console.log"), "memory_mb": mb})
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     r = subprocess.run(
         [sys.executable, "-m", "ktriage.batch.child"], input=task, capture_output=True, text=True, env=env, timeout=120
     )
