@@ -61,6 +61,20 @@ def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+DWARF_NAMES: list[str] = []
+
+
+def _keep_dwarf_names(close: Callable[..., Any]) -> Callable[..., Any]:
+    """The names BTF did not answer, kept before the session goes (each one made drgn index the DWARF)."""
+
+    def wrapper(s: Any) -> Any:
+        if s.dwarf_gate is not None:
+            DWARF_NAMES[:] = s.dwarf_gate.passed
+        return close(s)
+
+    return wrapper
+
+
 def instrument() -> None:
     import ktriage.analyzers as an
     import ktriage.kb as kb
@@ -71,7 +85,7 @@ def instrument() -> None:
     vm.load_debug_info = timed("load debug info", vm.load_debug_info)
     vm._read_dmesg = timed("kernel log", vm._read_dmesg)
     vm._system = timed("sys facts", vm._system)
-    vm.VmcoreSession.close = timed("session close (drgn frees)", vm.VmcoreSession.close)
+    vm.VmcoreSession.close = timed("session close (drgn frees)", _keep_dwarf_names(vm.VmcoreSession.close))
     an.load_all()
     for name, a in list(an._REGISTRY.items()):
         an._REGISTRY[name] = an.Analyzer(a.name, timed(f"analyzer {a.name}", a.fn), a.order, a.needs)
@@ -114,6 +128,8 @@ def main() -> int:
     print(
         f"{'total (in process)':<34} {total:7.3f} s wall {cpu_s() - c0:7.3f} s CPU   peak RSS {peak} MB; report {len(text)} bytes"
     )
+    if DWARF_NAMES:
+        print(f"names looked up in DWARF (BTF had none; the first one built drgn's index): {', '.join(DWARF_NAMES)}")
     return 0
 
 

@@ -92,3 +92,37 @@ def test_users_settings_win(clean_env):
     with dp.without_drgn_command_plugins():
         assert os.environ["DRGN_DISABLE_PLUGINS"] == "other,builtin_commands,crash_commands"
     assert os.environ["DRGN_DISABLE_PLUGINS"] == "other"
+
+
+_LAZY = """
+import sys
+from ktriage.drgn_plugins import lazy_helper_package
+lazy_helper_package()
+from drgn.helpers.linux.sched import task_cpu
+from drgn.helpers.linux import list as list_module
+light = sorted(k for k in sys.modules if k.startswith("drgn.helpers.linux."))
+from drgn.helpers.linux import for_each_task
+import drgn.helpers.linux as package
+full = sorted(k for k in sys.modules if k.startswith("drgn.helpers.linux."))
+print(len(light), len(full), len(package.__all__), for_each_task.__module__, list_module.__name__)
+"""
+
+
+def test_lazy_helper_package_imports_what_is_used_and_still_offers_everything():
+    """drgn's package __init__ imports every helper module; the lazy package defers that to the first use of a
+    re-exported name, and then gives exactly what a plain `import drgn.helpers.linux` gives."""
+    import subprocess
+    import sys
+
+    def run(code: str) -> list[str]:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return r.stdout.split()
+
+    light, full, exported, where, submodule = run(_LAZY)
+    plain_modules, plain_exported = run(
+        "import sys, drgn.helpers.linux as p; "
+        "print(len([k for k in sys.modules if k.startswith('drgn.helpers.linux.')]), len(p.__all__))"
+    )
+    assert int(light) < int(plain_modules) / 2  # sched and list and what they import, not all of them
+    assert (full, exported) == (plain_modules, plain_exported)
+    assert where == "drgn.helpers.linux.pid" and submodule == "drgn.helpers.linux.list"

@@ -148,3 +148,41 @@ def test_damaged_btf_in_the_dump_falls_back_to_symbols(lab_scenario):
     assert any(n.startswith("no BTF tier: the kernel's BTF could not be read from the dump (") for n in s.notes), (
         s.notes
     )
+
+
+def test_kernel_btf_index_from_the_cache_equals_the_scan(lab, tmp_path, monkeypatch):
+    """The kernel's BTF index (record offsets, names, enums) is kept in ktriage's per-user cache by the blob's hash:
+    read back, it is what scanning the blob gives."""
+    from ktriage.btf import reader
+
+    data = _section(lab["vmlinux"], ".BTF")
+    assert len(data) >= reader.CACHED_SCAN_BYTES  # a kernel's BTF goes through the cache
+    monkeypatch.setenv("KTRIAGE_CACHE_DIR", "off")
+    fresh = BTF(data)
+    monkeypatch.setenv("KTRIAGE_CACHE_DIR", str(tmp_path / "cache"))
+    stored = BTF(data)
+    assert len(list((tmp_path / "cache").glob("btf-index-*.pickle"))) == 1
+    monkeypatch.setattr(BTF, "_scan", lambda self: pytest.fail("scanned although the cache has it"))
+    cached = BTF(data)
+    for b in (stored, cached):
+        assert b.by_name == fresh.by_name and b.next_id == fresh.next_id
+        assert list(b._offsets) == list(fresh._offsets) and list(b.enum_ids) == list(fresh.enum_ids)
+    assert cached.record(cached.by_name["task_struct"][0]).name == "task_struct"
+
+
+@pytest.mark.parametrize("name", ["taint_flags", "__highest_present_section_nr"])
+def test_globals_table_entries_read_what_dwarf_reads(lab, lab_program, lab_scenario, name):
+    """The BTF tier types these from globals.yaml (pahole wrote no VAR for them): same type and value as DWARF."""
+    from ktriage.vmcore import _open_session
+
+    dwarf = lab_program("null-member")
+    s = _open_session(lab_scenario("null-member")["vmcore"], None, (), True)
+    assert s.tier == "btf"
+    got, want = s.prog[name], dwarf[name]
+    assert got.type_.type_name() == want.type_.type_name(), (got.type_, want.type_)
+    assert got.address_ == want.address_
+    if name == "taint_flags":  # kallsyms' extent runs to the next symbol: the padding after the array is not entries
+        assert len(got) == len(want) == 19  # TAINT_FLAGS_COUNT in 6.1 (include/linux/panic.h: TAINT_TEST is 18)
+        assert [chr(t.c_true.value_()) for t in got] == [chr(t.c_true.value_()) for t in want]
+    else:
+        assert got.value_() == want.value_() > 0

@@ -95,6 +95,10 @@ def analyze_debuginfo(ctx: AnalysisContext) -> list[Finding]:
                 )
             ]
         out += f
+    # its vmlinux mapping: the pages drgn's address-to-unit table touched are page cache (ktriage.residency)
+    from ktriage.residency import drop_resident
+
+    drop_resident(s.vmlinux)
     return out
 
 

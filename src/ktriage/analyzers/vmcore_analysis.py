@@ -943,7 +943,7 @@ def analyze_member(ctx: AnalysisContext) -> list[Finding]:
     if not out:
         why = "the faulting access could not be named from the frame's variables (DWARF) or the function's prototype"
         mod = ctx.crash.ip.module if ctx.crash.ip else None
-        if mod and s.btf is not None and mod in s.btf.modules_without_btf:  # 5.10: modules carry no BTF
+        if mod and s.tier == "btf" and mod in s.btf.modules_without_btf:  # 5.10: modules carry no BTF
             why += f": module {mod} has no BTF in this kernel and no debug info was given, so its types are unknown"
         raise Skip(why)
     return out

@@ -131,6 +131,33 @@ class TypeBuilder:
         return lambda: self.type(tid)
 
 
+_C_INT_WORDS = frozenset({"signed", "unsigned", "char", "short", "int", "long", "_Bool", "__int128"})
+
+
+def int_spellings(name: str) -> tuple[str, ...]:
+    """The names GCC and clang give the C integer type `name` in DWARF, hence in BTF (pahole copies them).
+
+    Why: drgn asks its type finders for a primitive in several spellings ("unsigned long", "long unsigned", ...,
+    "long unsigned int"); a finder placed before DWARF's that misses the first ones hands them to DWARF, which
+    then indexes the whole vmlinux to answer. () for anything that is not an integer type's name."""
+    words = name.split()
+    if not words or any(w not in _C_INT_WORDS for w in words):
+        return ()
+    unsigned = "unsigned" in words
+    if "char" in words:
+        sign = "unsigned " if unsigned else "signed " if "signed" in words else ""
+        return (sign + "char",)
+    if "_Bool" in words:
+        return ("_Bool",)
+    if "__int128" in words:
+        return ("__int128 unsigned", "unsigned __int128") if unsigned else ("__int128",)
+    base = "short" if "short" in words else " ".join(["long"] * words.count("long")) or "int"
+    if base == "int":
+        return ("unsigned int",) if unsigned else ("int",)
+    # GCC: "long unsigned int", "short int"; clang: "unsigned long", "short"
+    return (f"{base} unsigned int", f"unsigned {base}") if unsigned else (f"{base} int", base)
+
+
 # drgn TypeKind -> the BTF kinds that can answer it
 def _kind_map() -> dict[Any, frozenset[int]]:
     import drgn
@@ -189,6 +216,10 @@ class BTFTypes:
         if not want:
             return None
         t = self.lookup(name, frozenset(want))
+        if t is None and want <= {R.INT}:
+            for spelling in int_spellings(name):
+                if spelling != name and (t := self.lookup(spelling, frozenset(want))) is not None:
+                    break
         if t is not None:
             self.built_by_name += 1
             if t.kind not in kinds:  # an INT asked as BOOL or the other way round

@@ -28,6 +28,7 @@ class GlobalSpec:
     why: str = ""
     arch: str | None = None
     percpu: bool = False  # the kernel's BTF VAR record wins when it has one
+    trim_zero: bool = False  # `T []`: an all-zero element is never an entry, so trailing ones are padding
 
 
 def _version(s: str | None) -> tuple[int, int] | None:
@@ -48,7 +49,7 @@ def globals_table() -> list[GlobalSpec]:
 
         st = os.stat(GLOBALS_FILE)
         _TABLE = diskcache.cached(
-            "btf-globals", diskcache.key_of("globals/2", st.st_size, st.st_mtime_ns), _read_globals
+            "btf-globals", diskcache.key_of("globals/3", st.st_size, st.st_mtime_ns), _read_globals
         )
     return _TABLE
 
@@ -67,6 +68,7 @@ def _read_globals() -> list[GlobalSpec]:
             r.get("why", ""),
             r.get("arch"),
             bool(r.get("percpu")),
+            bool(r.get("trim_zero")),
         )
         for r in rows
     ]
@@ -84,8 +86,9 @@ def applies(spec: GlobalSpec, release: str, arch: str | None = None) -> bool:
 class BTFObjects:
     """drgn object finder over the BTF tier. `skipped` records, by name, why a global was not given a type."""
 
-    def __init__(self, prog: Any, types: BTFTypes, release: str) -> None:
+    def __init__(self, prog: Any, types: BTFTypes, release: str, untyped_functions: bool = True) -> None:
         self.prog = prog
+        self.untyped_functions = untyped_functions  # a function symbol without a BTF FUNC stands as `void (...)`
         self.types = types
         self.release = release
         try:
@@ -157,7 +160,7 @@ class BTFObjects:
             self.unchecked.add(spec.name)  # kallsyms gives no extent: the type's size cannot be checked
         if spec.type.endswith("[]"):
             n = extent // drgn.sizeof(t) if extent else 0
-            n = self._trim_padding(sym.address, t, n)
+            n = self._trim_padding(sym.address, t, n, spec.trim_zero)
             t = self.prog.array_type(t, n or None)
         elif extent and drgn.sizeof(t) > extent:
             self.skipped[spec.name] = (
@@ -167,10 +170,11 @@ class BTFObjects:
             return None
         return drgn.Object(self.prog, t, address=sym.address)
 
-    def _trim_padding(self, address: int, elem: Any, n: int) -> int:
-        """The symbol's extent runs to the next symbol, alignment padding included: for an array of pointers,
-        drop trailing NULL slots (padding is zero; a NULL terminator is not an element either)."""
-        if n <= 0 or elem.unaliased_kind().name != "POINTER":
+    def _trim_padding(self, address: int, elem: Any, n: int, zero_is_padding: bool = False) -> int:
+        """The symbol's extent runs to the next symbol, alignment padding included: for an array of pointers
+        (or an entry that says so), drop trailing all-zero slots (padding is zero; a NULL terminator is not an
+        element either)."""
+        if n <= 0 or not (zero_is_padding or elem.unaliased_kind().name == "POINTER"):
             return n
         size = elem.size
         try:
@@ -195,6 +199,8 @@ class BTFObjects:
         # pahole before 1.21 encoded only ftrace-able functions (Debian 11's 5.10 has no FUNC for __meminit
         # vmemmap_populate, which drgn looks up to know CONFIG_SPARSEMEM_VMEMMAP): a function symbol stands,
         # with its prototype unknown (`void (...)`)
+        if not self.untyped_functions:
+            return None
         sym = self._symbol(name)
         if sym is None or sym.kind != drgn.SymbolKind.FUNC:
             return None

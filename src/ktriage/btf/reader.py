@@ -73,6 +73,9 @@ class Record:
         return KIND_NAMES.get(self.kind, str(self.kind))
 
 
+CACHED_SCAN_BYTES = 1 << 20  # a kernel's own BTF (MBs) is indexed through the cache; a module's (KBs) is not
+
+
 class BTF:
     """A parsed BTF blob. Split BTF (a module's) is given its `base`: its ids and string offsets continue the
     base's numbering, and look-ups fall through to the base."""
@@ -106,7 +109,10 @@ class BTF:
         self._offsets = array("I")
         self.by_name: dict[str, list[int]] = {}
         self.enum_ids = array("I")  # enumerators are looked up by name (drgn's constants): scan only these
-        self._scan()
+        if base is None and len(data) >= CACHED_SCAN_BYTES:
+            self._scan_cached()
+        else:
+            self._scan()
         self.next_id = self.first_id + len(self._offsets)
 
     # --- strings and records -------------------------------------------------------------------------------
@@ -117,6 +123,33 @@ class BTF:
         off -= self.str_base
         end = self._strs.find(b"\0", off)
         return self._strs[off : end if end >= 0 else None].decode("utf-8", "replace")
+
+    def _scan_cached(self) -> None:
+        """_scan's result from ktriage's per-user cache (ktriage.diskcache), keyed by the blob's hash.
+
+        Why: the scan is ~0.12 s of Python for a distribution kernel's 100k records, and it runs on the
+        thread that opens the dump while the main thread imports, so it also holds the GIL against them.
+        Every dump of one kernel build carries the same BTF: hashing it (5 ms) and loading the index (20 ms)
+        replaces the scan from the second report of that build on."""
+        import hashlib
+
+        from ktriage import diskcache
+
+        scanned = []
+
+        def scan() -> tuple[bytes, dict[str, list[int]], bytes]:
+            self._scan()
+            scanned.append(True)
+            return self._offsets.tobytes(), self.by_name, self.enum_ids.tobytes()
+
+        digest = hashlib.blake2b(self.data).hexdigest()
+        offsets, by_name, enum_ids = diskcache.cached(
+            "btf-index", diskcache.key_of("btf-index/1", len(self.data), digest), scan
+        )
+        if not scanned:  # from the cache (scan() filled them itself)
+            self._offsets.frombytes(offsets)
+            self.by_name = by_name
+            self.enum_ids.frombytes(enum_ids)
 
     def _scan(self) -> None:
         # The hot loop of the tier (100k records on a distribution kernel): locals only, one unpack per record,

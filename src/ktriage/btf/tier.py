@@ -66,17 +66,27 @@ def read_vmlinux_btf(prog: Any) -> BTF:
     return BTF(prog.read(start, stop - start), name="vmlinux")
 
 
-def enable(prog: Any, release: str, symbols: str = "kallsyms") -> BTFTier:
-    """Make drgn see types, globals, threads and stacks from the dump alone. Raises when the kernel has no BTF."""
+def enable(prog: Any, release: str, symbols: str = "kallsyms", before_dwarf: bool = False) -> BTFTier:
+    """Make drgn see types, globals, threads and stacks from the dump alone. Raises when the kernel has no BTF.
+
+    before_dwarf: the vmlinux's DWARF is attached too (ktriage.vmcore's dwarf tier): BTF answers names first,
+    so that drgn builds its DWARF name index only for a name BTF does not have; DWARF still gives what is found
+    by address (locals, inlined frames, source lines). A function BTF has no prototype for is then left to DWARF
+    instead of standing as `void (...)`."""
     t0 = time.perf_counter()
     btf = read_vmlinux_btf(prog)  # raises before anything is registered: the session stays on the symbols tier
     types = BTFTypes(prog, btf)
-    objects = BTFObjects(prog, types, release)
+    objects = BTFObjects(prog, types, release, untyped_functions=not before_dwarf)
     tier = BTFTier(types, objects, len(btf.data), len(btf), symbols=symbols)
-    _main_module(prog, tier)
+    if not before_dwarf:  # with the vmlinux attached drgn knows the image's range already
+        _main_module(prog, tier)
     prog.register_type_finder("ktriage-btf", types.finder, enable_index=0)
-    prog.register_object_finder("ktriage-btf", objects.finder, enable_index=-1)
+    # after drgn's "linux" finder (jiffies, PAGE_SIZE, vmemmap, ...), before "dwarf" when it is there
+    prog.register_object_finder("ktriage-btf", objects.finder, enable_index=1 if before_dwarf else -1)
     _modules(prog, tier, btf)
+    if before_dwarf:  # DWARF answers what the table cannot type; the BTF tier's notes about it do not apply
+        tier.seconds = time.perf_counter() - t0
+        return tier
     skipped = objects.check_table()
     if skipped:
         tier.notes.append(

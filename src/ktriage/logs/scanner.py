@@ -11,12 +11,13 @@ derived from the header patterns (ktriage.logs.anchors) is only counted, never s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from ktriage.logs.anchors import compile_other_run, compile_prefilter, derive
+from ktriage.logs.anchors import AnchorSearch, compile_other_run, compile_prefilter, derive
 from ktriage.logs.formats import END_MARKERS, FORMATS, IGNORE, TRIGGER, F, Format
 from ktriage.logs.guilty import first_guilty
 from ktriage.logs.pstore import Part, part_of, reorder
@@ -457,8 +458,18 @@ def scan_binary(
 
 
 _PART_BYTES = re.compile(rb"(?m)^(?:<\d{1,3}>)?[A-Z][a-z]{3,8}#\d{1,9} Part\d{1,9}\s{0,4}$")
-_ANCHOR = compile_prefilter()
-_OTHER_RUN = compile_other_run()  # records.OTHER_SYSLOG_RUN, in RE2
+
+
+@functools.cache
+def _anchor() -> AnchorSearch:
+    """The block pre-filter, compiled when a file is first read through scan_binary (~50 ms: deriving the
+    anchors, then Hyperscan's compile): a vmcore's log and text given as lines never need it."""
+    return compile_prefilter()
+
+
+@functools.cache
+def _other_run() -> Any:
+    return compile_other_run()  # records.OTHER_SYSLOG_RUN, in RE2
 
 
 class _Skipped:
@@ -524,7 +535,7 @@ def _scan_chunk(
     pos = 0
     while pos < size:
         if prefilter and sc.idle and not sc.fresh:  # a log's first lines may be a report's tail: read them all
-            hit = _ANCHOR.first_end(chunk, pos, size)
+            hit = _anchor().first_end(chunk, pos, size)
             if hit is None:
                 return _skip(skipped, chunk, pos, size, lineno)
             line_start = chunk.rfind(b"\n", pos, hit) + 1 or pos
@@ -532,7 +543,7 @@ def _scan_chunk(
                 lineno = _skip(skipped, chunk, pos, line_start, lineno)
                 pos = line_start
             skipped.flush(sc)
-        elif _month_first(chunk, pos) and (m := _OTHER_RUN.match(chunk, pos, size)):  # other programs' lines
+        elif _month_first(chunk, pos) and (m := _other_run().match(chunk, pos, size)):  # other programs' lines
             lineno += chunk.count(b"\n", pos, m.end())
             pos = m.end()
             continue
