@@ -70,9 +70,9 @@ def test_the_dump_is_opened_once_on_the_worker(lab, lab_scenario, monkeypatch):
     opened = []
     real = V._open_session
 
-    def spy(*a):  # type: ignore[no-untyped-def]
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
         opened.append(threading.current_thread() is threading.main_thread())
-        return real(*a)
+        return real(*a, **k)
 
     monkeypatch.setattr(V, "_open_session", spy)
     kw = debug_opts(lab)
