@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import sys
@@ -26,12 +27,16 @@ if TYPE_CHECKING:
     import drgn
 
 MADV_DONTNEED = 4
+_HEX = frozenset("0123456789abcdef")
 _RANGE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$")
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
-    name = ctypes.util.find_library("c") or "libc.so.6"
-    lib = ctypes.CDLL(name, use_errno=True)
+    try:
+        lib = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library runs `ldconfig -p` in a subprocess
+    except OSError:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     lib.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     lib.madvise.restype = ctypes.c_int
     return lib
@@ -50,7 +55,8 @@ def clean_file_mappings(path: str, smaps: str = "/proc/self/smaps") -> list[tupl
         return out
     with f:
         for line in f:
-            m = _RANGE.match(line)
+            # a mapping's first line starts with its address (lowercase hex); its fields start with a capital
+            m = _RANGE.match(line) if line[:1] in _HEX else None
             if m:
                 if cur is not None and not dirty:
                     out.append(cur)

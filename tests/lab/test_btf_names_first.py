@@ -2,7 +2,8 @@
 (ktriage.vmcore._names_from_btf, ktriage.btf.dwarf_gate): drgn then never builds its DWARF name index.
 
 What must hold, on real dumps of three kernels (the lab's 6.1 x86_64 build, its arm64 build and Debian 11's stock
-5.10 with its -dbg vmlinux):
+5.10 with its -dbg vmlinux; 5.10's BTF lacks `vmemmap_populate`, which drgn looks up on every kernel, so 5.10 takes
+the plain DWARF path unless a test clears ktriage.vmcore.DRGN_PROBES to exercise the gate on it):
 * the report is the one plain DWARF gives (`--no-btf`), but for the note that says how names were found;
 * every name the gate refused is absent from the plain DWARF program of the same dump too (the refusals are the
   probes drgn's helpers make for what another kernel version has: `vmap_nodes` before 6.9, SLAB's
@@ -79,8 +80,22 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def gate_on_510(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names from BTF on 5.10 too (drgn's vmemmap_populate probe then goes through the gate to DWARF)."""
+    monkeypatch.setattr(vm, "DRGN_PROBES", ())
+
+
+def test_510_takes_the_plain_path(lab):
+    """5.10's BTF has no `vmemmap_populate` (pahole wrote no FUNC for __meminit functions): names from BTF would
+    build DWARF's index anyway, after the BTF set-up, so the session does not try."""
+    core, vmlinux, ko_dir = _dump(lab, "5.10", "null-member")
+    s = vm._open_session(core, vmlinux, (ko_dir,), True)
+    assert s.tier == "dwarf" and s.dwarf_gate is None and not any(n.startswith(NOTE) for n in s.notes)
+
+
 @pytest.mark.parametrize(("target", "name"), CASES)
-def test_report_equals_plain_dwarf(lab, target, name):
+def test_report_equals_plain_dwarf(lab, gate_on_510, target, name):
     core, vmlinux, ko_dir = _dump(lab, target, name)
     names_first = _report(core, vmlinux, ko_dir, btf=True)
     plain = _report(core, vmlinux, ko_dir, btf=False)
@@ -149,7 +164,7 @@ def _dwarf_has(prog, what: str, key, name: str) -> bool:
 @pytest.mark.parametrize(
     ("target", "name"), [("x86", "netfilter-udp"), ("arm64", "hung-task"), ("5.10", "null-member")]
 )
-def test_refused_names_are_absent_from_dwarf(lab, monkeypatch, target, name):
+def test_refused_names_are_absent_from_dwarf(lab, monkeypatch, gate_on_510, target, name):
     core, vmlinux, ko_dir = _dump(lab, target, name)
     rec = _Recorder(monkeypatch)
     analyze_paths([core], Options(vmlinux=vmlinux, debuginfo_dirs=[ko_dir], isolate_dumps=False))
@@ -161,7 +176,7 @@ def test_refused_names_are_absent_from_dwarf(lab, monkeypatch, target, name):
         assert rec.gates[0].passed == [], "no name needed DWARF's index"
 
 
-def test_module_without_btf_and_untyped_global_come_from_dwarf(lab):
+def test_module_without_btf_and_untyped_global_come_from_dwarf(lab, gate_on_510):
     """5.10: crashmod has no BTF (no btf_modules before 5.11), so its struct is DWARF's; `nr_irqs` is in no table."""
     core, vmlinux, ko_dir = _dump(lab, "5.10", "null-member")
     s = vm._open_session(core, vmlinux, (ko_dir,), True)

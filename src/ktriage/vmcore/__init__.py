@@ -417,12 +417,14 @@ def _names_from_btf(s: VmcoreSession, paths: list[str], release: str) -> bool:
             continue
     if main.debug_file_status != drgn.ModuleFileStatus.HAVE:
         return False
+    if not _btf_names_suffice(prog):
+        return False
     from ktriage.btf import enable
 
     try:
         tier = enable(prog, release, "the vmlinux's ELF symbols", before_dwarf=True)
     except Exception as e:  # noqa: BLE001 - LookupError (no BTF), BTFError, drgn.FaultError: plain DWARF
-        s.notes.append(f"names from DWARF (drgn indexes it): no BTF to take them from ({_one_line(e)})")
+        s.notes.append(f"names from DWARF (drgn indexes it): the dump's BTF could not be read ({_one_line(e)})")
         return False
     s.btf = tier
     from ktriage.btf.dwarf_gate import DwarfGate
@@ -710,13 +712,36 @@ def _index_ahead(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf: bo
             continue
     if main.debug_file_status != drgn.ModuleFileStatus.HAVE:
         return False
-    if not btf:
-        return True
+    return not btf or not _btf_names_suffice(s.prog)
+
+
+# Names drgn's own C code looks up by name on every kernel, whatever the report reads: libdrgn's
+# linux_kernel_get_vmemmap_address asks for the function `vmemmap_populate` (CONFIG_SPARSEMEM_VMEMMAP). BTF written
+# by older pahole has no FUNC record for such __meminit functions (Debian 11's 5.10 has none), so with names from BTF
+# that lookup would reach DWARF and build its index anyway, after the BTF set-up.
+DRGN_PROBES = ("vmemmap_populate",)
+
+
+def _btf_names_suffice(prog: drgn.Program) -> bool:
+    """Can names come from the dump's BTF without drgn indexing the vmlinux's DWARF? No BTF at all, or a BTF
+    whose strings lack a name drgn probes that the kernel has (a symbol), says no. Reads only symbols and the
+    BTF's bytes (a C-speed search), never parses it."""
     try:
-        s.prog.symbol("__start_BTF")  # the vmlinux's own symbol table: no BTF in the image, none in the dump
-    except LookupError:
-        return True
-    return False
+        start = prog.symbol(
+            "__start_BTF"
+        ).address  # the vmlinux's own symbol table: no BTF in the image, none in the dump
+        stop = prog.symbol("__stop_BTF").address
+        blob = prog.read(start, stop - start) if 24 <= stop - start <= 64 << 20 else b""
+    except Exception:  # noqa: BLE001 - LookupError, drgn.FaultError: names-first would find no BTF either
+        return False
+    for name in DRGN_PROBES:
+        try:
+            prog.symbol(name)
+        except LookupError:
+            continue
+        if b"\0" + name.encode() + b"\0" not in blob:
+            return False
+    return True
 
 
 def finish_open(s: VmcoreSession) -> None:
