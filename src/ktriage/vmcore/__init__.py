@@ -11,7 +11,8 @@ Tiers (each adds to the one before, none is required by the one before):
            a table, ORC unwinding from memory: threads, stacks with registers, slab/task/socket decoders. No
            locals, inlined frames or source lines. Used only when no DWARF matches.
   dwarf    + vmlinux / module debug info: types, threads, stack traces with registers and locals,
-           slab/task/socket decoders.
+           slab/task/socket decoders. When the dump also carries BTF, names (types, globals) come from it first
+           and DWARF is read by address (ktriage.btf.dwarf_gate): drgn then never builds its DWARF name index.
 The session says which tier it reached and which debug file (by name and build id) would unlock more.
 """
 
