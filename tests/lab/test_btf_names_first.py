@@ -193,3 +193,18 @@ def test_module_without_btf_and_untyped_global_come_from_dwarf(lab, gate_on_510)
         s.prog["vmap_nodes"]  # 6.9's; plain DWARF has no such name either
     with pytest.raises(KeyError):
         plain.prog["vmap_nodes"]
+
+
+def test_module_file_under_another_name_is_still_found(lab, tmp_path):
+    """drgn's load_debug_info matches a module's file by build id whatever its name; attaching by name must not
+    lose a file given as `--debuginfo crashmod-dbg.ko`."""
+    import shutil
+
+    core, vmlinux, ko_dir = _dump(lab, "x86", "null-member")
+    renamed = tmp_path / "lab-module-dbg.ko"
+    shutil.copyfile(lab["crashmod_ko"], renamed)
+    for btf in (True, False):
+        s = vm._open_session(core, vmlinux, (str(renamed),), btf)
+        assert (s.dwarf_gate is not None) == btf
+        assert f"crashmod.ko: {renamed}" in s.loaded, s.loaded
+        assert not s.missing

@@ -452,16 +452,39 @@ def _attach_module_files(prog: drgn.Program, paths: list[str]) -> None:
             by_name.setdefault(base.split(".ko", 1)[0].replace("-", "_"), []).append(p)
         elif base.endswith(".debug"):  # /usr/lib/debug/.build-id/ab/cdef....debug
             by_name.setdefault(os.path.basename(os.path.dirname(p)) + base[: -len(".debug")], []).append(p)
-    for m in prog.modules():
-        if not isinstance(m, drgn.RelocatableModule) or m.debug_file_status != drgn.ModuleFileStatus.WANT:
+    wanting = [
+        m
+        for m in prog.modules()
+        if isinstance(m, drgn.RelocatableModule) and m.debug_file_status == drgn.ModuleFileStatus.WANT
+    ]
+    loaded = {m.name.replace("-", "_") for m in wanting} | {m.build_id.hex() for m in wanting if m.build_id}
+    for m in wanting:
+        _try_files(
+            m, by_name.get(m.name.replace("-", "_"), []) + by_name.get(m.build_id.hex() if m.build_id else "", [])
+        )
+    # a file named after no loaded module may still be one under another name (`--debuginfo mymod-dbg.ko`), which
+    # load_debug_info would have matched by build id: a few such files are tried on every module still without one
+    others = [p for key, ps in by_name.items() if key not in loaded for p in ps]
+    left = [m for m in wanting if m.debug_file_status == drgn.ModuleFileStatus.WANT]
+    if left and len(others) * len(left) <= MAX_RENAMED_TRIES:
+        for m in left:
+            _try_files(m, others)
+
+
+MAX_RENAMED_TRIES = 2000  # try_file calls (each reads an ELF's build id) spent on files named after no loaded module
+
+
+def _try_files(m: drgn.Module, paths: list[str]) -> None:
+    """Module.try_file on each path until one is taken (it takes only the file with the module's build id)."""
+    import drgn
+
+    for p in paths:
+        try:
+            m.try_file(p)
+        except Exception:  # noqa: BLE001 - unreadable candidate
             continue
-        for p in by_name.get(m.name.replace("-", "_"), []) + by_name.get(m.build_id.hex() if m.build_id else "", []):
-            try:
-                m.try_file(p)
-            except Exception:  # noqa: BLE001 - unreadable candidate
-                continue
-            if m.debug_file_status != drgn.ModuleFileStatus.WANT:
-                break
+        if m.debug_file_status != drgn.ModuleFileStatus.WANT:
+            return
 
 
 def _from_debuginfod(s: VmcoreSession) -> list[str]:
