@@ -1,9 +1,9 @@
 """With a vmlinux's DWARF given, names come from the dump's BTF first and DWARF is read by address
-(ktriage.vmcore._names_from_btf, ktriage.btf.dwarf_gate): drgn then never builds its DWARF name index.
+(ktriage.vmcore.btf_names, ktriage.btf.dwarf_gate): drgn then never builds its DWARF name index.
 
 What must hold, on real dumps of three kernels (the lab's 6.1 x86_64 build, its arm64 build and Debian 11's stock
 5.10 with its -dbg vmlinux; 5.10's BTF lacks `vmemmap_populate`, which drgn looks up on every kernel, so 5.10 takes
-the plain DWARF path unless a test clears ktriage.vmcore.DRGN_PROBES to exercise the gate on it):
+the plain DWARF path unless a test clears ktriage.vmcore.btf_names.DRGN_PROBES to exercise the gate on it):
 * the report is the one plain DWARF gives (`--no-btf`), but for the note that says how names were found;
 * every name the gate refused is absent from the plain DWARF program of the same dump too (the refusals are the
   probes drgn's helpers make for what another kernel version has: `vmap_nodes` before 6.9, SLAB's
@@ -27,6 +27,7 @@ import ktriage.vmcore as vm  # noqa: E402
 from ktriage.btf import dwarf_gate  # noqa: E402
 from ktriage.pipeline import Options, analyze_paths  # noqa: E402
 from ktriage.render.json_out import render  # noqa: E402
+from ktriage.vmcore import btf_names  # noqa: E402
 
 NOTE = "names (types, globals) from the dump's BTF"
 
@@ -83,7 +84,7 @@ CASES = [
 @pytest.fixture
 def gate_on_510(monkeypatch: pytest.MonkeyPatch) -> None:
     """Names from BTF on 5.10 too (drgn's vmemmap_populate probe then goes through the gate to DWARF)."""
-    monkeypatch.setattr(vm, "DRGN_PROBES", ())
+    monkeypatch.setattr(btf_names, "DRGN_PROBES", ())
 
 
 def test_510_takes_the_plain_path(lab):

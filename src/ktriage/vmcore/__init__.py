@@ -310,9 +310,8 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
         paths += _scan_dir(p) if os.path.isdir(p) else [p]
     if not vmlinux and not any(os.path.basename(p).startswith("vmlinux") for p in paths):
         paths += _from_debuginfod(s)
-    if paths and btf and _names_from_btf(s, paths, release):
-        _attach_module_files(prog, paths)
-    elif paths:
+    first = _names_first(s, paths, release) if paths and btf else False
+    if paths and not first:
         try:
             prog.load_debug_info(paths)
         except drgn.MissingDebugInfoError:
@@ -389,102 +388,22 @@ def load_debug_info(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf:
             pass
 
 
-def _names_from_btf(s: VmcoreSession, paths: list[str], release: str) -> bool:
-    """The vmlinux's DWARF attached, and the dump's BTF put in front of it for names (types, globals).
+def _names_first(s: VmcoreSession, paths: list[str], release: str) -> bool:
+    """The dwarf tier with names from the dump's BTF (ktriage.vmcore.btf_names says why and when)."""
+    from ktriage.vmcore.btf_names import names_first
 
-    Why: drgn builds a name index over all of a file's DWARF on the first lookup by name, and the first thing
-    it does with a kernel (listing its modules) is such a lookup: on a distribution kernel's 600 MB vmlinux that
-    is 0.35 s of CPU and 180 MB, most of a report's cost. With BTF answering names, DWARF is read only by
-    address (a frame's locals, inlined frames, source lines), which needs no index; a name BTF lacks still
-    falls through to DWARF (and builds the index then), so nothing is lost. Kernels without BTF in the dump
-    keep the plain DWARF path."""
-    import drgn
-
-    prog = s.prog
-    try:
-        main, _new = next(prog.loaded_modules())  # the kernel image, from VMCOREINFO: no lookup by name yet
-    except Exception:  # noqa: BLE001 - drgn.Error/LookupError/StopIteration on an odd dump
+    got = names_first(s.prog, paths, release)
+    if isinstance(got, str):
+        s.notes.append(f"names from DWARF (drgn indexes it): the dump's BTF could not be read ({got})")
         return False
-    if not isinstance(main, drgn.MainModule) or main.build_id is None:
+    if got is None:
         return False
-    for p in paths:  # drgn accepts only the file with the dump's build id
-        if main.debug_file_status != drgn.ModuleFileStatus.WANT:
-            break
-        if ".ko" in os.path.basename(p):  # a module's file (foo.ko, foo.ko.debug, foo.ko.xz)
-            continue
-        try:
-            main.try_file(p)
-        except Exception:  # noqa: BLE001 - an unreadable candidate: load_debug_info reports what matters
-            continue
-    if main.debug_file_status != drgn.ModuleFileStatus.HAVE:
-        return False
-    if not _btf_names_suffice(prog):
-        return False
-    from ktriage.btf import enable
-
-    try:
-        tier = enable(prog, release, "the vmlinux's ELF symbols", before_dwarf=True)
-    except Exception as e:  # noqa: BLE001 - LookupError (no BTF), BTFError, drgn.FaultError: plain DWARF
-        s.notes.append(f"names from DWARF (drgn indexes it): the dump's BTF could not be read ({_one_line(e)})")
-        return False
-    s.btf = tier
-    from ktriage.btf.dwarf_gate import DwarfGate
-
-    s.dwarf_gate = DwarfGate(prog, tier.modules_with_btf)
-    s.dwarf_gate.register()
+    s.btf, s.dwarf_gate = got
     s.notes.append(
-        f"names (types, globals) from the dump's BTF ({tier.vmlinux_types} types) first; DWARF read by address "
+        f"names (types, globals) from the dump's BTF ({s.btf.vmlinux_types} types) first; DWARF read by address "
         "for locals, inlined frames and source lines, and by name only for what BTF lacks and DWARF may have"
     )
     return True
-
-
-def _attach_module_files(prog: drgn.Program, paths: list[str]) -> None:
-    """Each loaded module's debug file among `paths`, by its name (or its build id's file name), attached
-    with Module.try_file, which checks the build id. Not Program.load_debug_info: that indexes all the DWARF
-    it has attached, the vmlinux's included, when it returns."""
-    import drgn
-
-    by_name: dict[str, list[str]] = {}
-    for p in paths:
-        base = os.path.basename(p)
-        if ".ko" in base:
-            by_name.setdefault(base.split(".ko", 1)[0].replace("-", "_"), []).append(p)
-        elif base.endswith(".debug"):  # /usr/lib/debug/.build-id/ab/cdef....debug
-            by_name.setdefault(os.path.basename(os.path.dirname(p)) + base[: -len(".debug")], []).append(p)
-    wanting = [
-        m
-        for m in prog.modules()
-        if isinstance(m, drgn.RelocatableModule) and m.debug_file_status == drgn.ModuleFileStatus.WANT
-    ]
-    loaded = {m.name.replace("-", "_") for m in wanting} | {m.build_id.hex() for m in wanting if m.build_id}
-    for m in wanting:
-        _try_files(
-            m, by_name.get(m.name.replace("-", "_"), []) + by_name.get(m.build_id.hex() if m.build_id else "", [])
-        )
-    # a file named after no loaded module may still be one under another name (`--debuginfo mymod-dbg.ko`), which
-    # load_debug_info would have matched by build id: a few such files are tried on every module still without one
-    others = [p for key, ps in by_name.items() if key not in loaded for p in ps]
-    left = [m for m in wanting if m.debug_file_status == drgn.ModuleFileStatus.WANT]
-    if left and len(others) * len(left) <= MAX_RENAMED_TRIES:
-        for m in left:
-            _try_files(m, others)
-
-
-MAX_RENAMED_TRIES = 2000  # try_file calls (each reads an ELF's build id) spent on files named after no loaded module
-
-
-def _try_files(m: drgn.Module, paths: list[str]) -> None:
-    """Module.try_file on each path until one is taken (it takes only the file with the module's build id)."""
-    import drgn
-
-    for p in paths:
-        try:
-            m.try_file(p)
-        except Exception:  # noqa: BLE001 - unreadable candidate
-            continue
-        if m.debug_file_status != drgn.ModuleFileStatus.WANT:
-            return
 
 
 def _from_debuginfod(s: VmcoreSession) -> list[str]:
@@ -707,15 +626,17 @@ def _open_session(
     s = VmcoreSession(path, prog, notes=notes, tmpdir=tmpdir, dump_format=_format_of(_head(path)))
     _read_vmcoreinfo(s)
     s.pending = (vmlinux, list(dirs), btf)
-    if not early or _index_ahead(s, vmlinux, list(dirs), btf):
+    if not early or _index_ahead(s, vmlinux, btf):
         finish_open(s)
     return s
 
 
-def _index_ahead(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf: bool) -> bool:
+def _index_ahead(s: VmcoreSession, vmlinux: str | None, btf: bool) -> bool:
     """Will loading the debug info be drgn indexing DWARF (the vmlinux matches and names cannot come from
     BTF: a kernel built without it, or --no-btf)? Only C code runs to find out."""
     import drgn
+
+    from ktriage.vmcore.btf_names import attach_vmlinux, btf_names_suffice
 
     release = s.vmcoreinfo.get("OSRELEASE", "")
     candidates = [p for p in [vmlinux or "", *(_default_debug_paths(release) if release else [])] if os.path.isfile(p)]
@@ -727,45 +648,10 @@ def _index_ahead(s: VmcoreSession, vmlinux: str | None, dirs: list[str], btf: bo
         return False
     if not isinstance(main, drgn.MainModule):
         return False
-    for p in candidates:
-        if main.debug_file_status != drgn.ModuleFileStatus.WANT:
-            break
-        try:
-            main.try_file(p)
-        except Exception:  # noqa: BLE001
-            continue
+    attach_vmlinux(main, candidates)
     if main.debug_file_status != drgn.ModuleFileStatus.HAVE:
         return False
-    return not btf or not _btf_names_suffice(s.prog)
-
-
-# Names drgn's own C code looks up by name on every kernel, whatever the report reads: libdrgn's
-# linux_kernel_get_vmemmap_address asks for the function `vmemmap_populate` (CONFIG_SPARSEMEM_VMEMMAP). BTF written
-# by older pahole has no FUNC record for such __meminit functions (Debian 11's 5.10 has none), so with names from BTF
-# that lookup would reach DWARF and build its index anyway, after the BTF set-up.
-DRGN_PROBES = ("vmemmap_populate",)
-
-
-def _btf_names_suffice(prog: drgn.Program) -> bool:
-    """Can names come from the dump's BTF without drgn indexing the vmlinux's DWARF? No BTF at all, or a BTF
-    whose strings lack a name drgn probes that the kernel has (a symbol), says no. Reads only symbols and the
-    BTF's bytes (a C-speed search), never parses it."""
-    try:
-        start = prog.symbol(
-            "__start_BTF"
-        ).address  # the vmlinux's own symbol table: no BTF in the image, none in the dump
-        stop = prog.symbol("__stop_BTF").address
-        blob = prog.read(start, stop - start) if 24 <= stop - start <= 64 << 20 else b""
-    except Exception:  # noqa: BLE001 - LookupError, drgn.FaultError: names-first would find no BTF either
-        return False
-    for name in DRGN_PROBES:
-        try:
-            prog.symbol(name)
-        except LookupError:
-            continue
-        if b"\0" + name.encode() + b"\0" not in blob:
-            return False
-    return True
+    return not btf or not btf_names_suffice(s.prog)
 
 
 def finish_open(s: VmcoreSession) -> None:
