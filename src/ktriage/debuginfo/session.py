@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ktriage.debuginfo.elf import SHT_NOBITS, ElfFile
+from ktriage.debuginfo.elf import ET_REL, SHT_NOBITS, ElfFile
 from ktriage.debuginfo.find import Search, norm_mod
 
 MODULE_BASE = 0xFFFFFFFFC0000000
@@ -46,6 +46,15 @@ _PT_REGS = {
 # arm64 `struct pt_regs` starts with user_pt_regs: x0..x30, sp, pc, pstate (arch/arm64/include/asm/ptrace.h);
 # drgn reads those 34 words by layout. The oops dump names them x0..x29, sp, pstate (x30 is `lr : sym+off`).
 _PT_REGS_ARM64 = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
+
+
+@dataclass(frozen=True)
+class _Sym:
+    """What callers of DebugInfo.function read of a drgn Symbol."""
+
+    name: str
+    address: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -170,9 +179,13 @@ class DebugInfo:
     # --- addresses ---------------------------------------------------------------------------
 
     def function(self, symbol: str, module: str | None) -> Any:
-        """drgn Symbol of `symbol` in vmlinux or in `module` (local names repeat across objects)."""
+        """drgn Symbol of `symbol` in vmlinux or in `module` (local names repeat across objects); for vmlinux
+        (linked where this program loads it) its address and size from the file's own, remembered look-up."""
         if not self.ok or not self.has(module):
             return None
+        if module is None and self.kernel is not None and self.kernel.etype != ET_REL:
+            hit = self.kernel.lookup(symbol)
+            return None if hit is None or hit[0] >= MODULE_BASE else _Sym(symbol, hit[0], hit[1])
         try:
             cands = self.prog.symbols(symbol)
         except (LookupError, ValueError):
