@@ -135,21 +135,15 @@ class BTF:
 
         from ktriage import diskcache
 
-        scanned = []
-
         def scan() -> tuple[bytes, dict[str, list[int]], bytes]:
             self._scan()
-            scanned.append(True)
             return self._offsets.tobytes(), self.by_name, self.enum_ids.tobytes()
 
         digest = hashlib.blake2b(self.data).hexdigest()
-        offsets, by_name, enum_ids = diskcache.cached(
+        offsets, self.by_name, enum_ids = diskcache.cached(
             "btf-index", diskcache.key_of("btf-index/1", len(self.data), digest), scan
         )
-        if not scanned:  # from the cache (scan() filled them itself)
-            self._offsets.frombytes(offsets)
-            self.by_name = by_name
-            self.enum_ids.frombytes(enum_ids)
+        self._offsets, self.enum_ids = array("I", offsets), array("I", enum_ids)
 
     def _scan(self) -> None:
         # The hot loop of the tier (100k records on a distribution kernel): locals only, one unpack per record,

@@ -84,9 +84,14 @@ def enable(prog: Any, release: str, symbols: str = "kallsyms", before_dwarf: boo
     # after drgn's "linux" finder (jiffies, PAGE_SIZE, vmemmap, ...), before "dwarf" when it is there
     prog.register_object_finder("ktriage-btf", objects.finder, enable_index=1 if before_dwarf else -1)
     _modules(prog, tier, btf)
-    if before_dwarf:  # DWARF answers what the table cannot type; the BTF tier's notes about it do not apply
-        tier.seconds = time.perf_counter() - t0
-        return tier
+    if not before_dwarf:  # with DWARF behind, it answers what the table cannot type: these notes do not apply
+        _check_table(objects, tier)
+    tier.seconds = time.perf_counter() - t0
+    return tier
+
+
+def _check_table(objects: BTFObjects, tier: BTFTier) -> None:
+    """Say which table entries this kernel cannot type, and which kallsyms cannot size."""
     skipped = objects.check_table()
     if skipped:
         tier.notes.append(
@@ -98,8 +103,6 @@ def enable(prog: Any, release: str, symbols: str = "kallsyms", before_dwarf: boo
             "globals typed from the table whose size kallsyms cannot confirm (no extent): "
             + ", ".join(sorted(objects.unchecked))
         )
-    tier.seconds = time.perf_counter() - t0
-    return tier
 
 
 def _main_module(prog: Any, tier: BTFTier) -> None:

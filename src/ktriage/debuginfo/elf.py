@@ -265,10 +265,6 @@ class ElfFile:
             self._looked[key] = self._lookup_uncached(name, func)
         return self._looked[key]
 
-    def lookup(self, name: str) -> tuple[int, int, int] | None:
-        """(value, size, section index) of the first defined symbol `name`, remembered."""
-        return self._lookup(name)
-
     def _lookup_uncached(self, name: str, func: bool) -> tuple[int, int, int] | None:
         d = self._drgn
         if d is not None:

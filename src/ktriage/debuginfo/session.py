@@ -184,7 +184,7 @@ class DebugInfo:
         if not self.ok or not self.has(module):
             return None
         if module is None and self.kernel is not None and self.kernel.etype != ET_REL:
-            hit = self.kernel.lookup(symbol)
+            hit = self.kernel.symbols({symbol}).get(symbol)
             return None if hit is None or hit[0] >= MODULE_BASE else _Sym(symbol, hit[0], hit[1])
         try:
             cands = self.prog.symbols(symbol)

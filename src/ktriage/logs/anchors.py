@@ -170,9 +170,14 @@ def all_anchors() -> list[str]:
     return minimal(found)
 
 
+def prefilter_patterns() -> list[bytes]:
+    """The anchors, escaped, and the hidden-text bytes: what either engine searches a block for."""
+    return [re.escape(a.encode()) for a in all_anchors()] + [HIDDEN]
+
+
 def prefilter_pattern() -> bytes:
-    """One alternation over the anchors and the hidden-text bytes, for a single C-speed search of a block."""
-    return b"|".join([re.escape(a.encode()) for a in all_anchors()] + [HIDDEN])
+    """One alternation over prefilter_patterns, for a single C-speed search of a block."""
+    return b"|".join(prefilter_patterns())
 
 
 class AnchorSearch(Protocol):
@@ -220,7 +225,7 @@ class HyperscanSearch:
         import hyperscan
 
         self._hs = hyperscan
-        pats = [re.escape(a.encode()) for a in all_anchors()] + [HIDDEN]
+        pats = prefilter_patterns()
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._db.compile(
             expressions=pats, ids=list(range(len(pats))), flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(pats)

@@ -837,8 +837,6 @@ IGNORE = re.compile(
 )
 
 
-# What varies between runs of one bug, replaced in titles (syzkaller's convention, so that one
-# bug has one title): executor names, addresses, file lines, `func+0x1/0x2` offsets, numbers.
 # Messages that are no crash but print a stack of their own (syzkaller's infoMessagesWithStack), with
 # what prints them. Inside a report whose lines carry no caller id (CONFIG_PRINTK_CALLER), their frames
 # and the report's are interleaved on the console: the report is read up to that line.
@@ -848,6 +846,8 @@ INFO_WITH_STACK: tuple[tuple[str, str], ...] = (
     ("FAULT_FLAG_ALLOW_RETRY missing", "handle_userfault() (fs/userfaultfd.c)"),
 )
 
+# What varies between runs of one bug, replaced in titles (syzkaller's convention, so that one
+# bug has one title): executor names, addresses, file lines, `func+0x1/0x2` offsets, numbers.
 TITLE_REPLACEMENTS: tuple[tuple[linear.Pattern, str], ...] = tuple(
     (linear.compile(a), b)
     for a, b in (

@@ -576,9 +576,10 @@ def _split_rest(header: re.Match[str], lines: Sequence[str]) -> tuple[str, int] 
     return None
 
 
-def _kind(fmt: Format, header: re.Match[str], lines: Sequence[str]) -> str:
+def _kind(fmt: Format, header: re.Match[str], lines: Sequence[str], split: tuple[str, int] | None) -> str:
+    """The crash's kind: the format's, the split header's second half's (`split`, from _split_rest), or a
+    corrupted list or a refcount the text names."""
     kind = fmt.kind or _FALLBACK_KIND.get(lines[0][header.start(1) :].split(":", 1)[0], "unknown")
-    split = _split_rest(header, lines)
     if split is not None:
         kind = split[0]
     joined = "\n".join(lines[:80])
@@ -660,7 +661,8 @@ def build_crash(
     title, missing = _title(fmt, groups, guilty)
     if title_only:
         span = SourceSpan(path, region[0].lineno, region[-1].lineno, source_format)
-        return Crash(kind=_kind(fmt, header, lines), title=title, source=span, panic=_panic(lines))
+        kind = _kind(fmt, header, lines, _split_rest(header, lines))
+        return Crash(kind=kind, title=title, source=span, panic=_panic(lines))
     if (
         guilty is None
         and ip is not None
@@ -760,8 +762,8 @@ def build_crash(
 
     panic = _panic(lines)
 
-    kind = _kind(fmt, header, lines)
     split = _split_rest(header, lines)
+    kind = _kind(fmt, header, lines, split)
     if split is not None:
         notes.append(
             f"kind {split[0]}: from the header's second half, printed {split[1]} lines later after other messages"

@@ -634,22 +634,13 @@ def _open_session(
 def _index_ahead(s: VmcoreSession, vmlinux: str | None, btf: bool) -> bool:
     """Will loading the debug info be drgn indexing DWARF (the vmlinux matches and names cannot come from
     BTF: a kernel built without it, or --no-btf)? Only C code runs to find out."""
-    import drgn
-
     from ktriage.vmcore.btf_names import attach_vmlinux, btf_names_suffice
 
     release = s.vmcoreinfo.get("OSRELEASE", "")
     candidates = [p for p in [vmlinux or "", *(_default_debug_paths(release) if release else [])] if os.path.isfile(p)]
     if not candidates:  # nothing to index (and no module made here that load_debug_info would not have made)
         return False
-    try:
-        main, _new = next(s.prog.loaded_modules())
-    except Exception:  # noqa: BLE001 - load_debug_info reports it
-        return False
-    if not isinstance(main, drgn.MainModule):
-        return False
-    attach_vmlinux(main, candidates)
-    if main.debug_file_status != drgn.ModuleFileStatus.HAVE:
+    if attach_vmlinux(s.prog, candidates) is None:
         return False
     return not btf or not btf_names_suffice(s.prog)
 

@@ -35,16 +35,8 @@ def names_first(prog: drgn.Program, paths: list[str], release: str) -> tuple[BTF
     """The vmlinux among `paths` attached and the dump's BTF put in front of its DWARF for names, with the gate
     between them: (tier, gate). None when this does not apply (no vmlinux matches the dump, or its BTF lacks
     what drgn probes); the reason when the dump's BTF could not be read. Either way nothing was indexed."""
-    import drgn
-
-    try:
-        main, _new = next(prog.loaded_modules())  # the kernel image, from VMCOREINFO: no lookup by name yet
-    except Exception:  # noqa: BLE001 - drgn.Error/LookupError/StopIteration on an odd dump
-        return None
-    if not isinstance(main, drgn.MainModule) or main.build_id is None:
-        return None
-    attach_vmlinux(main, [p for p in paths if ".ko" not in os.path.basename(p)])  # not foo.ko, foo.ko.debug
-    if main.debug_file_status != drgn.ModuleFileStatus.HAVE or not btf_names_suffice(prog):
+    vmlinux = [p for p in paths if ".ko" not in os.path.basename(p)]  # not foo.ko, foo.ko.debug
+    if attach_vmlinux(prog, vmlinux) is None or not btf_names_suffice(prog):
         return None
     from ktriage.btf import enable
     from ktriage.btf.dwarf_gate import DwarfGate
@@ -59,17 +51,25 @@ def names_first(prog: drgn.Program, paths: list[str], release: str) -> tuple[BTF
     return tier, gate
 
 
-def attach_vmlinux(main: drgn.MainModule, paths: list[str]) -> None:
-    """The first of `paths` drgn takes as the kernel's debug file (it takes only the dump's build id)."""
+def attach_vmlinux(prog: drgn.Program, paths: list[str]) -> drgn.MainModule | None:
+    """The kernel image (drgn's main module, from VMCOREINFO: no lookup by name yet) with the first of `paths`
+    attached that drgn takes as its debug file (only the file with the dump's build id); None when none is."""
     import drgn
 
+    try:
+        main, _new = next(prog.loaded_modules())
+    except Exception:  # noqa: BLE001 - drgn.Error/LookupError/StopIteration on an odd dump
+        return None
+    if not isinstance(main, drgn.MainModule) or main.build_id is None:
+        return None
     for p in paths:
         if main.debug_file_status != drgn.ModuleFileStatus.WANT:
-            return
+            break
         try:
             main.try_file(p)
         except Exception:  # noqa: BLE001 - an unreadable candidate: load_debug_info reports what matters
             continue
+    return main if main.debug_file_status == drgn.ModuleFileStatus.HAVE else None
 
 
 def btf_names_suffice(prog: drgn.Program) -> bool:
